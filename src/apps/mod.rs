@@ -1,0 +1,273 @@
+//! Applications: the OAuth clients an organization registers.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::audit::{Actor, NewAuditEvent};
+use crate::error::{Error, Result};
+use crate::orgs::{Organization, validate_name};
+use crate::service::Services;
+use crate::{crypto, time_now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    /// Can keep a secret (server-side web apps).
+    Confidential,
+    /// Cannot (single-page and native apps): PKCE is mandatory, no client credentials.
+    Public,
+}
+
+impl ClientType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientType::Confidential => "confidential",
+            ClientType::Public => "public",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "confidential" => Some(ClientType::Confidential),
+            "public" => Some(ClientType::Public),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials].into_iter().find(|g| g.as_str() == text)
+    }
+}
+
+/// Per-application settings; every field has a default so new ones need no data migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppSettings {
+    /// JWS algorithm for this application's tokens: RS256 (default), ES256 or EdDSA.
+    pub signing_alg: String,
+    /// Whether refresh tokens are issued without the client asking for `offline_access`.
+    pub refresh_without_offline_access: bool,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self { signing_alg: "RS256".into(), refresh_without_offline_access: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    pub id: String,
+    pub org_id: String,
+    pub client_id: String,
+    pub name: String,
+    pub client_type: ClientType,
+    #[serde(skip)]
+    pub client_secret_hash: Option<Vec<u8>>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub cors_origins: Vec<String>,
+    pub first_party: bool,
+    pub settings: AppSettings,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Application {
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+pub struct NewApplication {
+    pub name: String,
+    pub client_type: ClientType,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub cors_origins: Vec<String>,
+    pub first_party: bool,
+    pub signing_alg: Option<String>,
+}
+
+/// The application as created, with its client secret: the only time the secret exists outside the client.
+#[derive(Debug, Serialize)]
+pub struct CreatedApplication {
+    #[serde(flatten)]
+    pub app: Application,
+    pub client_secret: Option<String>,
+}
+
+pub const SIGNING_ALGS: &[&str] = &["RS256", "ES256", "EdDSA"];
+
+fn is_loopback_host(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+}
+
+/// Registered redirect URIs: absolute, no fragment; https, or http only on loopback; custom schemes
+/// (`com.example.app:/callback`) only for public (native) clients.
+pub fn validate_redirect_uri(field: &str, raw: &str, client_type: ClientType) -> Result<String> {
+    let url = Url::parse(raw).map_err(|_| Error::invalid(field, format!("{raw:?} is not an absolute URI")))?;
+    if url.fragment().is_some() {
+        return Err(Error::invalid(field, format!("{raw:?} must not contain a fragment")));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => return Err(Error::invalid(field, format!("{raw:?} must use https (http is allowed only on loopback)"))),
+        scheme if client_type == ClientType::Public && scheme.contains('.') => {}
+        _ => {
+            return Err(Error::invalid(
+                field,
+                format!("{raw:?}: custom schemes are for native (public) clients and must be reverse-DNS, like com.example.app"),
+            ));
+        }
+    }
+    // Stored exactly as given: matching at the authorization endpoint is an exact string comparison.
+    Ok(raw.to_string())
+}
+
+/// A CORS origin is scheme://host[:port] and nothing else.
+pub fn validate_origin(raw: &str) -> Result<String> {
+    let url = Url::parse(raw).map_err(|_| Error::invalid("cors_origin", format!("{raw:?} is not an origin")))?;
+    let origin = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "http" | "https") || origin != raw.trim_end_matches('/') || url.path() != "/" {
+        return Err(Error::invalid("cors_origin", format!("{raw:?} must be an origin like https://app.example.com")));
+    }
+    Ok(origin)
+}
+
+pub fn validate(input: &NewApplication) -> Result<()> {
+    if input.grant_types.is_empty() {
+        return Err(Error::invalid("grant", "at least one grant type is required"));
+    }
+    let has = |g| input.grant_types.contains(&g);
+    if input.client_type == ClientType::Public && has(GrantType::ClientCredentials) {
+        return Err(Error::invalid("grant", "public clients cannot use client_credentials (they hold no secret)"));
+    }
+    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+        return Err(Error::invalid("grant", "refresh_token requires authorization_code"));
+    }
+    if has(GrantType::AuthorizationCode) && input.redirect_uris.is_empty() {
+        return Err(Error::invalid("redirect_uri", "authorization_code needs at least one redirect URI"));
+    }
+    if !has(GrantType::AuthorizationCode) && !input.redirect_uris.is_empty() {
+        return Err(Error::invalid("redirect_uri", "redirect URIs are only used with authorization_code"));
+    }
+    if let Some(alg) = &input.signing_alg {
+        if !SIGNING_ALGS.contains(&alg.as_str()) {
+            return Err(Error::invalid("signing_alg", format!("must be one of {}", SIGNING_ALGS.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    services: &Services,
+    actor: &Actor,
+    org: &Organization,
+    mut input: NewApplication,
+) -> Result<CreatedApplication> {
+    input.name = validate_name("name", &input.name)?;
+    validate(&input)?;
+    let redirect_uris = input
+        .redirect_uris
+        .iter()
+        .map(|u| validate_redirect_uri("redirect_uri", u, input.client_type))
+        .collect::<Result<Vec<_>>>()?;
+    let post_logout_redirect_uris = input
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| validate_redirect_uri("post_logout_redirect_uri", u, input.client_type))
+        .collect::<Result<Vec<_>>>()?;
+    let cors_origins = input.cors_origins.iter().map(|o| validate_origin(o)).collect::<Result<Vec<_>>>()?;
+    let mut grant_types = input.grant_types.clone();
+    grant_types.sort();
+    grant_types.dedup();
+
+    let client_secret = (input.client_type == ClientType::Confidential).then(crypto::random_token);
+    let now = time_now();
+    let app = Application {
+        id: crypto::random_id("app"),
+        org_id: org.id.clone(),
+        client_id: hex::encode(crypto::random_bytes(16)),
+        name: input.name,
+        client_type: input.client_type,
+        client_secret_hash: client_secret.as_deref().map(|s| services.secrets.token_hash(s)),
+        redirect_uris,
+        post_logout_redirect_uris,
+        grant_types,
+        cors_origins,
+        first_party: input.first_party,
+        settings: AppSettings {
+            signing_alg: input.signing_alg.unwrap_or_else(|| "RS256".into()),
+            ..AppSettings::default()
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = NewAuditEvent::new(&org.id, actor, "app.created")
+        .target("application", &app.id)
+        .change(None, Some(serde_json::to_value(&app).unwrap_or_default()));
+    services.store.create_app(&app, &audit).await?;
+    Ok(CreatedApplication { app, client_secret })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_rules() {
+        let conf = ClientType::Confidential;
+        assert!(validate_redirect_uri("r", "https://app.example.com/cb", conf).is_ok());
+        assert!(validate_redirect_uri("r", "http://127.0.0.1:3000/cb", conf).is_ok());
+        assert!(validate_redirect_uri("r", "http://app.example.com/cb", conf).is_err());
+        assert!(validate_redirect_uri("r", "https://app.example.com/cb#frag", conf).is_err());
+        assert!(validate_redirect_uri("r", "/relative", conf).is_err());
+        assert!(validate_redirect_uri("r", "com.example.app:/cb", conf).is_err());
+        assert!(validate_redirect_uri("r", "com.example.app:/cb", ClientType::Public).is_ok());
+        assert!(validate_redirect_uri("r", "javascript:alert(1)", ClientType::Public).is_err());
+    }
+
+    #[test]
+    fn origins_are_bare() {
+        assert_eq!(validate_origin("https://app.example.com").unwrap(), "https://app.example.com");
+        assert!(validate_origin("https://app.example.com/path").is_err());
+        assert!(validate_origin("ftp://app.example.com").is_err());
+    }
+
+    #[test]
+    fn public_clients_cannot_use_client_credentials() {
+        let input = NewApplication {
+            name: "x".into(),
+            client_type: ClientType::Public,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::ClientCredentials],
+            cors_origins: vec![],
+            first_party: false,
+            signing_alg: None,
+        };
+        assert!(validate(&input).is_err());
+    }
+}

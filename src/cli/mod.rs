@@ -1,0 +1,453 @@
+//! The command line: `latchkey serve` and non-interactive, scriptable administration. Every command
+//! accepts `--json`; errors print one line on standard error and exit non-zero, changing nothing.
+
+mod output;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::apps::{self, ClientType, GrantType, NewApplication};
+use crate::audit::{self, Actor};
+use crate::config::Config;
+use crate::error::Error;
+use crate::orgs::{self, NewOrganization, Role};
+use crate::server::{Server, shutdown_signal};
+use crate::service::Services;
+use crate::users::{self, NewUser};
+use crate::{keys, telemetry};
+use output::Output;
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "Latchkey: an OpenID Connect provider in one small binary")]
+pub struct Cli {
+    /// TOML configuration file; LATCHKEY_* environment variables override its values.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite in ./latchkey-data unless configured otherwise).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage applications (OAuth clients).
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage token-signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization with its own user pool, issuer and signing keys.
+    Create {
+        /// URL-safe identifier used in the issuer: {public_url}/o/{slug}.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AppType {
+    Confidential,
+    Public,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register an application. A confidential client's secret is printed this once.
+    Create(AppCreate),
+    /// List an organization's applications.
+    List(OrgArg),
+}
+
+#[derive(Args)]
+struct AppCreate {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long = "type", value_enum)]
+    client_type: AppType,
+    /// Exact redirect URI (repeatable).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Exact post-logout redirect URI (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Comma-separated: authorization_code, refresh_token, client_credentials.
+    #[arg(long = "grant", value_delimiter = ',', required = true)]
+    grants: Vec<String>,
+    /// Browser origin allowed to call the token, userinfo, revocation and JWKS endpoints (repeatable).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Skip the consent screen: the application belongs to the organization itself.
+    #[arg(long)]
+    first_party: bool,
+    /// Token signing algorithm: RS256 (default), ES256 or EdDSA.
+    #[arg(long)]
+    signing_alg: Option<String>,
+}
+
+#[derive(Args)]
+struct OrgArg {
+    /// Organization slug.
+    #[arg(long)]
+    org: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Owner,
+    Admin,
+    Member,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password, if any, is read from standard input, never from the command line.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Mark the email address as already verified.
+        #[arg(long)]
+        verified: bool,
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the user a member of the organization's administration with this role.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+    /// List an organization's users.
+    List(OrgArg),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Activate the published next key, retire the current one and publish a new next key.
+    Rotate(OrgArg),
+    /// List signing keys and their states.
+    List(OrgArg),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the organization's hash chain from the first event to the head.
+    Verify(OrgArg),
+    /// Print audit events, oldest first.
+    List {
+        #[arg(long)]
+        org: String,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+/// Exit codes: 1 for a refused or failed operation, 2 for usage and configuration errors.
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json);
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            out.error(&format!("configuration error: {e}"), None);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if matches!(cli.command, Command::Serve) {
+        telemetry::init(config.log_format, &config.log_level);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.error(&format!("cannot start the runtime: {e}"), None);
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(run(cli.command, config, out))
+}
+
+async fn run(command: Command, config: Config, out: Output) -> ExitCode {
+    // Read the password before touching the database, so a missing password changes nothing.
+    let password = match &command {
+        Command::User(UserCommand::Create { password_stdin: true, .. }) => match read_password() {
+            Ok(p) => Some(p),
+            Err(message) => {
+                out.error(&message, Some("password"));
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        _ => None,
+    };
+    let services = match Services::open(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&format!("configuration error: {e}"), None);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = match command {
+        Command::Serve => return serve(services, &out).await,
+        Command::Migrate => {
+            out.show(&json!({"migrated": true, "backend": services.store.backend()}), |_| {
+                format!("database is up to date ({})", services.store.backend())
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Org(cmd) => org_command(&services, cmd, &out).await,
+        Command::App(cmd) => app_command(&services, cmd, &out).await,
+        Command::User(cmd) => user_command(&services, cmd, password, &out).await,
+        Command::Keys(cmd) => keys_command(&services, cmd, &out).await,
+        Command::Audit(cmd) => audit_command(&services, cmd, &out).await,
+    };
+    services.store.close().await;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let field = match &e {
+                Error::Invalid { field, .. } => Some(field.as_str()),
+                _ => None,
+            };
+            out.error(&e.to_string(), field);
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    let mut input = String::new();
+    std::io::stdin().take(4096).read_to_string(&mut input).map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err("--password-stdin: no password on standard input".into());
+    }
+    Ok(password.to_string())
+}
+
+async fn serve(services: Services, out: &Output) -> ExitCode {
+    let server = match Server::bind(services).await {
+        Ok(server) => server,
+        Err(e) => {
+            out.error(&format!("configuration error: {e}"), None);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    tracing::info!(listen = %server.local_addr(), "latchkey is ready");
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+async fn org_command(services: &Services, cmd: OrgCommand, out: &Output) -> Result<ExitCode, Error> {
+    match cmd {
+        OrgCommand::Create { slug, name } => {
+            let org = orgs::create(services, &Actor::operator(), NewOrganization { slug: &slug, name: &name }).await?;
+            let issuer = services.config.issuer_for(&org.slug);
+            let mut value = serde_json::to_value(&org).unwrap_or_default();
+            value["issuer"] = json!(issuer);
+            out.show(&value, |_| format!("created organization {} ({})\nissuer: {issuer}", org.slug, org.id));
+        }
+        OrgCommand::List => {
+            let list: Vec<_> = services
+                .store
+                .list_orgs()
+                .await?
+                .into_iter()
+                .map(|org| {
+                    let mut v = serde_json::to_value(&org).unwrap_or_default();
+                    v["issuer"] = json!(services.config.issuer_for(&org.slug));
+                    v
+                })
+                .collect();
+            out.show(&json!(list), |_| {
+                list.iter().map(|o| format!("{}\t{}\t{}", o["slug"].as_str().unwrap_or(""), o["name"].as_str().unwrap_or(""), o["issuer"].as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_grants(raw: &[String]) -> Result<Vec<GrantType>, Error> {
+    raw.iter()
+        .map(|g| g.trim())
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            GrantType::parse(g).ok_or_else(|| {
+                Error::invalid("grant", format!("unknown grant {g:?}; use authorization_code, refresh_token or client_credentials"))
+            })
+        })
+        .collect()
+}
+
+async fn app_command(services: &Services, cmd: AppCommand, out: &Output) -> Result<ExitCode, Error> {
+    match cmd {
+        AppCommand::Create(args) => {
+            let grant_types = parse_grants(&args.grants)?;
+            let org = orgs::find(services, &args.org).await?;
+            let input = NewApplication {
+                name: args.name,
+                client_type: match args.client_type {
+                    AppType::Confidential => ClientType::Confidential,
+                    AppType::Public => ClientType::Public,
+                },
+                redirect_uris: args.redirect_uris,
+                post_logout_redirect_uris: args.post_logout_redirect_uris,
+                grant_types,
+                cors_origins: args.cors_origins,
+                first_party: args.first_party,
+                signing_alg: args.signing_alg,
+            };
+            let created = apps::create(services, &Actor::operator(), &org, input).await?;
+            let issuer = services.config.issuer_for(&org.slug);
+            let mut value = serde_json::to_value(&created).unwrap_or_default();
+            value["issuer"] = json!(issuer);
+            out.show(&value, |_| {
+                let mut text = format!("created application {}\nclient_id: {}\n", created.app.name, created.app.client_id);
+                if let Some(secret) = &created.client_secret {
+                    text.push_str(&format!("client_secret: {secret}\n(shown this once; store it now)\n"));
+                }
+                text.push_str(&format!("issuer: {issuer}"));
+                text
+            });
+        }
+        AppCommand::List(OrgArg { org }) => {
+            let org = orgs::find(services, &org).await?;
+            let list = services.store.list_apps(&org.id).await?;
+            out.show(&json!(list), |_| {
+                list.iter().map(|a| format!("{}\t{}\t{}", a.client_id, a.client_type.as_str(), a.name)).collect::<Vec<_>>().join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user_command(services: &Services, cmd: UserCommand, password: Option<String>, out: &Output) -> Result<ExitCode, Error> {
+    match cmd {
+        UserCommand::Create { org, email, verified, name, role, .. } => {
+            let org = orgs::find(services, &org).await?;
+            let role = role.map(|r| match r {
+                RoleArg::Owner => Role::Owner,
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Member => Role::Member,
+            });
+            let input = NewUser { email: &email, password: password.as_deref(), name: name.as_deref(), verified, role };
+            let user = users::create(services, &Actor::operator(), &org, input).await?;
+            let mut value = serde_json::to_value(&user).unwrap_or_default();
+            if let Some(role) = role {
+                value["role"] = json!(role.as_str());
+            }
+            out.show(&value, |_| format!("created user {} ({})", user.email, user.id));
+        }
+        UserCommand::List(OrgArg { org }) => {
+            let org = orgs::find(services, &org).await?;
+            let list = services.store.list_users(&org.id).await?;
+            out.show(&json!(list), |_| {
+                list.iter().map(|u| format!("{}\t{}\tverified={}", u.id, u.email, u.email_verified)).collect::<Vec<_>>().join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn keys_command(services: &Services, cmd: KeysCommand, out: &Output) -> Result<ExitCode, Error> {
+    match cmd {
+        KeysCommand::Rotate(OrgArg { org }) => {
+            let org = orgs::find(services, &org).await?;
+            let rotations = keys::rotate(services, &Actor::operator(), &org).await?;
+            out.show(&json!(rotations), |_| {
+                rotations
+                    .iter()
+                    .map(|r| format!("{}: active {} (was {}), next {}", r.alg, r.activated, r.retired.as_deref().unwrap_or("none"), r.next))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeysCommand::List(OrgArg { org }) => {
+            let org = orgs::find(services, &org).await?;
+            let list = services.store.signing_keys(&org.id).await?;
+            out.show(&json!(list), |_| {
+                list.iter().map(|k| format!("{}\t{}\t{}", k.kid, k.alg, k.state.as_str())).collect::<Vec<_>>().join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_command(services: &Services, cmd: AuditCommand, out: &Output) -> Result<ExitCode, Error> {
+    match cmd {
+        AuditCommand::Verify(OrgArg { org }) => {
+            let org = orgs::find(services, &org).await?;
+            let report = audit::service::verify(services, &org).await?;
+            out.show(&json!(report), |_| match &report.broken_at {
+                None => format!("audit chain of {} is intact: {} events, head {}", report.org, report.events, report.head_hash),
+                Some(seq) => format!("audit chain of {} is BROKEN at event {seq}: {}", report.org, report.reason.as_deref().unwrap_or("")),
+            });
+            if !report.ok {
+                return Ok(ExitCode::from(EXIT_FAILED));
+            }
+        }
+        AuditCommand::List { org, after, limit } => {
+            let org = orgs::find(services, &org).await?;
+            let events = audit::service::list(services, &org, after, limit).await?;
+            out.show(&json!(events), |_| {
+                events
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}\t{}\t{}\t{}:{}\t{}",
+                            e.seq,
+                            output::rfc3339(e.at),
+                            e.action,
+                            e.actor_type,
+                            e.actor_id.as_deref().unwrap_or("-"),
+                            e.target_id.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

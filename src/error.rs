@@ -1,0 +1,37 @@
+//! The domain error. The HTTP edge renders it as RFC 9457 problem JSON (or RFC 6749 error JSON on OAuth
+//! endpoints); the CLI prints it as one line and exits non-zero.
+
+use crate::storage::StoreError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller sent something that breaks a rule; `field` names the input.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("storage: {0}")]
+    Storage(StoreError),
+    /// A fault on our side. The message is logged, never sent to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid { field: field.into(), message: message.into() }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Error::Conflict(what),
+            other => Error::Storage(other),
+        }
+    }
+}

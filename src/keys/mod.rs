@@ -1,0 +1,173 @@
+//! Token-signing keys: generation, sealing at rest, and rotation.
+//!
+//! Each organization holds, per algorithm, one `active` key (signs), one `next` key (published in JWKS
+//! before it ever signs, so relying parties have cached it by the time it does) and any `retired` keys
+//! (published until every token they signed has expired). `rotate` moves next → active → retired and
+//! makes a new next key.
+
+use josekit::jwk::KeyPair;
+use josekit::jwk::alg::ed::EdCurve;
+use serde::Serialize;
+
+use crate::audit::{Actor, NewAuditEvent};
+use crate::error::{Error, Result};
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::{crypto, time_now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "next" => Some(KeyState::Next),
+            "active" => Some(KeyState::Active),
+            "retired" => Some(KeyState::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A signing key as stored: the private half sealed under the master key with the kid as associated data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub org_id: String,
+    pub alg: String,
+    #[serde(skip)]
+    pub private_key_sealed: Vec<u8>,
+    /// The public JWK (with `kid`, `alg`, `use`) exactly as published.
+    pub public_jwk: String,
+    pub state: KeyState,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub publish_until: Option<i64>,
+}
+
+/// Generates a key pair for `alg` (RS256: RSA-2048; ES256: P-256; EdDSA: Ed25519) using OpenSSL.
+fn generate_key_pair(alg: &str) -> Result<Box<dyn KeyPair>> {
+    let pair: Box<dyn KeyPair> = match alg {
+        "RS256" => Box::new(josekit::jws::RS256.generate_key_pair(2048).map_err(internal)?),
+        "ES256" => Box::new(josekit::jws::ES256.generate_key_pair().map_err(internal)?),
+        "EdDSA" => Box::new(josekit::jws::EdDSA.generate_key_pair(EdCurve::Ed25519).map_err(internal)?),
+        other => return Err(Error::invalid("alg", format!("unsupported signing algorithm {other}"))),
+    };
+    Ok(pair)
+}
+
+fn internal(e: josekit::JoseError) -> Error {
+    Error::Internal(format!("key generation failed: {e}"))
+}
+
+/// Makes a new key record; generation runs off the async runtime (RSA key generation takes ~100 ms).
+pub async fn generate(services: &Services, org_id: &str, alg: &str, state: KeyState, now: i64) -> Result<SigningKeyRecord> {
+    let alg_owned = alg.to_string();
+    let pair = tokio::task::spawn_blocking(move || generate_key_pair(&alg_owned))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let kid = crypto::random_id("key");
+    let mut jwk = pair.to_jwk_public_key();
+    jwk.set_key_id(&kid);
+    jwk.set_algorithm(alg);
+    jwk.set_key_use("sig");
+    let private_der = pair.to_der_private_key();
+    Ok(SigningKeyRecord {
+        private_key_sealed: services.secrets.seal(&kid, &private_der),
+        kid,
+        org_id: org_id.to_string(),
+        alg: alg.to_string(),
+        public_jwk: jwk.to_string(),
+        state,
+        created_at: now,
+        activated_at: (state == KeyState::Active).then_some(now),
+        retired_at: None,
+        publish_until: None,
+    })
+}
+
+/// The keys a new organization starts with: an active RS256 key and its published successor.
+pub async fn initial_key_pair(services: &Services, org_id: &str, now: i64) -> Result<Vec<SigningKeyRecord>> {
+    Ok(vec![
+        generate(services, org_id, "RS256", KeyState::Active, now).await?,
+        generate(services, org_id, "RS256", KeyState::Next, now).await?,
+    ])
+}
+
+/// How long a retired key stays published: the longest token lifetime plus the JWKS cache lifetime.
+pub fn retired_publish_secs(services: &Services) -> i64 {
+    let config = &services.config;
+    (config.access_token_ttl_secs.max(config.id_token_ttl_secs) + JWKS_MAX_AGE_SECS) as i64
+}
+
+/// `Cache-Control: max-age` of the JWKS document.
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
+
+#[derive(Debug, Serialize)]
+pub struct Rotation {
+    pub alg: String,
+    pub activated: String,
+    pub retired: Option<String>,
+    pub next: String,
+}
+
+/// Rotates every algorithm the organization signs with.
+pub async fn rotate(services: &Services, actor: &Actor, org: &Organization) -> Result<Vec<Rotation>> {
+    let now = time_now();
+    let existing = services.store.signing_keys(&org.id).await?;
+    let mut algs: Vec<String> = existing.iter().filter(|k| k.state != KeyState::Retired).map(|k| k.alg.clone()).collect();
+    algs.sort();
+    algs.dedup();
+    if algs.is_empty() {
+        algs.push("RS256".into());
+    }
+    let mut rotations = Vec::new();
+    for alg in algs {
+        let current = existing.iter().find(|k| k.alg == alg && k.state == KeyState::Active);
+        let next = existing.iter().find(|k| k.alg == alg && k.state == KeyState::Next);
+        // The key that becomes active must already have been published; if there is none (damaged state),
+        // a fresh key is activated rather than leaving the organization unable to sign.
+        let mut new_keys = Vec::new();
+        let promoted = match next {
+            Some(k) => k.kid.clone(),
+            None => {
+                let k = generate(services, &org.id, &alg, KeyState::Next, now).await?;
+                let kid = k.kid.clone();
+                new_keys.push(k);
+                kid
+            }
+        };
+        let successor = generate(services, &org.id, &alg, KeyState::Next, now).await?;
+        let rotation = Rotation {
+            alg: alg.clone(),
+            activated: promoted.clone(),
+            retired: current.map(|k| k.kid.clone()),
+            next: successor.kid.clone(),
+        };
+        new_keys.push(successor);
+        let audit = NewAuditEvent::new(&org.id, actor, "keys.rotated")
+            .target("signing_key", &promoted)
+            .change(
+                current.map(|k| serde_json::json!({"active": k.kid})),
+                Some(serde_json::to_value(&rotation).unwrap_or_default()),
+            );
+        let publish_until = now + retired_publish_secs(services);
+        services.store.rotate_signing_keys(&org.id, &alg, &promoted, &new_keys, now, publish_until, &audit).await?;
+        rotations.push(rotation);
+    }
+    Ok(rotations)
+}

@@ -1,0 +1,26 @@
+//! Latchkey: an OpenID Connect provider and authentication server.
+//!
+//! The folders follow the product: `orgs`, `apps`, `users`, `keys`, `audit` hold domain logic that runs
+//! without HTTP; `storage` is the database interface with its SQLite and PostgreSQL implementations;
+//! `http` is the thin web edge; `cli` the command line.
+
+pub mod apps;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod ephemeral;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod orgs;
+pub mod server;
+pub mod service;
+pub mod storage;
+pub mod telemetry;
+pub mod users;
+
+/// Seconds since the Unix epoch: the unit of every stored timestamp.
+pub fn time_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

@@ -1,0 +1,111 @@
+//! Organizations: tenants, each with its own user pool, applications, signing keys and issuer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Actor, NewAuditEvent};
+use crate::error::{Error, Result};
+use crate::service::Services;
+use crate::{crypto, keys, time_now};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub settings: OrgSettings,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Per-organization policy. Every field has a default so new settings never need a data migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrgSettings {
+    pub self_registration: bool,
+    pub session_idle_timeout_secs: u64,
+    pub session_absolute_lifetime_secs: u64,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        Self { self_registration: true, session_idle_timeout_secs: 30 * 60, session_absolute_lifetime_secs: 12 * 3600 }
+    }
+}
+
+/// A member's role inside an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+/// Slugs appear in issuer URLs, so they are short, lower-case and URL-safe.
+pub fn validate_slug(slug: &str) -> Result<()> {
+    let ok_chars = slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !(2..=40).contains(&slug.len()) || !ok_chars || slug.starts_with('-') || slug.ends_with('-') {
+        return Err(Error::invalid(
+            "slug",
+            "must be 2 to 40 characters of a-z, 0-9 and '-', not starting or ending with '-'",
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_name(field: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be 1 to 100 characters without control characters"));
+    }
+    Ok(name.to_string())
+}
+
+pub struct NewOrganization<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+}
+
+/// Creates an organization together with its first signing keys (the active one and the published next one).
+pub async fn create(services: &Services, actor: &Actor, input: NewOrganization<'_>) -> Result<Organization> {
+    validate_slug(input.slug)?;
+    let name = validate_name("name", input.name)?;
+    let now = time_now();
+    let org = Organization {
+        id: crypto::random_id("org"),
+        slug: input.slug.to_string(),
+        name,
+        settings: OrgSettings::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    let initial_keys = keys::initial_key_pair(services, &org.id, now).await?;
+    let audit = NewAuditEvent::new(&org.id, actor, "org.created")
+        .target("organization", &org.id)
+        .change(None, Some(serde_json::to_value(&org).unwrap_or_default()));
+    services.store.create_org(&org, &initial_keys, &audit).await?;
+    Ok(org)
+}
+
+pub async fn find(services: &Services, slug: &str) -> Result<Organization> {
+    services.store.org_by_slug(slug).await?.ok_or_else(|| Error::NotFound(format!("organization {slug:?}")))
+}

@@ -1,0 +1,96 @@
+//! Builds the HTTP server from configuration and runs it until a shutdown signal, then drains.
+//!
+//! `Server::bind` returns the server unstarted with its real address, so tests run the real application on
+//! port 0 in-process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::ephemeral::redis::Redis;
+use crate::http::{self, AppState};
+use crate::service::{Services, StartupError};
+
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    services: Services,
+}
+
+impl Server {
+    pub async fn bind(services: Services) -> Result<Self, StartupError> {
+        let config = services.config.clone();
+        let redis = match &config.redis_url {
+            Some(url) => Some(Arc::new(Redis::new(url).map_err(|e| StartupError::Setting {
+                setting: "LATCHKEY_REDIS_URL",
+                message: e.to_string(),
+            })?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| StartupError::Setting {
+            setting: "LATCHKEY_LISTEN",
+            message: format!("cannot listen on {}: {e}", config.listen),
+        })?;
+        let router = http::router(AppState { services: services.clone(), redis });
+        Ok(Self { listener, router, services })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests up to the
+    /// configured grace period to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.services.config.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut stop_rx_for_server = stop_rx.clone();
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx_for_server.wait_for(|stopped| *stopped).await;
+        });
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining in-flight requests");
+            let _ = stop_tx.send(true);
+        };
+        tokio::spawn(signal);
+        let mut stop_rx_for_deadline = stop_rx;
+        let deadline = async move {
+            let _ = stop_rx_for_deadline.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = serve => result?,
+            _ = deadline => tracing::warn!("grace period over; closing remaining connections"),
+        }
+        self.services.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,84 @@
+//! Everything the domain needs, assembled once from configuration and shared by the HTTP server and the CLI.
+
+use std::sync::Arc;
+
+use crate::config::{Config, MasterKeySource};
+use crate::crypto::password::PasswordHasher;
+use crate::crypto::{MasterKey, SecretBox};
+use crate::storage::{self, Store};
+
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub secrets: Arc<SecretBox>,
+    pub passwords: PasswordHasher,
+}
+
+/// Start-up failures, each naming the setting (or resource) at fault so the operator sees one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{setting}: {message}")]
+    Setting { setting: &'static str, message: String },
+}
+
+fn setting(setting: &'static str, message: impl ToString) -> StartupError {
+    StartupError::Setting { setting, message: message.to_string() }
+}
+
+/// The key-check value: a known plaintext sealed under the master key when the database is first set up,
+/// so an instance started with a different key refuses to run instead of failing on every secret later.
+const MASTER_KEY_CHECK: &str = "master_key_check";
+const MASTER_KEY_CHECK_PLAINTEXT: &[u8] = b"latchkey master key check v1";
+
+impl Services {
+    /// Opens the data directory, the master key and the database, and applies migrations.
+    pub async fn open(config: Config) -> Result<Self, StartupError> {
+        if config.database_kind() == crate::config::DatabaseKind::Sqlite
+            || matches!(config.master_key, MasterKeySource::File { create_if_missing: true, .. })
+        {
+            create_data_dir(&config.data_dir)?;
+        }
+        let key_setting = match config.master_key {
+            MasterKeySource::Inline(_) => "LATCHKEY_MASTER_KEY",
+            MasterKeySource::File { .. } => "LATCHKEY_MASTER_KEY_FILE",
+        };
+        let master_key = match &config.master_key {
+            MasterKeySource::Inline(hex) => MasterKey::from_hex(hex).map_err(|e| setting("LATCHKEY_MASTER_KEY", e))?,
+            MasterKeySource::File { path, create_if_missing } => {
+                MasterKey::load_or_create(path, *create_if_missing).map_err(|e| setting("LATCHKEY_MASTER_KEY_FILE", e))?
+            }
+        };
+        let store = storage::connect(&config).await.map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
+        store.migrate().await.map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
+        let secrets = master_key.secret_box();
+        check_master_key(store.as_ref(), &secrets, key_setting).await?;
+        let passwords = PasswordHasher::new(config.password_hash_workers, config.bcrypt_cost);
+        Ok(Services { config: Arc::new(config), store, secrets: Arc::new(secrets), passwords })
+    }
+}
+
+fn create_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
+    std::fs::create_dir_all(dir).map_err(|e| setting("LATCHKEY_DATA_DIR", format!("cannot create {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The directory holds the database and the master key: keep it to its owner.
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+async fn check_master_key(store: &dyn Store, secrets: &SecretBox, key_setting: &'static str) -> Result<(), StartupError> {
+    let db = |e: crate::storage::StoreError| setting("LATCHKEY_DATABASE_URL", e);
+    let sealed = secrets.seal(MASTER_KEY_CHECK, MASTER_KEY_CHECK_PLAINTEXT);
+    store.meta_insert_if_absent(MASTER_KEY_CHECK, &sealed).await.map_err(db)?;
+    let stored = store.meta_get(MASTER_KEY_CHECK).await.map_err(db)?.unwrap_or_default();
+    match secrets.open(MASTER_KEY_CHECK, &stored) {
+        Ok(plain) if plain == MASTER_KEY_CHECK_PLAINTEXT => Ok(()),
+        _ => Err(setting(
+            key_setting,
+            "this master key is not the one the database was set up with; every instance must share the same key",
+        )),
+    }
+}

@@ -1,0 +1,16 @@
+//! Schema migrations, embedded in the binary. Each backend has its own SQL files with the same numbers.
+
+pub(super) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(super) const SQLITE: &[Migration] =
+    &[Migration { version: 1, name: "0001_init", sql: include_str!("../../migrations/sqlite/0001_init.sql") }];
+
+pub(super) const POSTGRES: &[Migration] =
+    &[Migration { version: 1, name: "0001_init", sql: include_str!("../../migrations/postgres/0001_init.sql") }];
+
+pub(super) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS latchkey_migrations (\
+     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";

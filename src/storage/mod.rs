@@ -1,0 +1,126 @@
+//! Storage: one interface ([`Store`]), two implementations (SQLite, the embedded default, and PostgreSQL).
+//!
+//! Both implementations are generated from the same queries in [`sql`]; the schemas in `migrations/` are
+//! kept column-for-column identical, so the only per-backend code is connecting, migrating and pooling.
+
+mod migrate;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::apps::Application;
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::config::{Config, DatabaseKind};
+use crate::keys::SigningKeyRecord;
+use crate::orgs::{Organization, Role};
+use crate::users::{Credential, CredentialKind, Member, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the message says which thing already exists.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Stored data that cannot be read back (a bug or tampering, never the client's fault).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> StoreResult<()>;
+    /// Applies pending migrations; returns the names of those applied now.
+    async fn migrate(&self) -> StoreResult<Vec<String>>;
+    async fn close(&self);
+
+    async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn meta_insert_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+
+    // Organizations. Every mutation takes the audit event that records it and writes both in one
+    // transaction: an action is never stored without its audit entry, nor the other way round.
+    async fn create_org(&self, org: &Organization, keys: &[SigningKeyRecord], audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>>;
+    async fn org_by_id(&self, id: &str) -> StoreResult<Option<Organization>>;
+    async fn list_orgs(&self) -> StoreResult<Vec<Organization>>;
+
+    // Applications.
+    async fn create_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<Application>>;
+    async fn list_apps(&self, org_id: &str) -> StoreResult<Vec<Application>>;
+
+    // Users, credentials and membership.
+    async fn create_user(
+        &self,
+        user: &User,
+        credentials: &[Credential],
+        role: Option<Role>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, org_id: &str, email_normalized: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self, org_id: &str) -> StoreResult<Vec<User>>;
+    async fn credentials(&self, user_id: &str, kind: CredentialKind) -> StoreResult<Vec<Credential>>;
+    /// Increments the user's session version (revoking every token and session issued before); returns it.
+    async fn bump_session_version(&self, user_id: &str, audit: &NewAuditEvent) -> StoreResult<i64>;
+    async fn list_members(&self, org_id: &str) -> StoreResult<Vec<Member>>;
+
+    // Signing keys.
+    async fn signing_keys(&self, org_id: &str) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Retires the active key of `alg`, activates `promote_kid`, inserts `new_keys` and drops retired keys
+    /// whose publication window has ended, all at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn rotate_signing_keys(
+        &self,
+        org_id: &str,
+        alg: &str,
+        promote_kid: &str,
+        new_keys: &[SigningKeyRecord],
+        now: i64,
+        retired_publish_until: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+
+    // The audit log.
+    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<AuditEvent>;
+    /// Events with `seq > after_seq`, oldest first.
+    async fn audit_events(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+    /// The last seq and hash of the organization's chain.
+    async fn audit_head(&self, org_id: &str) -> StoreResult<Option<(i64, String)>>;
+}
+
+/// Connects to the database named by the configuration.
+pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
+    Ok(match config.database_kind() {
+        DatabaseKind::Sqlite => Arc::new(sqlite::SqliteStore::connect(&config.database_url).await?),
+        DatabaseKind::Postgres => {
+            Arc::new(postgres::PgStore::connect(&config.database_url, config.database_max_connections).await?)
+        }
+    })
+}
+
+fn json_list(items: &[impl serde::Serialize]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Maps a unique-constraint violation to a [`StoreError::Conflict`] with a message the caller can show.
+fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!("{what} already exists")),
+        _ => StoreError::Database(e),
+    }
+}

@@ -1,0 +1,548 @@
+//! The queries behind both backends, written once.
+//!
+//! `impl_store!` expands to `impl Store for …` for a concrete sqlx database. The SQL uses only what SQLite
+//! and PostgreSQL share (`$n` placeholders, `RETURNING`, `ON CONFLICT`), and every column type maps to the
+//! same Rust type on both (`i64`, `bool`, `String`, `Vec<u8>`; JSON as text). Each backend provides
+//! `write_pool()`/`read_pool()` and the backend-specific `*_impl` methods.
+
+pub(super) const ORG_COLUMNS: &str = "id, slug, name, settings, created_at, updated_at";
+pub(super) const APP_COLUMNS: &str = "id, org_id, client_id, name, client_type, client_secret_hash, redirect_uris, \
+     post_logout_redirect_uris, grant_types, cors_origins, first_party, settings, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, org_id, email, email_normalized, email_verified, name, session_version, disabled, created_at, updated_at";
+pub(super) const CREDENTIAL_COLUMNS: &str = "id, user_id, kind, name, secret, data, created_at, last_used_at";
+pub(super) const KEY_COLUMNS: &str =
+    "kid, org_id, alg, private_key, public_jwk, state, created_at, activated_at, retired_at, publish_until";
+pub(super) const AUDIT_COLUMNS: &str = "org_id, seq, at, actor_type, actor_id, actor_role, ip, user_agent, action, \
+     target_type, target_id, before_state, after_state, prev_hash, hash";
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $row:ty) => {
+        use $crate::storage::sql::*;
+        use $crate::storage::{conflict_or, json_list, parse_json};
+        use sqlx::Row as _;
+
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+
+        impl $store {
+            fn org_from_row(row: &$row) -> StoreResult<Organization> {
+                Ok(Organization {
+                    id: row.try_get("id")?,
+                    slug: row.try_get("slug")?,
+                    name: row.try_get("name")?,
+                    settings: parse_json("organizations.settings", &row.try_get::<String, _>("settings")?)?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn app_from_row(row: &$row) -> StoreResult<Application> {
+                let client_type: String = row.try_get("client_type")?;
+                let grant_names: Vec<String> = parse_json("applications.grant_types", &row.try_get::<String, _>("grant_types")?)?;
+                Ok(Application {
+                    id: row.try_get("id")?,
+                    org_id: row.try_get("org_id")?,
+                    client_id: row.try_get("client_id")?,
+                    name: row.try_get("name")?,
+                    client_type: ClientType::parse(&client_type)
+                        .ok_or_else(|| StoreError::Corrupt(format!("applications.client_type {client_type:?}")))?,
+                    client_secret_hash: row.try_get("client_secret_hash")?,
+                    redirect_uris: parse_json("applications.redirect_uris", &row.try_get::<String, _>("redirect_uris")?)?,
+                    post_logout_redirect_uris: parse_json(
+                        "applications.post_logout_redirect_uris",
+                        &row.try_get::<String, _>("post_logout_redirect_uris")?,
+                    )?,
+                    grant_types: grant_names
+                        .iter()
+                        .map(|g| GrantType::parse(g).ok_or_else(|| StoreError::Corrupt(format!("grant type {g:?}"))))
+                        .collect::<StoreResult<_>>()?,
+                    cors_origins: parse_json("applications.cors_origins", &row.try_get::<String, _>("cors_origins")?)?,
+                    first_party: row.try_get("first_party")?,
+                    settings: parse_json("applications.settings", &row.try_get::<String, _>("settings")?)?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn user_from_row(row: &$row) -> StoreResult<User> {
+                Ok(User {
+                    id: row.try_get("id")?,
+                    org_id: row.try_get("org_id")?,
+                    email: row.try_get("email")?,
+                    email_normalized: row.try_get("email_normalized")?,
+                    email_verified: row.try_get("email_verified")?,
+                    name: row.try_get("name")?,
+                    session_version: row.try_get("session_version")?,
+                    disabled: row.try_get("disabled")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn credential_from_row(row: &$row) -> StoreResult<Credential> {
+                let kind: String = row.try_get("kind")?;
+                Ok(Credential {
+                    id: row.try_get("id")?,
+                    user_id: row.try_get("user_id")?,
+                    kind: CredentialKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("credentials.kind {kind:?}")))?,
+                    name: row.try_get("name")?,
+                    secret: row.try_get("secret")?,
+                    data: row.try_get("data")?,
+                    created_at: row.try_get("created_at")?,
+                    last_used_at: row.try_get("last_used_at")?,
+                })
+            }
+
+            fn key_from_row(row: &$row) -> StoreResult<SigningKeyRecord> {
+                let state: String = row.try_get("state")?;
+                Ok(SigningKeyRecord {
+                    kid: row.try_get("kid")?,
+                    org_id: row.try_get("org_id")?,
+                    alg: row.try_get("alg")?,
+                    private_key_sealed: row.try_get("private_key")?,
+                    public_jwk: row.try_get("public_jwk")?,
+                    state: KeyState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("signing_keys.state {state:?}")))?,
+                    created_at: row.try_get("created_at")?,
+                    activated_at: row.try_get("activated_at")?,
+                    retired_at: row.try_get("retired_at")?,
+                    publish_until: row.try_get("publish_until")?,
+                })
+            }
+
+            fn audit_from_row(row: &$row) -> StoreResult<AuditEvent> {
+                Ok(AuditEvent {
+                    org_id: row.try_get("org_id")?,
+                    seq: row.try_get("seq")?,
+                    at: row.try_get("at")?,
+                    actor_type: row.try_get("actor_type")?,
+                    actor_id: row.try_get("actor_id")?,
+                    actor_role: row.try_get("actor_role")?,
+                    ip: row.try_get("ip")?,
+                    user_agent: row.try_get("user_agent")?,
+                    action: row.try_get("action")?,
+                    target_type: row.try_get("target_type")?,
+                    target_id: row.try_get("target_id")?,
+                    before_state: row.try_get("before_state")?,
+                    after_state: row.try_get("after_state")?,
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
+                })
+            }
+
+            /// Appends to the organization's chain inside `tx`. The head row is advanced with an UPDATE first,
+            /// which takes the row lock (PostgreSQL) or the write lock (SQLite), so concurrent appends queue
+            /// up instead of forking the chain.
+            async fn append_audit_tx(tx: &mut Tx<'_>, event: &NewAuditEvent) -> StoreResult<AuditEvent> {
+                sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
+                    .bind(&event.org_id)
+                    .bind(GENESIS_HASH)
+                    .execute(&mut **tx)
+                    .await?;
+                let head = sqlx::query("UPDATE audit_heads SET seq = seq + 1 WHERE org_id = $1 RETURNING seq, hash")
+                    .bind(&event.org_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let seq: i64 = head.try_get("seq")?;
+                let prev_hash: String = head.try_get("hash")?;
+                let sealed = event.seal(seq, $crate::time_now(), &prev_hash);
+                sqlx::query(&format!(
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ))
+                .bind(&sealed.org_id)
+                .bind(sealed.seq)
+                .bind(sealed.at)
+                .bind(&sealed.actor_type)
+                .bind(&sealed.actor_id)
+                .bind(&sealed.actor_role)
+                .bind(&sealed.ip)
+                .bind(&sealed.user_agent)
+                .bind(&sealed.action)
+                .bind(&sealed.target_type)
+                .bind(&sealed.target_id)
+                .bind(&sealed.before_state)
+                .bind(&sealed.after_state)
+                .bind(&sealed.prev_hash)
+                .bind(&sealed.hash)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE audit_heads SET hash = $2 WHERE org_id = $1")
+                    .bind(&sealed.org_id)
+                    .bind(&sealed.hash)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(sealed)
+            }
+
+            async fn insert_key_tx(tx: &mut Tx<'_>, key: &SigningKeyRecord) -> StoreResult<()> {
+                sqlx::query(&format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+                    .bind(&key.kid)
+                    .bind(&key.org_id)
+                    .bind(&key.alg)
+                    .bind(&key.private_key_sealed)
+                    .bind(&key.public_jwk)
+                    .bind(key.state.as_str())
+                    .bind(key.created_at)
+                    .bind(key.activated_at)
+                    .bind(key.retired_at)
+                    .bind(key.publish_until)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| conflict_or(e, "signing key"))?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(self.read_pool()).await?;
+                Ok(())
+            }
+
+            async fn migrate(&self) -> StoreResult<Vec<String>> {
+                self.migrate_impl().await
+            }
+
+            async fn close(&self) {
+                self.close_impl().await
+            }
+
+            async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+                let row = sqlx::query("SELECT value FROM instance_meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some(row.try_get("value")?),
+                    None => None,
+                })
+            }
+
+            async fn meta_insert_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+                sqlx::query("INSERT INTO instance_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(self.write_pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_org(
+                &self,
+                org: &Organization,
+                keys: &[SigningKeyRecord],
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query(&format!("INSERT INTO organizations ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+                    .bind(&org.id)
+                    .bind(&org.slug)
+                    .bind(&org.name)
+                    .bind(serde_json::to_string(&org.settings).unwrap_or_else(|_| "{}".into()))
+                    .bind(org.created_at)
+                    .bind(org.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_or(e, &format!("an organization with slug {:?}", org.slug)))?;
+                for key in keys {
+                    Self::insert_key_tx(&mut tx, key).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
+                let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE slug = $1"))
+                    .bind(slug)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::org_from_row).transpose()
+            }
+
+            async fn org_by_id(&self, id: &str) -> StoreResult<Option<Organization>> {
+                let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::org_from_row).transpose()
+            }
+
+            async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
+                let rows = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations ORDER BY slug"))
+                    .fetch_all(self.read_pool())
+                    .await?;
+                rows.iter().map(Self::org_from_row).collect()
+            }
+
+            async fn create_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                let grants: Vec<&str> = app.grant_types.iter().map(|g| g.as_str()).collect();
+                sqlx::query(&format!(
+                    "INSERT INTO applications ({APP_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ))
+                .bind(&app.id)
+                .bind(&app.org_id)
+                .bind(&app.client_id)
+                .bind(&app.name)
+                .bind(app.client_type.as_str())
+                .bind(&app.client_secret_hash)
+                .bind(json_list(&app.redirect_uris))
+                .bind(json_list(&app.post_logout_redirect_uris))
+                .bind(json_list(&grants))
+                .bind(json_list(&app.cors_origins))
+                .bind(app.first_party)
+                .bind(serde_json::to_string(&app.settings).unwrap_or_else(|_| "{}".into()))
+                .bind(app.created_at)
+                .bind(app.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(e, "an application with this client_id"))?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<Application>> {
+                let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM applications WHERE client_id = $1"))
+                    .bind(client_id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::app_from_row).transpose()
+            }
+
+            async fn list_apps(&self, org_id: &str) -> StoreResult<Vec<Application>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {APP_COLUMNS} FROM applications WHERE org_id = $1 ORDER BY created_at, name"
+                ))
+                .bind(org_id)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::app_from_row).collect()
+            }
+
+            async fn create_user(
+                &self,
+                user: &User,
+                credentials: &[Credential],
+                role: Option<Role>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+                    .bind(&user.id)
+                    .bind(&user.org_id)
+                    .bind(&user.email)
+                    .bind(&user.email_normalized)
+                    .bind(user.email_verified)
+                    .bind(&user.name)
+                    .bind(user.session_version)
+                    .bind(user.disabled)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_or(e, &format!("a user with email {}", user.email)))?;
+                for c in credentials {
+                    sqlx::query(&format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                        .bind(&c.id)
+                        .bind(&c.user_id)
+                        .bind(c.kind.as_str())
+                        .bind(&c.name)
+                        .bind(&c.secret)
+                        .bind(&c.data)
+                        .bind(c.created_at)
+                        .bind(c.last_used_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(role) = role {
+                    sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                        .bind(&user.org_id)
+                        .bind(&user.id)
+                        .bind(role.as_str())
+                        .bind(user.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+                let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::user_from_row).transpose()
+            }
+
+            async fn user_by_email(&self, org_id: &str, email_normalized: &str) -> StoreResult<Option<User>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 AND email_normalized = $2"
+                ))
+                .bind(org_id)
+                .bind(email_normalized)
+                .fetch_optional(self.read_pool())
+                .await?;
+                row.as_ref().map(Self::user_from_row).transpose()
+            }
+
+            async fn list_users(&self, org_id: &str) -> StoreResult<Vec<User>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE org_id = $1 ORDER BY email_normalized"
+                ))
+                .bind(org_id)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::user_from_row).collect()
+            }
+
+            async fn credentials(&self, user_id: &str, kind: CredentialKind) -> StoreResult<Vec<Credential>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE user_id = $1 AND kind = $2 ORDER BY created_at, id"
+                ))
+                .bind(user_id)
+                .bind(kind.as_str())
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::credential_from_row).collect()
+            }
+
+            async fn bump_session_version(&self, user_id: &str, audit: &NewAuditEvent) -> StoreResult<i64> {
+                let mut tx = self.write_pool().begin().await?;
+                let row = sqlx::query(
+                    "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1 \
+                     RETURNING session_version",
+                )
+                .bind(user_id)
+                .bind($crate::time_now())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("user {user_id}")))?;
+                let version: i64 = row.try_get("session_version")?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(version)
+            }
+
+            async fn list_members(&self, org_id: &str) -> StoreResult<Vec<Member>> {
+                let rows = sqlx::query(
+                    "SELECT m.user_id, u.email, m.role FROM org_members m JOIN users u ON u.id = m.user_id \
+                     WHERE m.org_id = $1 ORDER BY u.email_normalized",
+                )
+                .bind(org_id)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let role: String = row.try_get("role")?;
+                        Ok(Member {
+                            user_id: row.try_get("user_id")?,
+                            email: row.try_get("email")?,
+                            role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn signing_keys(&self, org_id: &str) -> StoreResult<Vec<SigningKeyRecord>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys WHERE org_id = $1 ORDER BY created_at, kid"
+                ))
+                .bind(org_id)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::key_from_row).collect()
+            }
+
+            async fn rotate_signing_keys(
+                &self,
+                org_id: &str,
+                alg: &str,
+                promote_kid: &str,
+                new_keys: &[SigningKeyRecord],
+                now: i64,
+                retired_publish_until: i64,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = $3, publish_until = $4 \
+                     WHERE org_id = $1 AND alg = $2 AND state = 'active'",
+                )
+                .bind(org_id)
+                .bind(alg)
+                .bind(now)
+                .bind(retired_publish_until)
+                .execute(&mut *tx)
+                .await?;
+                for key in new_keys {
+                    Self::insert_key_tx(&mut tx, key).await?;
+                }
+                let promoted = sqlx::query(
+                    "UPDATE signing_keys SET state = 'active', activated_at = $3 \
+                     WHERE org_id = $1 AND kid = $2 AND state = 'next'",
+                )
+                .bind(org_id)
+                .bind(promote_kid)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if promoted.rows_affected() != 1 {
+                    // Another rotation won the race; roll back rather than leave two active keys.
+                    return Err(StoreError::Conflict("a concurrent key rotation".into()));
+                }
+                sqlx::query("DELETE FROM signing_keys WHERE org_id = $1 AND state = 'retired' AND publish_until < $2")
+                    .bind(org_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<AuditEvent> {
+                let mut tx = self.write_pool().begin().await?;
+                let sealed = Self::append_audit_tx(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(sealed)
+            }
+
+            async fn audit_events(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ))
+                .bind(org_id)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::audit_from_row).collect()
+            }
+
+            async fn audit_head(&self, org_id: &str) -> StoreResult<Option<(i64, String)>> {
+                let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
+                    .bind(org_id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some((row.try_get("seq")?, row.try_get("hash")?)),
+                    None => None,
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
