@@ -34,7 +34,8 @@ impl Server {
             setting: "LATCHKEY_LISTEN",
             message: format!("cannot listen on {}: {e}", config.listen),
         })?;
-        let router = http::router(AppState { services: services.clone(), redis });
+        let provider = crate::oauth::provider::Provider::start(services.clone());
+        let router = http::router(AppState { services: services.clone(), provider, redis });
         Ok(Self { listener, router, services })
     }
 

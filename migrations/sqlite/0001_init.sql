@@ -78,6 +78,7 @@ CREATE TABLE sessions (
     acr              TEXT,
     ip               TEXT,
     user_agent       TEXT,
+    session_version  INTEGER NOT NULL,
     created_at       INTEGER NOT NULL,
     last_seen_at     INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL,
@@ -105,11 +106,14 @@ CREATE TABLE token_families (
     auth_time      INTEGER,
     amr            TEXT NOT NULL DEFAULT '[]',
     acr            TEXT,
+    session_version INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
     revoked_at     INTEGER,
     revoked_reason TEXT
 );
+
+CREATE INDEX token_families_by_user ON token_families (user_id);
 
 CREATE TABLE authorization_codes (
     code_hash      BLOB PRIMARY KEY,

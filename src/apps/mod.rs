@@ -204,6 +204,9 @@ pub async fn create(
     grant_types.sort();
     grant_types.dedup();
 
+    if let Some(alg) = input.signing_alg.as_deref() {
+        crate::keys::ensure_alg(services, actor, org, alg).await?;
+    }
     let client_secret = (input.client_type == ClientType::Confidential).then(crypto::random_token);
     let now = time_now();
     let app = Application {

@@ -4,6 +4,7 @@
 //! so editing, deleting or reordering a row breaks the chain from that point on, and `audit verify` finds it.
 
 pub mod service;
+pub mod writer;
 
 use serde::Serialize;
 use serde_json::Value;

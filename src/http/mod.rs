@@ -1,7 +1,10 @@
 //! The HTTP edge: routing, middleware and error rendering. Handlers parse, call the domain, render.
 
 pub mod extract;
+mod flows;
 mod health;
+pub mod oauth;
+pub mod pages;
 pub mod problem;
 
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::ephemeral::redis::Redis;
+use crate::oauth::provider::Provider;
 use crate::service::Services;
 use problem::Problem;
 
@@ -27,6 +31,7 @@ use problem::Problem;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
+    pub provider: Arc<Provider>,
     pub redis: Option<Arc<Redis>>,
 }
 
@@ -48,6 +53,22 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route(pages::CSS_PATH, get(pages::stylesheet))
+        .route("/o/{slug}/.well-known/openid-configuration", get(oauth::openid_configuration))
+        .route("/o/{slug}/.well-known/oauth-authorization-server", get(oauth::openid_configuration))
+        // RFC 8414 §3.1: for an issuer with a path, the well-known segment goes before the path.
+        .route("/.well-known/oauth-authorization-server/o/{slug}", get(oauth::openid_configuration))
+        .route("/.well-known/openid-configuration/o/{slug}", get(oauth::openid_configuration))
+        .route("/o/{slug}/jwks", get(oauth::jwks).options(oauth::preflight))
+        .route("/o/{slug}/token", axum::routing::post(oauth::token_endpoint).options(oauth::preflight))
+        .route("/o/{slug}/introspect", axum::routing::post(oauth::introspection_endpoint))
+        .route("/o/{slug}/revoke", axum::routing::post(oauth::revocation_endpoint).options(oauth::preflight))
+        .route("/o/{slug}/userinfo", get(oauth::userinfo).post(oauth::userinfo).options(oauth::preflight))
+        .route("/o/{slug}/authorize", get(flows::authorize))
+        .route("/o/{slug}/authorize/resume", get(flows::resume))
+        .route("/o/{slug}/login", get(flows::login_form).post(flows::login_submit))
+        .route("/o/{slug}/consent", get(flows::consent_form).post(flows::consent_submit))
+        .route("/o/{slug}/logout", get(flows::logout).post(flows::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -171,3 +171,46 @@ pub async fn rotate(services: &Services, actor: &Actor, org: &Organization) -> R
     }
     Ok(rotations)
 }
+
+/// Rotates the keys of every organization whose active key is older than `key_rotation_days`.
+pub async fn rotate_due(services: &Services) -> Result<()> {
+    let days = services.config.key_rotation_days;
+    if days == 0 {
+        return Ok(());
+    }
+    let cutoff = time_now() - (days * 86_400) as i64;
+    for org in services.store.list_orgs().await? {
+        let keys = services.store.signing_keys(&org.id).await?;
+        let due = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .any(|k| k.activated_at.unwrap_or(k.created_at) < cutoff);
+        if due {
+            match rotate(services, &Actor::system(), &org).await {
+                Ok(_) => tracing::info!(org = %org.slug, "signing keys rotated on schedule"),
+                // Another instance rotated first: nothing to do.
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure the organization can sign with `alg`, generating an active and a next key if it has none.
+pub async fn ensure_alg(services: &Services, actor: &Actor, org: &Organization, alg: &str) -> Result<()> {
+    let keys = services.store.signing_keys(&org.id).await?;
+    if keys.iter().any(|k| k.alg == alg && k.state == KeyState::Active) {
+        return Ok(());
+    }
+    let now = time_now();
+    let new_keys = vec![
+        generate(services, &org.id, alg, KeyState::Active, now).await?,
+        generate(services, &org.id, alg, KeyState::Next, now).await?,
+    ];
+    let audit = NewAuditEvent::new(&org.id, actor, "keys.created")
+        .target("signing_key", &new_keys[0].kid)
+        .change(None, Some(serde_json::json!({"alg": alg, "active": new_keys[0].kid, "next": new_keys[1].kid})));
+    services.store.add_signing_keys(&new_keys, &audit).await?;
+    Ok(())
+}

@@ -16,6 +16,9 @@ use crate::apps::Application;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::config::{Config, DatabaseKind};
 use crate::keys::SigningKeyRecord;
+use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
+use crate::onetime::OneTimeToken;
+use crate::sessions::Session;
 use crate::orgs::{Organization, Role};
 use crate::users::{Credential, CredentialKind, Member, User};
 
@@ -77,6 +80,7 @@ pub trait Store: Send + Sync + 'static {
 
     // Signing keys.
     async fn signing_keys(&self, org_id: &str) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn add_signing_keys(&self, keys: &[SigningKeyRecord], audit: &NewAuditEvent) -> StoreResult<()>;
     /// Retires the active key of `alg`, activates `promote_kid`, inserts `new_keys` and drops retired keys
     /// whose publication window has ended, all at once.
     #[allow(clippy::too_many_arguments)]
@@ -91,8 +95,55 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<()>;
 
+    // Browser sessions.
+    async fn create_session(&self, session: &Session, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn session_by_hash(&self, id_hash: &[u8]) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()>;
+    /// Marks the session revoked; false if it was already revoked or does not exist.
+    async fn revoke_session(&self, id_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<bool>;
+
+    // One-time tokens.
+    async fn insert_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()>;
+    async fn one_time_token(&self, token_hash: &[u8], purpose: &str) -> StoreResult<Option<OneTimeToken>>;
+    /// Consumes the token if it is unconsumed and unexpired; true only for the caller that consumed it.
+    async fn consume_one_time_token(&self, token_hash: &[u8], purpose: &str, now: i64) -> StoreResult<bool>;
+
+    // Consents.
+    async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>>;
+    async fn save_consent(&self, user_id: &str, app_id: &str, scope: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<()>;
+
+    // Grants, authorization codes, refresh tokens, revoked access tokens.
+    async fn create_grant(&self, grant: &Grant, code: Option<&AuthorizationCode>, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn grant(&self, id: &str) -> StoreResult<Option<Grant>>;
+    async fn code_by_hash(&self, code_hash: &[u8]) -> StoreResult<Option<AuthorizationCode>>;
+    /// Consumes the code and stores the first refresh token in one transaction. False when the code had
+    /// already been consumed (a replay): nothing is written then.
+    async fn redeem_code(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+        refresh: Option<&RefreshToken>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    async fn refresh_token_by_hash(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
+    /// Marks `old_hash` used and stores `new` in one transaction. False when `old_hash` was already used.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &[u8],
+        new: &RefreshToken,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Revokes a grant and every token issued from it; false if it was already revoked.
+    async fn revoke_grant(&self, id: &str, now: i64, reason: &str, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64, audit: &NewAuditEvent) -> StoreResult<()>;
+    /// JTIs of revoked access tokens that have not expired yet.
+    async fn revoked_access_tokens(&self, now: i64) -> StoreResult<Vec<String>>;
+
     // The audit log.
     async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<AuditEvent>;
+    /// Appends many events in one transaction (one disk sync for all): the audit writer's group commit.
+    async fn append_audit_batch(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
     /// Events with `seq > after_seq`, oldest first.
     async fn audit_events(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
     /// The last seq and hash of the organization's chain.

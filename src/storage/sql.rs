@@ -13,6 +13,15 @@ pub(super) const USER_COLUMNS: &str =
 pub(super) const CREDENTIAL_COLUMNS: &str = "id, user_id, kind, name, secret, data, created_at, last_used_at";
 pub(super) const KEY_COLUMNS: &str =
     "kid, org_id, alg, private_key, public_jwk, state, created_at, activated_at, retired_at, publish_until";
+pub(super) const SESSION_COLUMNS: &str = "id_hash, org_id, user_id, public_id, auth_time, amr, acr, ip, user_agent, \
+     session_version, created_at, last_seen_at, expires_at, revoked_at";
+pub(super) const GRANT_COLUMNS: &str = "id, org_id, app_id, user_id, session_id, scope, auth_time, amr, acr, \
+     session_version, created_at, expires_at, revoked_at, revoked_reason";
+pub(super) const CODE_COLUMNS: &str =
+    "code_hash, family_id, redirect_uri, nonce, code_challenge, created_at, expires_at, consumed_at";
+pub(super) const REFRESH_COLUMNS: &str = "token_hash, family_id, created_at, expires_at, used_at";
+pub(super) const ONE_TIME_COLUMNS: &str =
+    "token_hash, org_id, user_id, purpose, data, attempts, created_at, expires_at, consumed_at";
 pub(super) const AUDIT_COLUMNS: &str = "org_id, seq, at, actor_type, actor_id, actor_role, ip, user_agent, action, \
      target_type, target_id, before_state, after_state, prev_hash, hash";
 
@@ -129,6 +138,93 @@ macro_rules! impl_store {
                     prev_hash: row.try_get("prev_hash")?,
                     hash: row.try_get("hash")?,
                 })
+            }
+
+            fn session_from_row(row: &$row) -> StoreResult<Session> {
+                Ok(Session {
+                    id_hash: row.try_get("id_hash")?,
+                    public_id: row.try_get("public_id")?,
+                    org_id: row.try_get("org_id")?,
+                    user_id: row.try_get("user_id")?,
+                    auth_time: row.try_get("auth_time")?,
+                    amr: parse_json("sessions.amr", &row.try_get::<String, _>("amr")?)?,
+                    acr: row.try_get("acr")?,
+                    ip: row.try_get("ip")?,
+                    user_agent: row.try_get("user_agent")?,
+                    session_version: row.try_get("session_version")?,
+                    created_at: row.try_get("created_at")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            }
+
+            fn grant_from_row(row: &$row) -> StoreResult<Grant> {
+                Ok(Grant {
+                    id: row.try_get("id")?,
+                    org_id: row.try_get("org_id")?,
+                    app_id: row.try_get("app_id")?,
+                    user_id: row.try_get("user_id")?,
+                    session_id: row.try_get("session_id")?,
+                    scope: row.try_get("scope")?,
+                    auth_time: row.try_get("auth_time")?,
+                    amr: parse_json("token_families.amr", &row.try_get::<String, _>("amr")?)?,
+                    acr: row.try_get("acr")?,
+                    session_version: row.try_get("session_version")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                    revoked_reason: row.try_get("revoked_reason")?,
+                })
+            }
+
+            fn code_from_row(row: &$row) -> StoreResult<AuthorizationCode> {
+                Ok(AuthorizationCode {
+                    code_hash: row.try_get("code_hash")?,
+                    grant_id: row.try_get("family_id")?,
+                    redirect_uri: row.try_get("redirect_uri")?,
+                    nonce: row.try_get("nonce")?,
+                    code_challenge: row.try_get("code_challenge")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    consumed_at: row.try_get("consumed_at")?,
+                })
+            }
+
+            fn refresh_from_row(row: &$row) -> StoreResult<RefreshToken> {
+                Ok(RefreshToken {
+                    token_hash: row.try_get("token_hash")?,
+                    grant_id: row.try_get("family_id")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    used_at: row.try_get("used_at")?,
+                })
+            }
+
+            fn one_time_from_row(row: &$row) -> StoreResult<OneTimeToken> {
+                Ok(OneTimeToken {
+                    token_hash: row.try_get("token_hash")?,
+                    org_id: row.try_get("org_id")?,
+                    user_id: row.try_get("user_id")?,
+                    purpose: row.try_get("purpose")?,
+                    data: row.try_get("data")?,
+                    attempts: row.try_get("attempts")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    consumed_at: row.try_get("consumed_at")?,
+                })
+            }
+
+            async fn insert_refresh_tx(tx: &mut Tx<'_>, token: &RefreshToken) -> StoreResult<()> {
+                sqlx::query(&format!("INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+                    .bind(&token.token_hash)
+                    .bind(&token.grant_id)
+                    .bind(token.created_at)
+                    .bind(token.expires_at)
+                    .bind(token.used_at)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
             }
 
             /// Appends to the organization's chain inside `tx`. The head row is advanced with an UPDATE first,
@@ -465,6 +561,16 @@ macro_rules! impl_store {
                 rows.iter().map(Self::key_from_row).collect()
             }
 
+            async fn add_signing_keys(&self, keys: &[SigningKeyRecord], audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                for key in keys {
+                    Self::insert_key_tx(&mut tx, key).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn rotate_signing_keys(
                 &self,
                 org_id: &str,
@@ -508,6 +614,314 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_session(&self, session: &Session, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query(&format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ))
+                .bind(&session.id_hash)
+                .bind(&session.org_id)
+                .bind(&session.user_id)
+                .bind(&session.public_id)
+                .bind(session.auth_time)
+                .bind(json_list(&session.amr))
+                .bind(&session.acr)
+                .bind(&session.ip)
+                .bind(&session.user_agent)
+                .bind(session.session_version)
+                .bind(session.created_at)
+                .bind(session.last_seen_at)
+                .bind(session.expires_at)
+                .bind(session.revoked_at)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session_by_hash(&self, id_hash: &[u8]) -> StoreResult<Option<Session>> {
+                let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"))
+                    .bind(id_hash)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::session_from_row).transpose()
+            }
+
+            async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL")
+                    .bind(id_hash)
+                    .bind(now)
+                    .execute(self.write_pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_session(&self, id_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL")
+                    .bind(id_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if done {
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn insert_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
+                .bind(&token.token_hash)
+                .bind(&token.org_id)
+                .bind(&token.user_id)
+                .bind(&token.purpose)
+                .bind(&token.data)
+                .bind(token.attempts)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .bind(token.consumed_at)
+                .execute(self.write_pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn one_time_token(&self, token_hash: &[u8], purpose: &str) -> StoreResult<Option<OneTimeToken>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {ONE_TIME_COLUMNS} FROM one_time_tokens WHERE token_hash = $1 AND purpose = $2"
+                ))
+                .bind(token_hash)
+                .bind(purpose)
+                .fetch_optional(self.read_pool())
+                .await?;
+                row.as_ref().map(Self::one_time_from_row).transpose()
+            }
+
+            async fn consume_one_time_token(&self, token_hash: &[u8], purpose: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE one_time_tokens SET consumed_at = $3 \
+                     WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3",
+                )
+                .bind(token_hash)
+                .bind(purpose)
+                .bind(now)
+                .execute(self.write_pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND app_id = $2")
+                    .bind(user_id)
+                    .bind(app_id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                Ok(match row {
+                    Some(row) => Some(row.try_get("scope")?),
+                    None => None,
+                })
+            }
+
+            async fn save_consent(
+                &self,
+                user_id: &str,
+                app_id: &str,
+                scope: &str,
+                now: i64,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query(
+                    "INSERT INTO consents (user_id, app_id, scope, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id, app_id) DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
+                )
+                .bind(user_id)
+                .bind(app_id)
+                .bind(scope)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_grant(
+                &self,
+                grant: &Grant,
+                code: Option<&AuthorizationCode>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query(&format!(
+                    "INSERT INTO token_families ({GRANT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ))
+                .bind(&grant.id)
+                .bind(&grant.org_id)
+                .bind(&grant.app_id)
+                .bind(&grant.user_id)
+                .bind(&grant.session_id)
+                .bind(&grant.scope)
+                .bind(grant.auth_time)
+                .bind(json_list(&grant.amr))
+                .bind(&grant.acr)
+                .bind(grant.session_version)
+                .bind(grant.created_at)
+                .bind(grant.expires_at)
+                .bind(grant.revoked_at)
+                .bind(&grant.revoked_reason)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(code) = code {
+                    sqlx::query(&format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                        .bind(&code.code_hash)
+                        .bind(&code.grant_id)
+                        .bind(&code.redirect_uri)
+                        .bind(&code.nonce)
+                        .bind(&code.code_challenge)
+                        .bind(code.created_at)
+                        .bind(code.expires_at)
+                        .bind(code.consumed_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn grant(&self, id: &str) -> StoreResult<Option<Grant>> {
+                let row = sqlx::query(&format!("SELECT {GRANT_COLUMNS} FROM token_families WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::grant_from_row).transpose()
+            }
+
+            async fn code_by_hash(&self, code_hash: &[u8]) -> StoreResult<Option<AuthorizationCode>> {
+                let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"))
+                    .bind(code_hash)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::code_from_row).transpose()
+            }
+
+            async fn redeem_code(
+                &self,
+                code_hash: &[u8],
+                now: i64,
+                refresh: Option<&RefreshToken>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                let consumed = sqlx::query(
+                    "UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1 AND consumed_at IS NULL",
+                )
+                .bind(code_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !consumed {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                if let Some(refresh) = refresh {
+                    Self::insert_refresh_tx(&mut tx, refresh).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn refresh_token_by_hash(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
+                let row = sqlx::query(&format!("SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"))
+                    .bind(token_hash)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::refresh_from_row).transpose()
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                old_hash: &[u8],
+                new: &RefreshToken,
+                now: i64,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                let used = sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
+                    .bind(old_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !used {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                Self::insert_refresh_tx(&mut tx, new).await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_grant(&self, id: &str, now: i64, reason: &str, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                let revoked = sqlx::query(
+                    "UPDATE token_families SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if revoked {
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(revoked)
+            }
+
+            async fn revoke_access_token(&self, jti: &str, expires_at: i64, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+                    .bind(jti)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn revoked_access_tokens(&self, now: i64) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query("SELECT jti FROM revoked_access_tokens WHERE expires_at > $1")
+                    .bind(now)
+                    .fetch_all(self.read_pool())
+                    .await?;
+                rows.iter().map(|row| Ok(row.try_get("jti")?)).collect()
+            }
+
+            async fn append_audit_batch(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                for event in events {
+                    Self::append_audit_tx(&mut tx, event).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

@@ -14,6 +14,9 @@ use super::{Store, StoreError, StoreResult};
 use crate::apps::{Application, ClientType, GrantType};
 use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent};
 use crate::keys::{KeyState, SigningKeyRecord};
+use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
+use crate::onetime::OneTimeToken;
+use crate::sessions::Session;
 use crate::orgs::{Organization, Role};
 use crate::users::{Credential, CredentialKind, Member, User};
 

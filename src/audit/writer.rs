@@ -1,0 +1,51 @@
+//! Group commit for audit events on hot paths (token issuance): events from concurrent requests are
+//! written in one transaction, so one disk sync covers many of them. Each caller still waits until its
+//! event is committed before answering, so an acknowledged action is never missing from the log.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::NewAuditEvent;
+use crate::storage::Store;
+
+const MAX_BATCH: usize = 256;
+
+type Job = (NewAuditEvent, oneshot::Sender<bool>);
+
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl AuditWriter {
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(async move {
+            let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let events: Vec<NewAuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let ok = match store.append_audit_batch(&events).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, count = events.len(), "audit batch failed");
+                        false
+                    }
+                };
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(ok);
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Appends `event` and waits for it to be committed. False if it could not be written.
+    pub async fn record(&self, event: NewAuditEvent) -> bool {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.tx.send((event, done_tx)).await.is_err() {
+            return false;
+        }
+        done_rx.await.unwrap_or(false)
+    }
+}

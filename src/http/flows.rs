@@ -1,0 +1,504 @@
+//! Browser flows: the authorization endpoint, sign-in, consent and RP-initiated logout.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::oauth::{client_info, org_or_404};
+use super::pages::{self, Page, escape, see_other};
+use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
+use crate::oauth::{jwt, parse_scope};
+use crate::orgs::Organization;
+use crate::sessions::service::{self as sessions, ClientInfo, LoginError};
+use crate::sessions::Session;
+use crate::time_now;
+use crate::users::User;
+
+fn page_error(org: &Organization, status: StatusCode, message: &str) -> Response {
+    Page::error(&org.name, status, message).into_response()
+}
+
+async fn current_session(state: &AppState, org: &Organization, headers: &HeaderMap) -> Option<(Session, User)> {
+    let token = pages::cookie_value(headers, &pages::session_cookie_name(&state.services.config, &org.slug))?;
+    sessions::from_cookie(&state.services, org, &token).await.ok().flatten()
+}
+
+fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Page(message) => page_error(org, StatusCode::BAD_REQUEST, &message),
+        Refusal::Redirect { redirect_uri, state: s, error, description } => {
+            let issuer = state.provider.issuer(org);
+            see_other(&authorize::error_redirect(&issuer, &redirect_uri, s.as_deref(), error, &description), vec![])
+        }
+        Refusal::Internal(e) => {
+            tracing::error!(error = %e.description, "authorization failed");
+            page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.")
+        }
+    }
+}
+
+/// Runs the decision for a validated request: sign in, consent, or issue the code.
+#[allow(clippy::too_many_arguments)]
+async fn proceed(
+    state: &AppState,
+    org: &Organization,
+    params: &AuthorizeParams,
+    req: &ValidRequest,
+    pending_id: Option<&str>,
+    resumed_from: Option<i64>,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+) -> Response {
+    let provider = &state.provider;
+    let session = current_session(state, org, headers).await;
+    let consented = match &session {
+        Some((_, user)) => provider.services.store.consent_scope(&user.id, &req.app.id).await.ok().flatten(),
+        None => None,
+    };
+    let step = authorize::next_step(req, session.as_ref().map(|(s, _)| s), consented.as_deref(), resumed_from, time_now());
+    let base = format!("/o/{}", org.slug);
+    let pending = |state: &AppState| {
+        let state = state.clone();
+        let params = params.clone();
+        let org = org.clone();
+        let existing = pending_id.map(str::to_string);
+        async move {
+            match existing {
+                Some(id) => Ok(id),
+                None => authorize::save_pending(&state.provider, &org, &params).await,
+            }
+        }
+    };
+    match step {
+        Step::Fail(error) => {
+            let issuer = provider.issuer(org);
+            let description = if error == "login_required" { "the user must sign in" } else { "the user must consent" };
+            see_other(&authorize::error_redirect(&issuer, &req.redirect_uri, req.state.as_deref(), error, description), vec![])
+        }
+        Step::Login => match pending(state).await {
+            Ok(id) => see_other(&format!("{base}/login?req={id}"), vec![]),
+            Err(_) => page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+        },
+        Step::Consent => match pending(state).await {
+            Ok(id) => see_other(&format!("{base}/consent?req={id}"), vec![]),
+            Err(_) => page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+        },
+        Step::Issue => {
+            let (session, user) = session.expect("Issue implies a session");
+            if let Some(id) = pending_id {
+                match authorize::finish_pending(provider, id).await {
+                    Ok(true) => {}
+                    Ok(false) => return page_error(org, StatusCode::BAD_REQUEST, "This sign-in request was already completed."),
+                    Err(_) => return page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+                }
+            }
+            match authorize::issue_code(provider, org, req, &session, &user, client).await {
+                Ok(location) => see_other(&location, vec![]),
+                Err(_) => page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+            }
+        }
+    }
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    params: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let Ok(Query(params)) = params else {
+        return page_error(&org, StatusCode::BAD_REQUEST, "The authorization request is malformed (a parameter is repeated or invalid).");
+    };
+    let req = match authorize::validate(&state.provider, &org, &params).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal_response(&state, &org, refusal),
+    };
+    proceed(&state, &org, &params, &req, None, None, &headers, &client_info(&addr, &headers)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PendingQuery {
+    req: Option<String>,
+}
+
+/// Loads and re-validates a stored request.
+async fn load_request(
+    state: &AppState,
+    org: &Organization,
+    id: Option<&str>,
+) -> Result<(AuthorizeParams, ValidRequest, i64), Response> {
+    let expired = || page_error(org, StatusCode::BAD_REQUEST, "This sign-in request has expired or was already used. Start again from the application.");
+    let id = id.filter(|s| !s.is_empty()).ok_or_else(expired)?;
+    let (params, created_at) = match authorize::load_pending(&state.provider, org, id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(expired()),
+        Err(_) => return Err(page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")),
+    };
+    match authorize::validate(&state.provider, org, &params).await {
+        Ok(req) => Ok((params, req, created_at)),
+        Err(refusal) => Err(refusal_response(state, org, refusal)),
+    }
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<PendingQuery>,
+) -> Response {
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let (params, req, created_at) = match load_request(&state, &org, query.req.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    proceed(&state, &org, &params, &req, query.req.as_deref(), Some(created_at), &headers, &client_info(&addr, &headers)).await
+}
+
+fn login_page(org: &Organization, req_id: &str, csrf: &str, email: &str, error: Option<&str>, targets: Vec<String>) -> Page {
+    let error_html = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let body = format!(
+        "{error_html}<form method=\"post\" action=\"/o/{slug}/login\">\
+         <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus value=\"{email}\">\
+         <label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>",
+        slug = escape(&org.slug),
+        req = escape(req_id),
+        csrf = escape(csrf),
+        email = escape(email),
+    );
+    let mut page = Page::new(&org.name, "Sign in", body);
+    page.form_targets = targets;
+    page
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<PendingQuery>,
+) -> Response {
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let (_, req, _) = match load_request(&state, &org, query.req.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
+    let hint = req.login_hint.clone().unwrap_or_default();
+    let targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
+    let mut page = login_page(&org, query.req.as_deref().unwrap_or_default(), &csrf, &hint, None, targets);
+    page.cookies.extend(csrf_cookie);
+    page.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    req: Option<String>,
+    csrf: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+pub async fn login_submit(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let config = state.services.config.clone();
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let Ok(axum::Form(form)) = form else {
+        return page_error(&org, StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
+    };
+    if !pages::same_origin(&config, &headers) || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default()) {
+        return page_error(&org, StatusCode::FORBIDDEN, "This form could not be verified. Reload the page and try again.");
+    }
+    let req_id = form.req.clone().unwrap_or_default();
+    let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let email = form.email.unwrap_or_default();
+    let password = form.password.unwrap_or_default();
+    let targets: Vec<String> = pages::csp_source(&req.redirect_uri).into_iter().collect();
+    let csrf = form.csrf.unwrap_or_default();
+    if email.trim().is_empty() || password.is_empty() {
+        return login_page(&org, &req_id, &csrf, &email, Some("Enter your email and password."), targets)
+            .status(StatusCode::BAD_REQUEST)
+            .into_response();
+    }
+    let client = client_info(&addr, &headers);
+    match sessions::password_login(&state.services, &org, &email, &password, &client).await {
+        Ok((_, token)) => {
+            // A new session id at every sign-in: nothing set before login survives it (no fixation).
+            let cookie = pages::set_cookie(
+                &config,
+                &pages::session_cookie_name(&config, &org.slug),
+                &token,
+                Some(org.settings.session_absolute_lifetime_secs as i64),
+                "Lax",
+            );
+            see_other(&format!("/o/{}/authorize/resume?req={req_id}", org.slug), vec![cookie])
+        }
+        Err(LoginError::InvalidCredentials) => {
+            login_page(&org, &req_id, &csrf, &email, Some("Incorrect email or password."), targets)
+                .status(StatusCode::UNAUTHORIZED)
+                .into_response()
+        }
+        Err(LoginError::Busy) => {
+            let mut response = page_error(&org, StatusCode::SERVICE_UNAVAILABLE, "We are busy right now. Please try again in a moment.");
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+            response
+        }
+        Err(LoginError::Other(e)) => {
+            tracing::error!(error = %e, "login failed");
+            page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
+        }
+    }
+}
+
+fn scope_description(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Know who you are",
+        "profile" => "See your name",
+        "email" => "See your email address",
+        "offline_access" => "Stay signed in to it when you are away",
+        _ => "Other access",
+    }
+}
+
+pub async fn consent_form(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<PendingQuery>,
+) -> Response {
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let req_id = query.req.clone().unwrap_or_default();
+    let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let Some((_, user)) = current_session(&state, &org, &headers).await else {
+        return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
+    };
+    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
+    let items: String = parse_scope(&req.scope)
+        .iter()
+        .map(|s| format!("<li>{}</li>", escape(scope_description(s))))
+        .collect();
+    let body = format!(
+        "<p><strong>{app}</strong> wants to:</p><ul class=\"scopes\">{items}</ul>\
+         <p class=\"muted\">Signed in as {email}.</p>\
+         <form method=\"post\" action=\"/o/{slug}/consent\">\
+         <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
+        app = escape(&req.app.name),
+        email = escape(&user.email),
+        slug = escape(&org.slug),
+        req = escape(&req_id),
+        csrf = escape(&csrf),
+    );
+    let mut page = Page::new(&org.name, "Allow access?", body);
+    page.form_targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
+    page.cookies.extend(csrf_cookie);
+    page.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    req: Option<String>,
+    csrf: Option<String>,
+    decision: Option<String>,
+}
+
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<axum::Form<ConsentForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let config = state.services.config.clone();
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let Ok(axum::Form(form)) = form else {
+        return page_error(&org, StatusCode::BAD_REQUEST, "The consent form was malformed.");
+    };
+    if !pages::same_origin(&config, &headers) || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default()) {
+        return page_error(&org, StatusCode::FORBIDDEN, "This form could not be verified. Reload the page and try again.");
+    }
+    let req_id = form.req.unwrap_or_default();
+    let (params, req, created_at) = match load_request(&state, &org, Some(&req_id)).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let Some((_, user)) = current_session(&state, &org, &headers).await else {
+        return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
+    };
+    let client = client_info(&addr, &headers);
+    match form.decision.as_deref() {
+        Some("allow") => {
+            if authorize::record_consent(&state.provider, &org, &req, &user, &client).await.is_err() {
+                return page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.");
+            }
+            proceed(&state, &org, &params, &req, Some(&req_id), Some(created_at), &headers, &client).await
+        }
+        Some("deny") => {
+            let _ = authorize::finish_pending(&state.provider, &req_id).await;
+            let issuer = state.provider.issuer(&org);
+            see_other(
+                &authorize::error_redirect(&issuer, &req.redirect_uri, req.state.as_deref(), "access_denied", "the user denied access"),
+                vec![],
+            )
+        }
+        _ => page_error(&org, StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+    csrf: Option<String>,
+    confirm: Option<String>,
+}
+
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). With a valid `id_token_hint` the user is
+/// signed out at once; without one they confirm first, so a third-party page cannot sign them out.
+pub async fn logout(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    Query(query): Query<LogoutParams>,
+    body: axum::body::Bytes,
+) -> Response {
+    let config = state.services.config.clone();
+    let org = match org_or_404(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let params: LogoutParams = if method == axum::http::Method::POST {
+        match serde_urlencoded::from_bytes(&body) {
+            Ok(p) => p,
+            Err(_) => return page_error(&org, StatusCode::BAD_REQUEST, "The sign-out request was malformed."),
+        }
+    } else {
+        query
+    };
+    // Which client is this for, and is the hint genuine?
+    let mut client_id = params.client_id.clone().filter(|c| !c.is_empty());
+    let mut hint_valid = false;
+    if let Some(hint) = params.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
+        let kid = jwt::peek_kid(hint).unwrap_or_default();
+        let keys = match state.provider.keys.get_with_kid(&state.services, &org.id, &kid).await {
+            Ok(k) => k,
+            Err(_) => return page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+        };
+        match jwt::verify(&keys, hint, jwt::ID_TOKEN_TYP, &state.provider.issuer(&org), time_now(), true) {
+            Ok(claims) => {
+                let aud = claims.get("aud").and_then(Value::as_str).map(str::to_string);
+                if client_id.is_some() && aud != client_id {
+                    return page_error(&org, StatusCode::BAD_REQUEST, "The id_token_hint was issued to another application.");
+                }
+                client_id = aud;
+                hint_valid = true;
+            }
+            Err(_) => return page_error(&org, StatusCode::BAD_REQUEST, "The id_token_hint is not valid."),
+        }
+    }
+    let redirect = match params.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
+        None => None,
+        Some(uri) => {
+            let app = match client_id.as_deref() {
+                Some(id) => state.provider.app(id).await.ok().flatten().filter(|a| a.org_id == org.id),
+                None => None,
+            };
+            match app {
+                Some(app) if app.post_logout_redirect_uris.iter().any(|u| u == uri) => Some(uri.to_string()),
+                _ => return page_error(&org, StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not registered for this application."),
+            }
+        }
+    };
+    let confirmed = method == axum::http::Method::POST
+        && params.confirm.as_deref() == Some("yes")
+        && pages::same_origin(&config, &headers)
+        && pages::csrf_ok(&config, &headers, params.csrf.as_deref().unwrap_or_default());
+    let cookie_name = pages::session_cookie_name(&config, &org.slug);
+    let session_token = pages::cookie_value(&headers, &cookie_name);
+    if !hint_valid && !confirmed && session_token.is_some() {
+        let (csrf, csrf_cookie) = pages::csrf_token(&config, &headers);
+        let hidden = |name: &str, value: &Option<String>| {
+            value.as_deref().map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v))).unwrap_or_default()
+        };
+        let body = format!(
+            "<p>Do you want to sign out of {org}?</p><form method=\"post\" action=\"/o/{slug}/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">{c}{r}{s}\
+             <button type=\"submit\">Sign out</button></form>",
+            org = escape(&org.name),
+            slug = escape(&org.slug),
+            csrf = escape(&csrf),
+            c = hidden("client_id", &client_id),
+            r = hidden("post_logout_redirect_uri", &redirect),
+            s = hidden("state", &params.state),
+        );
+        let mut page = Page::new(&org.name, "Sign out", body);
+        page.form_targets = redirect.as_deref().and_then(pages::csp_source).into_iter().collect();
+        page.cookies.extend(csrf_cookie);
+        return page.into_response();
+    }
+    if let Some(token) = session_token {
+        if let Err(e) = sessions::end(&state.services, &org, &token, &client_info(&addr, &headers)).await {
+            tracing::error!(error = %e, "logout failed");
+            return page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.");
+        }
+    }
+    let clear = pages::clear_cookie(&config, &cookie_name);
+    match redirect {
+        Some(uri) => {
+            let location = match params.state.as_deref() {
+                Some(s) => authorize::redirect_with(&uri, &[("state", s)]),
+                None => uri,
+            };
+            see_other(&location, vec![clear])
+        }
+        None => {
+            let mut page = Page::new(&org.name, "Signed out", "<p>You are signed out.</p>".into());
+            page.cookies.push(clear);
+            page.into_response()
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Server-rendered hosted pages (sign-in, consent, sign-out, errors) and the browser-facing helpers they
+//! need: cookies, CSRF and Origin checks, and page security headers. Every interpolated value goes through
+//! `escape`; there is no inline script or style.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::config::Config;
+
+pub const CSS_PATH: &str = "/static/latchkey.css";
+pub const CSS: &str = include_str!("../../static/latchkey.css");
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A rendered page. `form_targets` are extra origins a form on it may end up at (the client's redirect
+/// URI after a POST-redirect), for the CSP `form-action` directive.
+pub struct Page {
+    pub status: StatusCode,
+    pub org_name: String,
+    pub title: String,
+    pub body: String,
+    pub form_targets: Vec<String>,
+    pub cookies: Vec<String>,
+}
+
+impl Page {
+    pub fn new(org_name: &str, title: &str, body: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            org_name: org_name.to_string(),
+            title: title.to_string(),
+            body,
+            form_targets: Vec::new(),
+            cookies: Vec::new(),
+        }
+    }
+
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn error(org_name: &str, status: StatusCode, message: &str) -> Self {
+        let body = format!("<p>{}</p><p class=\"muted\">You can close this page and start again from the application.</p>", escape(message));
+        Self::new(org_name, "Something went wrong", body).status(status)
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let html = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{title} · {org}</title><link rel=\"stylesheet\" href=\"{CSS_PATH}\"></head>\
+             <body><main><p class=\"org\">{org}</p><h1>{title}</h1>{body}</main></body></html>",
+            title = escape(&self.title),
+            org = escape(&self.org_name),
+            body = self.body,
+        );
+        let mut csp = String::from(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; \
+             base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+        );
+        for target in &self.form_targets {
+            csp.push(' ');
+            csp.push_str(target);
+        }
+        let mut response = (self.status, html).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        for cookie in self.cookies {
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                headers.append(header::SET_COOKIE, v);
+            }
+        }
+        response
+    }
+}
+
+/// A 303 to `location` with optional cookies.
+pub fn see_other(location: &str, cookies: Vec<String>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in cookies {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// The CSP source for wherever `uri` points: its origin, or its scheme for custom-scheme (native) URIs.
+pub fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => Some(url.origin().ascii_serialization()),
+        scheme => Some(format!("{scheme}:")),
+    }
+}
+
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Cookie names: `__Host-` over HTTPS, which pins the cookie to this host, path `/` and Secure.
+pub fn session_cookie_name(config: &Config, slug: &str) -> String {
+    if config.is_https() { format!("__Host-latchkey-{slug}") } else { format!("latchkey-{slug}") }
+}
+
+pub fn csrf_cookie_name(config: &Config) -> &'static str {
+    if config.is_https() { "__Host-latchkey-csrf" } else { "latchkey-csrf" }
+}
+
+pub fn set_cookie(config: &Config, name: &str, value: &str, max_age: Option<i64>, same_site: &str) -> String {
+    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
+    if config.is_https() {
+        cookie.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    cookie
+}
+
+pub fn clear_cookie(config: &Config, name: &str) -> String {
+    set_cookie(config, name, "", Some(0), "Lax")
+}
+
+/// State-changing form posts must come from our own pages: the Origin (or, without it, the Referer)
+/// must be the public URL's origin.
+pub fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
+    let ours = config.public_url.origin().ascii_serialization();
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        return origin == ours;
+    }
+    headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .is_some_and(|r| r.origin().ascii_serialization() == ours)
+}
+
+/// Double-submit CSRF check: the form field must equal the CSRF cookie (compared in constant time).
+pub fn csrf_ok(config: &Config, headers: &HeaderMap, form_token: &str) -> bool {
+    match cookie_value(headers, csrf_cookie_name(config)) {
+        Some(cookie) if !cookie.is_empty() => crate::crypto::constant_time_eq(cookie.as_bytes(), form_token.as_bytes()),
+        _ => false,
+    }
+}
+
+/// The CSRF token for a form: the existing cookie's, or a new one to set.
+pub fn csrf_token(config: &Config, headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie_value(headers, csrf_cookie_name(config)).filter(|v| v.len() >= 32) {
+        Some(existing) => (existing, None),
+        None => {
+            let token = crate::crypto::random_token();
+            let cookie = set_cookie(config, csrf_cookie_name(config), &token, None, "Strict");
+            (token, Some(cookie))
+        }
+    }
+}
+
+pub async fn stylesheet() -> Response {
+    let mut response = CSS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_html_specials() {
+        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; latchkey-acme=tok; latchkey-acme2=x"));
+        assert_eq!(cookie_value(&headers, "latchkey-acme").as_deref(), Some("tok"));
+        assert_eq!(cookie_value(&headers, "missing"), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! JWTs: signing access tokens (RFC 9068, `typ: at+jwt`) and ID tokens, and verifying what we issued.
+//! Signature work is delegated to josekit (OpenSSL); this module only chooses keys and checks claims.
+
+use josekit::jws::JwsHeader;
+use josekit::jwt::{self, JwtPayload};
+use serde_json::{Map, Value};
+
+use super::keyring::OrgKeys;
+use crate::error::{Error, Result};
+
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub const ID_TOKEN_TYP: &str = "JWT";
+
+/// Allowed clock difference when checking `iat`/`nbf` on tokens we issued.
+const LEEWAY_SECS: i64 = 60;
+
+/// Signs `claims` with the organization's active key for `alg`.
+pub fn sign(keys: &OrgKeys, alg: &str, typ: &str, claims: Map<String, Value>) -> Result<String> {
+    let active = keys.signer(alg).ok_or_else(|| Error::Internal(format!("no active {alg} signing key")))?;
+    let mut header = JwsHeader::new();
+    header.set_token_type(typ);
+    header.set_key_id(&active.kid);
+    let payload = JwtPayload::from_map(claims).map_err(|e| Error::Internal(format!("jwt payload: {e}")))?;
+    jwt::encode_with_signer(&payload, &header, active.signer.as_ref()).map_err(|e| Error::Internal(format!("jwt signing: {e}")))
+}
+
+/// The `kid` in a token's header, if it parses at all.
+pub fn peek_kid(token: &str) -> Option<String> {
+    let header = jwt::decode_header(token).ok()?;
+    header.claim("kid")?.as_str().map(str::to_string)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// Malformed, unknown key, wrong algorithm or bad signature.
+    Signature,
+    WrongType,
+    WrongIssuer,
+    Expired,
+    NotYetValid,
+}
+
+/// Verifies signature (by `kid`, with the algorithm that key was made for, never `none` or HMAC), `typ`,
+/// `iss`, `exp` and `iat`; returns the claims. `allow_expired` serves `id_token_hint` at logout.
+pub fn verify(
+    keys: &OrgKeys,
+    token: &str,
+    expected_typ: &str,
+    issuer: &str,
+    now: i64,
+    allow_expired: bool,
+) -> std::result::Result<Map<String, Value>, Rejected> {
+    let (payload, header) = jwt::decode_with_verifier_selector(token, |header| {
+        Ok(header.key_id().and_then(|kid| keys.verifiers.get(kid)).map(|v| v.as_ref()))
+    })
+    .map_err(|_| Rejected::Signature)?;
+    let typ = header.token_type().unwrap_or("JWT");
+    if !typ.eq_ignore_ascii_case(expected_typ) && !typ.eq_ignore_ascii_case(&format!("application/{expected_typ}")) {
+        return Err(Rejected::WrongType);
+    }
+    let claims = payload.claims_set().clone();
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        return Err(Rejected::WrongIssuer);
+    }
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(Rejected::Expired)?;
+    if exp <= now && !allow_expired {
+        return Err(Rejected::Expired);
+    }
+    if let Some(iat) = claims.get("iat").and_then(Value::as_i64) {
+        if iat > now + LEEWAY_SECS {
+            return Err(Rejected::NotYetValid);
+        }
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
+        if nbf > now + LEEWAY_SECS {
+            return Err(Rejected::NotYetValid);
+        }
+    }
+    Ok(claims)
+}

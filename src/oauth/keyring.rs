@@ -1,0 +1,138 @@
+//! Signing keys in memory: per organization, a signer per algorithm, verifiers by `kid`, and the JWKS
+//! document pre-rendered so the JWKS endpoint answers from memory.
+//!
+//! Entries are reloaded from the database after `REFRESH` (so a rotation done by another instance or the
+//! CLI is picked up) and at once when a token names a `kid` we do not know yet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use josekit::jwk::Jwk;
+use josekit::jws::{JwsSigner, JwsVerifier};
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyState, SigningKeyRecord};
+use crate::service::Services;
+
+const REFRESH: Duration = Duration::from_secs(30);
+/// An unknown `kid` triggers at most one reload per organization in this window, so forged tokens with
+/// random kids cannot turn into a database flood.
+const UNKNOWN_KID_RELOAD_GAP: Duration = Duration::from_secs(5);
+
+pub struct ActiveSigner {
+    pub kid: String,
+    pub signer: Box<dyn JwsSigner>,
+}
+
+pub struct OrgKeys {
+    pub signers: HashMap<String, ActiveSigner>,
+    pub verifiers: HashMap<String, Box<dyn JwsVerifier>>,
+    /// `{"keys": [...]}`: public keys only.
+    pub jwks: String,
+    loaded_at: Instant,
+}
+
+impl OrgKeys {
+    pub fn signer(&self, alg: &str) -> Option<&ActiveSigner> {
+        self.signers.get(alg)
+    }
+}
+
+#[derive(Default)]
+pub struct KeyRing {
+    orgs: RwLock<HashMap<String, Arc<OrgKeys>>>,
+}
+
+fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
+    Some(match alg {
+        "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(jwk).ok()?),
+        "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(jwk).ok()?),
+        "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(jwk).ok()?),
+        _ => return None,
+    })
+}
+
+fn signer_for(alg: &str, der: &[u8], kid: &str) -> Option<Box<dyn JwsSigner>> {
+    Some(match alg {
+        "RS256" => {
+            let mut s = josekit::jws::RS256.signer_from_der(der).ok()?;
+            s.set_key_id(kid);
+            Box::new(s)
+        }
+        "ES256" => {
+            let mut s = josekit::jws::ES256.signer_from_der(der).ok()?;
+            s.set_key_id(kid);
+            Box::new(s)
+        }
+        "EdDSA" => {
+            let mut s = josekit::jws::EdDSA.signer_from_der(der).ok()?;
+            s.set_key_id(kid);
+            Box::new(s)
+        }
+        _ => return None,
+    })
+}
+
+/// Builds the in-memory form of an organization's keys. Keys past their publication window are dropped.
+pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Result<OrgKeys> {
+    let mut signers = HashMap::new();
+    let mut verifiers = HashMap::new();
+    let mut published = Vec::new();
+    for record in records {
+        if record.state == KeyState::Retired && record.publish_until.is_some_and(|until| until < now) {
+            continue;
+        }
+        let jwk = Jwk::from_bytes(record.public_jwk.as_bytes())
+            .map_err(|e| Error::Internal(format!("signing key {} has a bad public JWK: {e}", record.kid)))?;
+        let verifier = verifier_for(&record.alg, &jwk)
+            .ok_or_else(|| Error::Internal(format!("signing key {} cannot verify", record.kid)))?;
+        verifiers.insert(record.kid.clone(), verifier);
+        published.push(serde_json::Value::Object(jwk.as_ref().clone()));
+        if record.state == KeyState::Active {
+            let der = services
+                .secrets
+                .open(&record.kid, &record.private_key_sealed)
+                .map_err(|e| Error::Internal(format!("signing key {}: {e}", record.kid)))?;
+            let signer = signer_for(&record.alg, &der, &record.kid)
+                .ok_or_else(|| Error::Internal(format!("signing key {} cannot sign", record.kid)))?;
+            signers.insert(record.alg.clone(), ActiveSigner { kid: record.kid.clone(), signer });
+        }
+    }
+    let jwks = serde_json::json!({ "keys": published }).to_string();
+    Ok(OrgKeys { signers, verifiers, jwks, loaded_at: Instant::now() })
+}
+
+impl KeyRing {
+    /// The organization's keys, from memory when fresh.
+    pub async fn get(&self, services: &Services, org_id: &str) -> Result<Arc<OrgKeys>> {
+        if let Some(keys) = self.cached(org_id) {
+            if keys.loaded_at.elapsed() < REFRESH {
+                return Ok(keys);
+            }
+        }
+        self.reload(services, org_id).await
+    }
+
+    /// Reloads when `kid` is unknown, at most once per `UNKNOWN_KID_RELOAD_GAP`.
+    pub async fn get_with_kid(&self, services: &Services, org_id: &str, kid: &str) -> Result<Arc<OrgKeys>> {
+        let keys = self.get(services, org_id).await?;
+        if keys.verifiers.contains_key(kid) || keys.loaded_at.elapsed() < UNKNOWN_KID_RELOAD_GAP {
+            return Ok(keys);
+        }
+        self.reload(services, org_id).await
+    }
+
+    fn cached(&self, org_id: &str) -> Option<Arc<OrgKeys>> {
+        self.orgs.read().ok()?.get(org_id).cloned()
+    }
+
+    pub async fn reload(&self, services: &Services, org_id: &str) -> Result<Arc<OrgKeys>> {
+        let records = services.store.signing_keys(org_id).await?;
+        let keys = Arc::new(build(services, &records, crate::time_now())?);
+        if let Ok(mut map) = self.orgs.write() {
+            map.insert(org_id.to_string(), keys.clone());
+        }
+        Ok(keys)
+    }
+}

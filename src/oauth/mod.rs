@@ -1,0 +1,125 @@
+//! The OAuth 2.0 / OpenID Connect provider: every organization is its own issuer.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod discovery;
+pub mod introspect;
+pub mod jwt;
+pub mod keyring;
+pub mod provider;
+pub mod records;
+pub mod revocation;
+pub mod token;
+
+use crate::error::Error;
+
+/// Scopes this provider understands. Others are refused with `invalid_scope`.
+pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// `acr` values: what kind of authentication happened.
+pub const ACR_PASSWORD: &str = "urn:latchkey:acr:password";
+pub const ACR_MFA: &str = "urn:latchkey:acr:mfa";
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub error: &'static str,
+    pub description: String,
+    pub status: u16,
+}
+
+impl OAuthError {
+    fn new(error: &'static str, status: u16, description: impl Into<String>) -> Self {
+        Self { error, description: description.into(), status }
+    }
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new("invalid_request", 400, d)
+    }
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new("invalid_client", 401, d)
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new("invalid_grant", 400, d)
+    }
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new("unauthorized_client", 400, d)
+    }
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new("unsupported_grant_type", 400, d)
+    }
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new("invalid_scope", 400, d)
+    }
+    pub fn server_error() -> Self {
+        Self::new("server_error", 500, "an internal error occurred")
+    }
+    pub fn temporarily_unavailable() -> Self {
+        Self::new("temporarily_unavailable", 503, "the service is busy; try again shortly")
+    }
+}
+
+impl From<Error> for OAuthError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { field, message } => OAuthError::invalid_request(format!("{field}: {message}")),
+            Error::Storage(crate::storage::StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+                OAuthError::temporarily_unavailable()
+            }
+            other => {
+                tracing::error!(error = %other, "oauth request failed");
+                OAuthError::server_error()
+            }
+        }
+    }
+}
+
+impl From<crate::storage::StoreError> for OAuthError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        Error::from(e).into()
+    }
+}
+
+/// Splits a space-delimited scope string, dropping duplicates, keeping order.
+pub fn parse_scope(scope: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
+pub fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|s| s == wanted)
+}
+
+/// Base64url SHA-256 of `input`, as PKCE S256 and `at_hash` use (for RS256/ES256; EdDSA per OIDC too).
+pub fn s256(input: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(input.as_bytes()))
+}
+
+/// `at_hash`: the left half of the SHA-256 of the access token, base64url.
+pub fn at_hash(access_token: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(access_token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        assert_eq!(s256("dBjftJeZ4CVP-1mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn scopes_are_deduplicated() {
+        assert_eq!(parse_scope("openid  email openid"), vec!["openid", "email"]);
+    }
+}

@@ -1,0 +1,148 @@
+//! The provider's shared state: services plus the in-memory parts of the hot paths (keys, application and
+//! organization caches, revoked access tokens, the audit group-commit writer).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::apps::Application;
+use crate::audit::writer::AuditWriter;
+use crate::error::Result;
+use crate::orgs::Organization;
+use crate::service::Services;
+
+use super::keyring::KeyRing;
+
+/// How long an application or organization record is served from memory. Changes made elsewhere (the
+/// CLI, another instance) are seen within this time; changes made here are seen at once.
+const RECORD_TTL: Duration = Duration::from_secs(5);
+/// How often the revoked-access-token list is re-read, for revocations made by other instances.
+pub const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
+
+struct Cached<T> {
+    value: Option<Arc<T>>,
+    at: Instant,
+}
+
+struct TtlMap<T> {
+    map: RwLock<HashMap<String, Cached<T>>>,
+}
+
+impl<T> TtlMap<T> {
+    fn new() -> Self {
+        Self { map: RwLock::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: &str) -> Option<Option<Arc<T>>> {
+        let map = self.map.read().ok()?;
+        let entry = map.get(key)?;
+        (entry.at.elapsed() < RECORD_TTL).then(|| entry.value.clone())
+    }
+
+    fn put(&self, key: &str, value: Option<Arc<T>>) {
+        if let Ok(mut map) = self.map.write() {
+            // Bounded: a flood of unknown client_ids must not grow memory without limit.
+            if map.len() > 10_000 {
+                map.retain(|_, v| v.at.elapsed() < RECORD_TTL);
+            }
+            map.insert(key.to_string(), Cached { value, at: Instant::now() });
+        }
+    }
+}
+
+pub struct Provider {
+    pub services: Services,
+    pub keys: KeyRing,
+    pub audit: AuditWriter,
+    apps: TtlMap<Application>,
+    orgs: TtlMap<Organization>,
+    revoked: RwLock<HashSet<String>>,
+    /// Revocations made here recently, kept across a refresh whose read may predate their commit.
+    recent_revocations: RwLock<Vec<(String, Instant)>>,
+}
+
+impl Provider {
+    /// Creates the provider and starts its background tasks (revocation refresh, scheduled key rotation).
+    pub fn start(services: Services) -> Arc<Self> {
+        let provider = Arc::new(Self {
+            audit: AuditWriter::start(services.store.clone()),
+            services,
+            keys: KeyRing::default(),
+            apps: TtlMap::new(),
+            orgs: TtlMap::new(),
+            revoked: RwLock::new(HashSet::new()),
+            recent_revocations: RwLock::new(Vec::new()),
+        });
+        let weak = Arc::downgrade(&provider);
+        tokio::spawn(async move {
+            loop {
+                let Some(p) = weak.upgrade() else { break };
+                p.refresh_revocations().await;
+                drop(p);
+                tokio::time::sleep(REVOCATION_REFRESH).await;
+            }
+        });
+        let weak = Arc::downgrade(&provider);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                let Some(p) = weak.upgrade() else { break };
+                if let Err(e) = crate::keys::rotate_due(&p.services).await {
+                    tracing::warn!(error = %e, "scheduled key rotation failed");
+                }
+            }
+        });
+        provider
+    }
+
+    pub async fn org(&self, slug: &str) -> Result<Option<Arc<Organization>>> {
+        if let Some(hit) = self.orgs.get(slug) {
+            return Ok(hit);
+        }
+        let org = self.services.store.org_by_slug(slug).await?.map(Arc::new);
+        self.orgs.put(slug, org.clone());
+        Ok(org)
+    }
+
+    pub async fn app(&self, client_id: &str) -> Result<Option<Arc<Application>>> {
+        if let Some(hit) = self.apps.get(client_id) {
+            return Ok(hit);
+        }
+        let app = self.services.store.app_by_client_id(client_id).await?.map(Arc::new);
+        self.apps.put(client_id, app.clone());
+        Ok(app)
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.read().map(|set| set.contains(jti)).unwrap_or(false)
+    }
+
+    pub fn mark_revoked(&self, jti: &str) {
+        if let Ok(mut set) = self.revoked.write() {
+            set.insert(jti.to_string());
+        }
+        if let Ok(mut recent) = self.recent_revocations.write() {
+            recent.push((jti.to_string(), Instant::now()));
+        }
+    }
+
+    async fn refresh_revocations(&self) {
+        match self.services.store.revoked_access_tokens(crate::time_now()).await {
+            Ok(list) => {
+                let mut fresh: HashSet<String> = list.into_iter().collect();
+                if let Ok(mut recent) = self.recent_revocations.write() {
+                    recent.retain(|(_, at)| at.elapsed() < REVOCATION_REFRESH * 5);
+                    fresh.extend(recent.iter().map(|(jti, _)| jti.clone()));
+                }
+                if let Ok(mut set) = self.revoked.write() {
+                    *set = fresh;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not refresh revoked access tokens"),
+        }
+    }
+
+    pub fn issuer(&self, org: &Organization) -> String {
+        self.services.config.issuer_for(&org.slug)
+    }
+}

@@ -1,0 +1,27 @@
+//! Browser sessions at the provider. The cookie holds an opaque 256-bit id; the database holds its keyed
+//! hash, so a database leak does not hand out live sessions.
+
+pub mod service;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    #[serde(skip)]
+    pub id_hash: Vec<u8>,
+    /// Non-secret identifier, used as `sid` in ID tokens and in session lists.
+    pub public_id: String,
+    pub org_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The user's session_version at sign-in; a later bump ends the session.
+    pub session_version: i64,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}

@@ -1,0 +1,174 @@
+//! Signing in with a password, finding the session behind a cookie, signing out.
+
+use serde_json::json;
+
+use super::Session;
+use crate::audit::{Actor, NewAuditEvent};
+use crate::crypto::password::PasswordError;
+use crate::error::{Error, Result};
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::users::{CredentialKind, User, normalize_email};
+use crate::{crypto, oauth, time_now};
+
+/// Where the request came from, for the session record and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum LoginError {
+    /// Wrong email or password; deliberately one answer for both.
+    InvalidCredentials,
+    /// The password pool is saturated.
+    Busy,
+    Other(Error),
+}
+
+impl From<Error> for LoginError {
+    fn from(e: Error) -> Self {
+        LoginError::Other(e)
+    }
+}
+
+impl From<crate::storage::StoreError> for LoginError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        LoginError::Other(e.into())
+    }
+}
+
+/// Only idle-time changes this coarse are written back, so browsing does not write on every request.
+const TOUCH_GRANULARITY_SECS: i64 = 60;
+
+fn user_actor(user: &User, client: &ClientInfo) -> Actor {
+    Actor {
+        actor_type: "user".into(),
+        id: Some(user.id.clone()),
+        role: None,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    }
+}
+
+/// Checks email and password. The same work (a full password hash) is done whether or not the account
+/// exists, so neither the answer nor its timing reveals registered emails.
+pub async fn password_login(
+    services: &Services,
+    org: &Organization,
+    email: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> Result<(Session, String), LoginError> {
+    let user = match normalize_email(email) {
+        Ok((_, normalized)) => services.store.user_by_email(&org.id, &normalized).await?,
+        Err(_) => None,
+    };
+    let credential = match &user {
+        Some(u) => services.store.credentials(&u.id, CredentialKind::Password).await?.into_iter().next(),
+        None => None,
+    };
+    let verified = match &credential {
+        Some(c) => {
+            let stored = String::from_utf8_lossy(&c.secret).into_owned();
+            match services.passwords.verify(password, &stored).await {
+                Ok(v) => v.ok && user.as_ref().is_some_and(|u| !u.disabled),
+                Err(PasswordError::Busy) => return Err(LoginError::Busy),
+                Err(e) => return Err(LoginError::Other(Error::Internal(e.to_string()))),
+            }
+        }
+        None => {
+            services.passwords.verify_dummy(password).await;
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| verified) else {
+        let anonymous = Actor {
+            actor_type: "anonymous".into(),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            ..Default::default()
+        };
+        // The attempted address is recorded only as a keyed hash: the audit log must not become a list
+        // of addresses people typed.
+        let attempted = hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..8]);
+        let audit = NewAuditEvent::new(&org.id, &anonymous, "login.failed")
+            .change(None, Some(json!({"method": "password", "email_fingerprint": attempted})));
+        services.store.append_audit(&audit).await?;
+        return Err(LoginError::InvalidCredentials);
+    };
+    let (session, token) = start(services, org, &user, vec!["pwd".into()], oauth::ACR_PASSWORD, client).await?;
+    Ok((session, token))
+}
+
+/// Creates a session for `user` and returns it with the cookie value (the only copy of the secret).
+pub async fn start(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    amr: Vec<String>,
+    acr: &str,
+    client: &ClientInfo,
+) -> Result<(Session, String)> {
+    let now = time_now();
+    let token = crypto::random_token();
+    let session = Session {
+        id_hash: services.secrets.token_hash(&token),
+        public_id: crypto::random_id("ses"),
+        org_id: org.id.clone(),
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr,
+        acr: Some(acr.to_string()),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        session_version: user.session_version,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + org.settings.session_absolute_lifetime_secs as i64,
+        revoked_at: None,
+    };
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "login.succeeded")
+        .target("session", &session.public_id)
+        .change(None, Some(json!({"amr": session.amr, "acr": session.acr})));
+    services.store.create_session(&session, &audit).await?;
+    Ok((session, token))
+}
+
+/// The live session behind a cookie value: not revoked, within its absolute and idle lifetimes, its user
+/// enabled and not signed out everywhere since.
+pub async fn from_cookie(services: &Services, org: &Organization, token: &str) -> Result<Option<(Session, User)>> {
+    let hash = services.secrets.token_hash(token);
+    let Some(session) = services.store.session_by_hash(&hash).await? else { return Ok(None) };
+    let now = time_now();
+    let idle_limit = org.settings.session_idle_timeout_secs as i64;
+    if session.org_id != org.id || session.revoked_at.is_some() || session.expires_at <= now || session.last_seen_at + idle_limit <= now {
+        return Ok(None);
+    }
+    let Some(user) = services.store.user_by_id(&session.user_id).await? else { return Ok(None) };
+    if user.disabled || user.session_version != session.session_version {
+        return Ok(None);
+    }
+    if now - session.last_seen_at >= TOUCH_GRANULARITY_SECS {
+        services.store.touch_session(&hash, now).await?;
+    }
+    Ok(Some((session, user)))
+}
+
+pub async fn end(services: &Services, org: &Organization, token: &str, client: &ClientInfo) -> Result<bool> {
+    let hash = services.secrets.token_hash(token);
+    let Some(session) = services.store.session_by_hash(&hash).await? else { return Ok(false) };
+    if session.org_id != org.id {
+        return Ok(false);
+    }
+    let actor = Actor {
+        actor_type: "user".into(),
+        id: Some(session.user_id.clone()),
+        role: None,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    let audit = NewAuditEvent::new(&org.id, &actor, "logout").target("session", &session.public_id);
+    Ok(services.store.revoke_session(&hash, time_now(), &audit).await?)
+}
