@@ -65,11 +65,13 @@ pub struct AppSettings {
     pub signing_alg: String,
     /// Whether refresh tokens are issued without the client asking for `offline_access`.
     pub refresh_without_offline_access: bool,
+    /// PKCE (S256) is required unless this insecure opt-out is set; only confidential clients may set it.
+    pub warning_insecure_allow_no_pkce: bool,
 }
 
 impl Default for AppSettings {
     fn default() -> Self {
-        Self { signing_alg: "RS256".into(), refresh_without_offline_access: true }
+        Self { signing_alg: "RS256".into(), refresh_without_offline_access: true, warning_insecure_allow_no_pkce: false }
     }
 }
 
@@ -107,6 +109,10 @@ pub struct NewApplication {
     pub cors_origins: Vec<String>,
     pub first_party: bool,
     pub signing_alg: Option<String>,
+    /// Issue refresh tokens only when the client asks for `offline_access`.
+    pub require_offline_access: bool,
+    /// Insecure: let a confidential client skip PKCE.
+    pub insecure_allow_no_pkce: bool,
 }
 
 /// The application as created, with its client secret: the only time the secret exists outside the client.
@@ -173,6 +179,9 @@ pub fn validate(input: &NewApplication) -> Result<()> {
     if !has(GrantType::AuthorizationCode) && !input.redirect_uris.is_empty() {
         return Err(Error::invalid("redirect_uri", "redirect URIs are only used with authorization_code"));
     }
+    if input.insecure_allow_no_pkce && input.client_type == ClientType::Public {
+        return Err(Error::invalid("insecure_allow_no_pkce", "public clients must always use PKCE"));
+    }
     if let Some(alg) = &input.signing_alg {
         if !SIGNING_ALGS.contains(&alg.as_str()) {
             return Err(Error::invalid("signing_alg", format!("must be one of {}", SIGNING_ALGS.join(", "))));
@@ -223,7 +232,8 @@ pub async fn create(
         first_party: input.first_party,
         settings: AppSettings {
             signing_alg: input.signing_alg.unwrap_or_else(|| "RS256".into()),
-            ..AppSettings::default()
+            refresh_without_offline_access: !input.require_offline_access,
+            warning_insecure_allow_no_pkce: input.insecure_allow_no_pkce,
         },
         created_at: now,
         updated_at: now,
@@ -270,6 +280,8 @@ mod tests {
             cors_origins: vec![],
             first_party: false,
             signing_alg: None,
+            require_offline_access: false,
+            insecure_allow_no_pkce: false,
         };
         assert!(validate(&input).is_err());
     }

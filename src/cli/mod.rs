@@ -112,6 +112,12 @@ struct AppCreate {
     /// Token signing algorithm: RS256 (default), ES256 or EdDSA.
     #[arg(long)]
     signing_alg: Option<String>,
+    /// Issue refresh tokens only when the client asks for the offline_access scope.
+    #[arg(long)]
+    require_offline_access: bool,
+    /// INSECURE: let this confidential client skip PKCE (for legacy clients that cannot send it).
+    #[arg(long)]
+    insecure_allow_no_pkce: bool,
 }
 
 #[derive(Args)]
@@ -337,6 +343,8 @@ async fn app_command(services: &Services, cmd: AppCommand, out: &Output) -> Resu
                 cors_origins: args.cors_origins,
                 first_party: args.first_party,
                 signing_alg: args.signing_alg,
+                require_offline_access: args.require_offline_access,
+                insecure_allow_no_pkce: args.insecure_allow_no_pkce,
             };
             let created = apps::create(services, &Actor::operator(), &org, input).await?;
             let issuer = services.config.issuer_for(&org.slug);

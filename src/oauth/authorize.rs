@@ -147,6 +147,7 @@ pub async fn validate(provider: &Provider, org: &Organization, params: &Authoriz
     let challenge = params.code_challenge.as_deref().filter(|s| !s.is_empty());
     let method = params.code_challenge_method.as_deref().filter(|s| !s.is_empty());
     let code_challenge = match (challenge, method) {
+        (None, None) if app.settings.warning_insecure_allow_no_pkce && app.client_type == ClientType::Confidential => None,
         (None, _) => return Err(refuse("invalid_request", "code_challenge is required (PKCE with S256)")),
         (Some(_), Some("S256")) => challenge.map(str::to_string),
         // RFC 7636: a missing method means `plain`, which is refused like an explicit one.

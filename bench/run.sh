@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmark of the hot OAuth endpoints with a real load generator (wrk).
+#
+# The server is pinned to core 0 and wrk to core 1 (`taskset`), so the figures are single-core server
+# throughput. Reports requests/s, p50/p99 latency and the server's RSS (idle, and peak under load), next to
+# `openssl speed rsa2048` on the same machine (the RS256 signing ceiling for the token endpoint).
+#
+# Usage: bench/run.sh [seconds-per-endpoint] [connections]     (defaults: 10 s, 32 connections)
+# Needs: wrk and taskset (apt-get install -y wrk util-linux), a release build (built here if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNECTIONS=${2:-32}
+PORT=${BENCH_PORT:-18181}
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release --quiet
+BIN=$PWD/target/release/latchkey
+WORK=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export LATCHKEY_DATA_DIR=$WORK/data LATCHKEY_LISTEN=127.0.0.1:$PORT LATCHKEY_LOG_LEVEL=warn
+ISSUER=http://127.0.0.1:$PORT/o/bench
+
+$BIN org create --slug bench --name Bench >/dev/null
+APP=$($BIN app create --org bench --name bench --type confidential --grant client_credentials --json)
+CLIENT_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$APP")
+CLIENT_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$APP")
+BASIC=$(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)
+
+taskset -c 0 "$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+# Warm the caches (keys, application) so "idle" means ready to serve.
+curl -fs -X POST -H "Authorization: Basic $BASIC" -d grant_type=client_credentials "$ISSUER/token" >/dev/null
+curl -fs "$ISSUER/jwks" >/dev/null
+ACCESS_TOKEN=$(curl -fs -X POST -H "Authorization: Basic $BASIC" -d grant_type=client_credentials "$ISSUER/token" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$SERVER/status)
+
+cat >"$WORK/token.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $BASIC"
+LUA
+cat >"$WORK/introspect.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "token=$ACCESS_TOKEN"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $BASIC"
+LUA
+# Count non-2xx answers so a fast stream of errors is never mistaken for throughput.
+
+run() {
+  local name=$1 url=$2 script=${3:-}
+  local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency)
+  [[ -n $script ]] && args+=(-s "$script")
+  local out
+  out=$(taskset -c 1 wrk "${args[@]}" "$url")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+  printf '%-28s %12s req/s   p50 %9s   p99 %9s   non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+
+echo "latchkey benchmark: server on core 0, wrk on core 1, ${CONNECTIONS} connections, ${DURATION}s each"
+run "token (client_credentials)" "$ISSUER/token" "$WORK/token.lua"
+run "introspection (JWT)" "$ISSUER/introspect" "$WORK/introspect.lua"
+run "jwks" "$ISSUER/jwks"
+run "discovery" "$ISSUER/.well-known/openid-configuration"
+PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
+printf 'server RSS: idle %d KB (%.1f MB), peak under load %d KB (%.1f MB)\n' \
+  "$IDLE_RSS_KB" "$(echo "$IDLE_RSS_KB/1024" | bc -l)" "$PEAK_RSS_KB" "$(echo "$PEAK_RSS_KB/1024" | bc -l)"
+echo "openssl speed -seconds 3 rsa2048 (single core, for comparison):"
+taskset -c 0 openssl speed -seconds 3 rsa2048 2>/dev/null | grep -E '^rsa 2048|sign/s'
