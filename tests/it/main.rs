@@ -1,0 +1,16 @@
+//! Latchkey's integration suite: one test binary (`cargo test --test it`) whose tests talk to the real
+//! server over HTTP, run the real `latchkey` binary and use real SQLite and PostgreSQL databases.
+//!
+//! PostgreSQL and Redis come from `LATCHKEY_TEST_POSTGRES_URL` and `LATCHKEY_TEST_REDIS_URL`; without them
+//! those tests print a SKIPPED line, unless `LATCHKEY_REQUIRE_BACKENDS=1` makes them fail instead.
+
+#[macro_use]
+pub mod helpers;
+
+mod audit;
+mod cli;
+mod concurrency;
+mod config;
+mod durability;
+mod server;
+mod storage;
