@@ -188,7 +188,7 @@ impl Config {
         }
 
         let database_url = match layered.get("database_url") {
-            None => format!("sqlite://{}", data_dir.join("latchkey.db").display()),
+            None => format!("sqlite://{}", escape_sqlite_path(&data_dir.join("latchkey.db").display().to_string())),
             Some((origin, raw)) => {
                 let raw = raw.trim();
                 if !(raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
@@ -294,6 +294,12 @@ impl Config {
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
     }
+}
+
+/// sqlx percent-decodes the path of a `sqlite://` URL and treats `?` as the start of options, so a data
+/// directory whose name holds `%`, `?` or `#` must be escaped to survive the round trip.
+fn escape_sqlite_path(path: &str) -> String {
+    path.replace('%', "%25").replace('?', "%3F").replace('#', "%23")
 }
 
 fn parse_public_url(origin: &str, raw: &str) -> Result<Url, ConfigError> {

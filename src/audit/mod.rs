@@ -204,7 +204,9 @@ fn redact_in_place(value: &mut Value) {
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
                 let lower = key.to_ascii_lowercase();
-                if SECRET_MARKERS.iter().any(|m| lower.contains(m)) && !inner.is_null() {
+                // Flags and counts (`has_password: true`) say nothing secret; strings and structures might.
+                let may_hold_secret = !(inner.is_null() || inner.is_boolean() || inner.is_number());
+                if may_hold_secret && SECRET_MARKERS.iter().any(|m| lower.contains(m)) {
                     *inner = Value::String("[redacted]".into());
                 } else {
                     redact_in_place(inner);

@@ -38,6 +38,11 @@ pub async fn verify(services: &Services, org: &Organization) -> Result<Verificat
                 hash = last_hash;
             }
             Err(e) => {
+                // Report what did verify: the events of this page before the break.
+                if let Some(good) = page.iter().take_while(|ev| ev.seq < e.seq).last() {
+                    seq = good.seq;
+                    hash = good.hash.clone();
+                }
                 outcome = Err(e);
                 break;
             }

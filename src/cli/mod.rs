@@ -261,6 +261,9 @@ fn read_password() -> Result<String, String> {
     std::io::stdin().take(4096).read_to_string(&mut input).map_err(|e| format!("cannot read the password: {e}"))?;
     let password = input.strip_suffix('\n').unwrap_or(&input);
     let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.contains(['\n', '\r']) {
+        return Err("--password-stdin: expected exactly one line on standard input".into());
+    }
     if password.is_empty() {
         return Err("--password-stdin: no password on standard input".into());
     }

@@ -73,9 +73,18 @@ impl MasterKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create_if_missing => {
                 let key = Self::generate();
-                write_private_file(path, format!("{}\n", key.to_hex()).as_bytes())
-                    .map_err(|source| MasterKeyError::Create { path: shown, source })?;
-                Ok(key)
+                // Written whole to a private temporary file, then linked into place: a process starting at
+                // the same moment sees either no key file or a complete one, and the loser adopts the winner's.
+                let tmp = path.with_extension(format!("tmp-{}", hex::encode(random_bytes(6))));
+                write_private_file(&tmp, format!("{}\n", key.to_hex()).as_bytes())
+                    .map_err(|source| MasterKeyError::Create { path: shown.clone(), source })?;
+                let linked = std::fs::hard_link(&tmp, path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(key),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path, false),
+                    Err(source) => Err(MasterKeyError::Create { path: shown, source }),
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MasterKeyError::Missing { path: shown }),
             Err(source) => Err(MasterKeyError::Read { path: shown, source }),

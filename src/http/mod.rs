@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
 
     let hsts = config.is_https().then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
     let middleware = ServiceBuilder::new()
+        .layer(axum::middleware::map_request(drop_client_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(
             // Only method and path are logged: query strings carry codes and tokens.
@@ -109,6 +110,12 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, move |_: &_| hsts.clone()))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     routes.layer(middleware)
+}
+
+/// `SetRequestIdLayer` keeps an id the client sent; removing it first makes every id ours.
+async fn drop_client_request_id(mut request: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    request.headers_mut().remove(REQUEST_ID);
+    request
 }
 
 async fn not_found() -> Problem {

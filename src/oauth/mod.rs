@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {
-        assert_eq!(s256("dBjftJeZ4CVP-1mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 
     #[test]

@@ -35,8 +35,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        let reader = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let writer = connect_with_retry(SqlitePoolOptions::new().max_connections(1), &options).await?;
+        let reader = connect_with_retry(SqlitePoolOptions::new().max_connections(8), &options).await?;
         Ok(Self { writer, reader })
     }
 
@@ -74,6 +74,22 @@ impl SqliteStore {
             }
         }
         Ok(applied)
+    }
+}
+
+/// Switching a fresh database to WAL needs a moment of exclusive access, and SQLite answers "database is
+/// locked" at once instead of waiting when several processes open a new database together. Retry briefly.
+async fn connect_with_retry(pool: SqlitePoolOptions, options: &SqliteConnectOptions) -> StoreResult<SqlitePool> {
+    let mut attempt = 0;
+    loop {
+        match pool.clone().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(sqlx::Error::Database(e)) if attempt < 50 && e.message().contains("locked") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 + 10 * attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

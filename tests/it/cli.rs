@@ -750,7 +750,7 @@ fn a_missing_subcommand_is_a_usage_error() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/cli/mod.rs read_password strips only the last newline; extra stdin lines end up inside the password"]
+
 async fn password_stdin_uses_only_the_first_line() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let env = cli_env(&db);

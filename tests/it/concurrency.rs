@@ -80,7 +80,7 @@ async fn parallel_cli_processes_writing_one_org_keep_one_audit_chain(backend: Ba
 }
 
 #[test]
-#[ignore = "BUG: concurrent first starts on a fresh SQLite data dir sometimes fail with 'database is locked' (src/storage/sqlite.rs connect); flaky exposure"]
+
 fn concurrent_first_starts_on_a_fresh_data_dir_all_succeed() {
     for round in 0..30 {
         let cwd = tempfile::tempdir().unwrap();

@@ -159,7 +159,7 @@ async fn every_response_has_a_fresh_request_id_that_clients_cannot_choose() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: src/http/mod.rs SetRequestIdLayer keeps a client-supplied X-Request-Id instead of replacing it"]
+
 async fn a_client_supplied_request_id_is_replaced_by_a_fresh_one() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let mut ids = BTreeSet::new();
