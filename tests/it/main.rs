@@ -12,5 +12,8 @@ mod cli;
 mod concurrency;
 mod config;
 mod durability;
+mod oauth;
+mod oauth_negative;
+mod oauth_support;
 mod server;
 mod storage;
