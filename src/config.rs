@@ -19,7 +19,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { setting: setting.into(), message: message.into() }
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -69,7 +72,10 @@ pub enum MasterKeySource {
     Inline(String),
     /// A file holding 64 hex characters. `create_if_missing` is true only for the default path inside the
     /// data directory: an explicitly named key file that does not exist is a mistake, not a fresh install.
-    File { path: PathBuf, create_if_missing: bool },
+    File {
+        path: PathBuf,
+        create_if_missing: bool,
+    },
 }
 
 /// Keys whose values are strings, and numeric keys, in the order they are documented.
@@ -105,17 +111,23 @@ struct Layered {
 
 impl Layered {
     fn get(&self, key: &str) -> Option<(&str, &str)> {
-        self.values.get(key).map(|(origin, value)| (origin.as_str(), value.as_str()))
+        self.values
+            .get(key)
+            .map(|(origin, value)| (origin.as_str(), value.as_str()))
     }
 
     fn number(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
-        let Some((origin, raw)) = self.get(key) else { return Ok(default) };
-        let value: u64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::new(origin, format!("expected a whole number, got {raw:?}")))?;
+        let Some((origin, raw)) = self.get(key) else {
+            return Ok(default);
+        };
+        let value: u64 = raw.trim().parse().map_err(|_| {
+            ConfigError::new(origin, format!("expected a whole number, got {raw:?}"))
+        })?;
         if !(min..=max).contains(&value) {
-            return Err(ConfigError::new(origin, format!("must be between {min} and {max}, got {value}")));
+            return Err(ConfigError::new(
+                origin,
+                format!("must be between {min} and {max}, got {value}"),
+            ));
         }
         Ok(value)
     }
@@ -132,25 +144,47 @@ impl Config {
     }
 
     /// Loads configuration with an explicit environment lookup, so tests need not touch the process environment.
-    pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let mut values: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
         if let Some(path) = file {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError::new("--config", format!("cannot read {shown}: {e}")))?;
             let table: toml::Table = toml::from_str(&text).map_err(|e| {
-                ConfigError::new(format!("--config {shown}"), e.message().replace('\n', " ").trim().to_string())
+                ConfigError::new(
+                    format!("--config {shown}"),
+                    e.message().replace('\n', " ").trim().to_string(),
+                )
             })?;
             for (key, value) in &table {
-                let known = STRING_KEYS.iter().chain(NUMBER_KEYS).find(|k| **k == key.as_str());
+                let known = STRING_KEYS
+                    .iter()
+                    .chain(NUMBER_KEYS)
+                    .find(|k| **k == key.as_str());
                 let Some(known) = known else {
-                    return Err(ConfigError::new(format!("{key} (in {shown})"), "unknown setting"));
+                    return Err(ConfigError::new(
+                        format!("{key} (in {shown})"),
+                        "unknown setting",
+                    ));
                 };
                 let raw = match (value, NUMBER_KEYS.contains(known)) {
                     (toml::Value::String(s), false) => s.clone(),
                     (toml::Value::Integer(n), true) => n.to_string(),
-                    (_, false) => return Err(ConfigError::new(format!("{key} (in {shown})"), "expected a string")),
-                    (_, true) => return Err(ConfigError::new(format!("{key} (in {shown})"), "expected a whole number")),
+                    (_, false) => {
+                        return Err(ConfigError::new(
+                            format!("{key} (in {shown})"),
+                            "expected a string",
+                        ));
+                    }
+                    (_, true) => {
+                        return Err(ConfigError::new(
+                            format!("{key} (in {shown})"),
+                            "expected a whole number",
+                        ));
+                    }
                 };
                 values.insert(known, (format!("{key} (in {shown})"), raw));
             }
@@ -169,29 +203,52 @@ impl Config {
         let listen = match layered.get("listen") {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
             Some((origin, raw)) => raw.trim().parse().map_err(|_| {
-                ConfigError::new(origin, format!("expected host:port such as 127.0.0.1:8080, got {raw:?}"))
+                ConfigError::new(
+                    origin,
+                    format!("expected host:port such as 127.0.0.1:8080, got {raw:?}"),
+                )
             })?,
         };
 
         let public_url = match layered.get("public_url") {
             None => {
-                let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.to_string() };
-                let base = if listen.ip().is_unspecified() { format!("{host}:{}", listen.port()) } else { host };
-                Url::parse(&format!("http://{base}")).map_err(|e| ConfigError::new("LATCHKEY_LISTEN", e.to_string()))?
+                let host = if listen.ip().is_unspecified() {
+                    "localhost".to_string()
+                } else {
+                    listen.to_string()
+                };
+                let base = if listen.ip().is_unspecified() {
+                    format!("{host}:{}", listen.port())
+                } else {
+                    host
+                };
+                Url::parse(&format!("http://{base}"))
+                    .map_err(|e| ConfigError::new("LATCHKEY_LISTEN", e.to_string()))?
             }
             Some((origin, raw)) => parse_public_url(origin, raw)?,
         };
 
-        let data_dir = PathBuf::from(layered.get("data_dir").map(|(_, v)| v).unwrap_or("./latchkey-data"));
+        let data_dir = PathBuf::from(
+            layered
+                .get("data_dir")
+                .map(|(_, v)| v)
+                .unwrap_or("./latchkey-data"),
+        );
         if data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("LATCHKEY_DATA_DIR", "must not be empty"));
         }
 
         let database_url = match layered.get("database_url") {
-            None => format!("sqlite://{}", escape_sqlite_path(&data_dir.join("latchkey.db").display().to_string())),
+            None => format!(
+                "sqlite://{}",
+                escape_sqlite_path(&data_dir.join("latchkey.db").display().to_string())
+            ),
             Some((origin, raw)) => {
                 let raw = raw.trim();
-                if !(raw.starts_with("sqlite:") || raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+                if !(raw.starts_with("sqlite:")
+                    || raw.starts_with("postgres://")
+                    || raw.starts_with("postgresql://"))
+                {
                     return Err(ConfigError::new(
                         origin,
                         "must start with sqlite:// (embedded) or postgres:// (PostgreSQL)",
@@ -207,9 +264,13 @@ impl Config {
             Some((origin, raw)) => {
                 let raw = raw.trim();
                 if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) {
-                    return Err(ConfigError::new(origin, "must start with redis:// or rediss://"));
+                    return Err(ConfigError::new(
+                        origin,
+                        "must start with redis:// or rediss://",
+                    ));
                 }
-                Url::parse(raw).map_err(|e| ConfigError::new(origin, format!("not a valid URL: {e}")))?;
+                Url::parse(raw)
+                    .map_err(|e| ConfigError::new(origin, format!("not a valid URL: {e}")))?;
                 Some(raw.to_string())
             }
         };
@@ -222,8 +283,14 @@ impl Config {
                 ));
             }
             (Some(inline), None) => MasterKeySource::Inline(inline),
-            (None, Some((_, path))) => MasterKeySource::File { path: PathBuf::from(path), create_if_missing: false },
-            (None, None) => MasterKeySource::File { path: data_dir.join("master.key"), create_if_missing: true },
+            (None, Some((_, path))) => MasterKeySource::File {
+                path: PathBuf::from(path),
+                create_if_missing: false,
+            },
+            (None, None) => MasterKeySource::File {
+                path: data_dir.join("master.key"),
+                create_if_missing: true,
+            },
         };
 
         let log_format = match layered.get("log_format") {
@@ -232,21 +299,35 @@ impl Config {
                 "auto" => LogFormat::Auto,
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,
-                other => return Err(ConfigError::new(origin, format!("expected auto, json or pretty, got {other:?}"))),
+                other => {
+                    return Err(ConfigError::new(
+                        origin,
+                        format!("expected auto, json or pretty, got {other:?}"),
+                    ));
+                }
             },
         };
-        let log_level = layered.get("log_level").map(|(_, v)| v.trim().to_string()).unwrap_or_else(|| "info".into());
+        let log_level = layered
+            .get("log_level")
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
             return Err(ConfigError::new(
-                layered.get("log_level").map(|(o, _)| o).unwrap_or("LATCHKEY_LOG_LEVEL"),
+                layered
+                    .get("log_level")
+                    .map(|(o, _)| o)
+                    .unwrap_or("LATCHKEY_LOG_LEVEL"),
                 format!("not a valid level or filter: {log_level:?} (try info or debug)"),
             ));
         }
 
-        let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(2);
         let access_token_ttl_secs = layered.number("access_token_ttl_secs", 3600, 60, 86_400)?;
         let id_token_ttl_secs = layered.number("id_token_ttl_secs", 3600, 60, 86_400)?;
-        let refresh_token_ttl_secs = layered.number("refresh_token_ttl_secs", 30 * 86_400, 300, 400 * 86_400)?;
+        let refresh_token_ttl_secs =
+            layered.number("refresh_token_ttl_secs", 30 * 86_400, 300, 400 * 86_400)?;
         if refresh_token_ttl_secs < access_token_ttl_secs {
             return Err(ConfigError::new(
                 "LATCHKEY_REFRESH_TOKEN_TTL_SECS",
@@ -263,22 +344,34 @@ impl Config {
             master_key,
             log_format,
             log_level,
-            max_body_bytes: layered.number("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024)? as usize,
+            max_body_bytes: layered.number("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024)?
+                as usize,
             request_timeout_secs: layered.number("request_timeout_secs", 30, 1, 3600)?,
             shutdown_grace_secs: layered.number("shutdown_grace_secs", 30, 0, 3600)?,
-            database_max_connections: layered.number("database_max_connections", 10, 1, 1000)? as u32,
-            password_hash_workers: layered.number("password_hash_workers", cores.max(1), 1, 256)? as usize,
+            database_max_connections: layered.number("database_max_connections", 10, 1, 1000)?
+                as u32,
+            password_hash_workers: layered.number("password_hash_workers", cores.max(1), 1, 256)?
+                as usize,
             bcrypt_cost: layered.number("bcrypt_cost", 12, 10, 16)? as u32,
             access_token_ttl_secs,
             refresh_token_ttl_secs,
-            authorization_code_ttl_secs: layered.number("authorization_code_ttl_secs", 60, 5, 60)?,
+            authorization_code_ttl_secs: layered.number(
+                "authorization_code_ttl_secs",
+                60,
+                5,
+                60,
+            )?,
             id_token_ttl_secs,
             key_rotation_days: layered.number("key_rotation_days", 90, 0, 3650)?,
         })
     }
 
     pub fn database_kind(&self) -> DatabaseKind {
-        if self.database_url.starts_with("sqlite:") { DatabaseKind::Sqlite } else { DatabaseKind::Postgres }
+        if self.database_url.starts_with("sqlite:") {
+            DatabaseKind::Sqlite
+        } else {
+            DatabaseKind::Postgres
+        }
     }
 
     /// The issuer of an organization: `{public_url}/o/{slug}`.
@@ -299,19 +392,28 @@ impl Config {
 /// sqlx percent-decodes the path of a `sqlite://` URL and treats `?` as the start of options, so a data
 /// directory whose name holds `%`, `?` or `#` must be escaped to survive the round trip.
 fn escape_sqlite_path(path: &str) -> String {
-    path.replace('%', "%25").replace('?', "%3F").replace('#', "%23")
+    path.replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23")
 }
 
 fn parse_public_url(origin: &str, raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw.trim()).map_err(|e| ConfigError::new(origin, format!("not a valid URL: {e}")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| ConfigError::new(origin, format!("not a valid URL: {e}")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(ConfigError::new(origin, "must be an http:// or https:// URL"));
+        return Err(ConfigError::new(
+            origin,
+            "must be an http:// or https:// URL",
+        ));
     }
     if url.host_str().is_none() {
         return Err(ConfigError::new(origin, "must name a host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(origin, "must not have a query or fragment"));
+        return Err(ConfigError::new(
+            origin,
+            "must not have a query or fragment",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::new(origin, "must not contain credentials"));
@@ -324,7 +426,10 @@ mod tests {
     use super::*;
 
     fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load_from(None, |name| env.get(name).cloned())
     }
 
@@ -335,7 +440,13 @@ mod tests {
         assert_eq!(config.public_base(), "http://127.0.0.1:8080");
         assert_eq!(config.database_kind(), DatabaseKind::Sqlite);
         assert_eq!(config.issuer_for("acme"), "http://127.0.0.1:8080/o/acme");
-        assert!(matches!(config.master_key, MasterKeySource::File { create_if_missing: true, .. }));
+        assert!(matches!(
+            config.master_key,
+            MasterKeySource::File {
+                create_if_missing: true,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -346,7 +457,11 @@ mod tests {
 
     #[test]
     fn both_master_key_sources_are_contradictory() {
-        let err = load(&[("LATCHKEY_MASTER_KEY", "00"), ("LATCHKEY_MASTER_KEY_FILE", "/tmp/k")]).unwrap_err();
+        let err = load(&[
+            ("LATCHKEY_MASTER_KEY", "00"),
+            ("LATCHKEY_MASTER_KEY_FILE", "/tmp/k"),
+        ])
+        .unwrap_err();
         assert_eq!(err.setting, "LATCHKEY_MASTER_KEY");
     }
 

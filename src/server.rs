@@ -24,38 +24,61 @@ impl Server {
     pub async fn bind(services: Services) -> Result<Self, StartupError> {
         let config = services.config.clone();
         let redis = match &config.redis_url {
-            Some(url) => Some(Arc::new(Redis::new(url).map_err(|e| StartupError::Setting {
-                setting: "LATCHKEY_REDIS_URL",
-                message: e.to_string(),
+            Some(url) => Some(Arc::new(Redis::new(url).map_err(|e| {
+                StartupError::Setting {
+                    setting: "LATCHKEY_REDIS_URL",
+                    message: e.to_string(),
+                }
             })?)),
             None => None,
         };
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| StartupError::Setting {
-            setting: "LATCHKEY_LISTEN",
-            message: format!("cannot listen on {}: {e}", config.listen),
-        })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| StartupError::Setting {
+                    setting: "LATCHKEY_LISTEN",
+                    message: format!("cannot listen on {}: {e}", config.listen),
+                })?;
         let provider = crate::oauth::provider::Provider::start(services.clone());
-        let router = http::router(AppState { services: services.clone(), provider, redis });
-        Ok(Self { listener, router, services })
+        let router = http::router(AppState {
+            services: services.clone(),
+            provider,
+            redis,
+        });
+        Ok(Self {
+            listener,
+            router,
+            services,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests up to the
     /// configured grace period to finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.services.config.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_rx_for_server = stop_rx.clone();
-        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             let _ = stop_rx_for_server.wait_for(|stopped| *stopped).await;
         });
         let signal = async move {
             shutdown.await;
-            tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining in-flight requests");
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: draining in-flight requests"
+            );
             let _ = stop_tx.send(true);
         };
         tokio::spawn(signal);

@@ -19,11 +19,17 @@ pub struct Services {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("{setting}: {message}")]
-    Setting { setting: &'static str, message: String },
+    Setting {
+        setting: &'static str,
+        message: String,
+    },
 }
 
 fn setting(setting: &'static str, message: impl ToString) -> StartupError {
-    StartupError::Setting { setting, message: message.to_string() }
+    StartupError::Setting {
+        setting,
+        message: message.to_string(),
+    }
 }
 
 /// The key-check value: a known plaintext sealed under the master key when the database is first set up,
@@ -35,7 +41,13 @@ impl Services {
     /// Opens the data directory, the master key and the database, and applies migrations.
     pub async fn open(config: Config) -> Result<Self, StartupError> {
         if config.database_kind() == crate::config::DatabaseKind::Sqlite
-            || matches!(config.master_key, MasterKeySource::File { create_if_missing: true, .. })
+            || matches!(
+                config.master_key,
+                MasterKeySource::File {
+                    create_if_missing: true,
+                    ..
+                }
+            )
         {
             create_data_dir(&config.data_dir)?;
         }
@@ -44,22 +56,41 @@ impl Services {
             MasterKeySource::File { .. } => "LATCHKEY_MASTER_KEY_FILE",
         };
         let master_key = match &config.master_key {
-            MasterKeySource::Inline(hex) => MasterKey::from_hex(hex).map_err(|e| setting("LATCHKEY_MASTER_KEY", e))?,
-            MasterKeySource::File { path, create_if_missing } => {
-                MasterKey::load_or_create(path, *create_if_missing).map_err(|e| setting("LATCHKEY_MASTER_KEY_FILE", e))?
+            MasterKeySource::Inline(hex) => {
+                MasterKey::from_hex(hex).map_err(|e| setting("LATCHKEY_MASTER_KEY", e))?
             }
+            MasterKeySource::File {
+                path,
+                create_if_missing,
+            } => MasterKey::load_or_create(path, *create_if_missing)
+                .map_err(|e| setting("LATCHKEY_MASTER_KEY_FILE", e))?,
         };
-        let store = storage::connect(&config).await.map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        store.migrate().await.map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
+        let store = storage::connect(&config)
+            .await
+            .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
         let secrets = master_key.secret_box();
         check_master_key(store.as_ref(), &secrets, key_setting).await?;
         let passwords = PasswordHasher::new(config.password_hash_workers, config.bcrypt_cost);
-        Ok(Services { config: Arc::new(config), store, secrets: Arc::new(secrets), passwords })
+        Ok(Services {
+            config: Arc::new(config),
+            store,
+            secrets: Arc::new(secrets),
+            passwords,
+        })
     }
 }
 
 fn create_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
-    std::fs::create_dir_all(dir).map_err(|e| setting("LATCHKEY_DATA_DIR", format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        setting(
+            "LATCHKEY_DATA_DIR",
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -69,11 +100,22 @@ fn create_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn check_master_key(store: &dyn Store, secrets: &SecretBox, key_setting: &'static str) -> Result<(), StartupError> {
+async fn check_master_key(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    key_setting: &'static str,
+) -> Result<(), StartupError> {
     let db = |e: crate::storage::StoreError| setting("LATCHKEY_DATABASE_URL", e);
     let sealed = secrets.seal(MASTER_KEY_CHECK, MASTER_KEY_CHECK_PLAINTEXT);
-    store.meta_insert_if_absent(MASTER_KEY_CHECK, &sealed).await.map_err(db)?;
-    let stored = store.meta_get(MASTER_KEY_CHECK).await.map_err(db)?.unwrap_or_default();
+    store
+        .meta_insert_if_absent(MASTER_KEY_CHECK, &sealed)
+        .await
+        .map_err(db)?;
+    let stored = store
+        .meta_get(MASTER_KEY_CHECK)
+        .await
+        .map_err(db)?
+        .unwrap_or_default();
     match secrets.open(MASTER_KEY_CHECK, &stored) {
         Ok(plain) if plain == MASTER_KEY_CHECK_PLAINTEXT => Ok(()),
         _ => Err(setting(

@@ -14,9 +14,16 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let result = if json {
-        builder.json().with_current_span(true).with_span_list(false).flatten_event(true).try_init()
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -53,7 +53,13 @@ impl GrantType {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::AuthorizationCode, Self::RefreshToken, Self::ClientCredentials].into_iter().find(|g| g.as_str() == text)
+        [
+            Self::AuthorizationCode,
+            Self::RefreshToken,
+            Self::ClientCredentials,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == text)
     }
 }
 
@@ -71,7 +77,11 @@ pub struct AppSettings {
 
 impl Default for AppSettings {
     fn default() -> Self {
-        Self { signing_alg: "RS256".into(), refresh_without_offline_access: true, warning_insecure_allow_no_pkce: false }
+        Self {
+            signing_alg: "RS256".into(),
+            refresh_without_offline_access: true,
+            warning_insecure_allow_no_pkce: false,
+        }
     }
 }
 
@@ -126,25 +136,39 @@ pub struct CreatedApplication {
 pub const SIGNING_ALGS: &[&str] = &["RS256", "ES256", "EdDSA"];
 
 fn is_loopback_host(url: &Url) -> bool {
-    matches!(url.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"))
+    matches!(
+        url.host_str(),
+        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+    )
 }
 
 /// Registered redirect URIs: absolute, no fragment; https, or http only on loopback; custom schemes
 /// (`com.example.app:/callback`) only for public (native) clients.
 pub fn validate_redirect_uri(field: &str, raw: &str, client_type: ClientType) -> Result<String> {
-    let url = Url::parse(raw).map_err(|_| Error::invalid(field, format!("{raw:?} is not an absolute URI")))?;
+    let url = Url::parse(raw)
+        .map_err(|_| Error::invalid(field, format!("{raw:?} is not an absolute URI")))?;
     if url.fragment().is_some() {
-        return Err(Error::invalid(field, format!("{raw:?} must not contain a fragment")));
+        return Err(Error::invalid(
+            field,
+            format!("{raw:?} must not contain a fragment"),
+        ));
     }
     match url.scheme() {
         "https" => {}
         "http" if is_loopback_host(&url) => {}
-        "http" => return Err(Error::invalid(field, format!("{raw:?} must use https (http is allowed only on loopback)"))),
+        "http" => {
+            return Err(Error::invalid(
+                field,
+                format!("{raw:?} must use https (http is allowed only on loopback)"),
+            ));
+        }
         scheme if client_type == ClientType::Public && scheme.contains('.') => {}
         _ => {
             return Err(Error::invalid(
                 field,
-                format!("{raw:?}: custom schemes are for native (public) clients and must be reverse-DNS, like com.example.app"),
+                format!(
+                    "{raw:?}: custom schemes are for native (public) clients and must be reverse-DNS, like com.example.app"
+                ),
             ));
         }
     }
@@ -154,38 +178,66 @@ pub fn validate_redirect_uri(field: &str, raw: &str, client_type: ClientType) ->
 
 /// A CORS origin is scheme://host[:port] and nothing else.
 pub fn validate_origin(raw: &str) -> Result<String> {
-    let url = Url::parse(raw).map_err(|_| Error::invalid("cors_origin", format!("{raw:?} is not an origin")))?;
+    let url = Url::parse(raw)
+        .map_err(|_| Error::invalid("cors_origin", format!("{raw:?} is not an origin")))?;
     let origin = url.origin().ascii_serialization();
-    if !matches!(url.scheme(), "http" | "https") || origin != raw.trim_end_matches('/') || url.path() != "/" {
-        return Err(Error::invalid("cors_origin", format!("{raw:?} must be an origin like https://app.example.com")));
+    if !matches!(url.scheme(), "http" | "https")
+        || origin != raw.trim_end_matches('/')
+        || url.path() != "/"
+    {
+        return Err(Error::invalid(
+            "cors_origin",
+            format!("{raw:?} must be an origin like https://app.example.com"),
+        ));
     }
     Ok(origin)
 }
 
 pub fn validate(input: &NewApplication) -> Result<()> {
     if input.grant_types.is_empty() {
-        return Err(Error::invalid("grant", "at least one grant type is required"));
+        return Err(Error::invalid(
+            "grant",
+            "at least one grant type is required",
+        ));
     }
     let has = |g| input.grant_types.contains(&g);
     if input.client_type == ClientType::Public && has(GrantType::ClientCredentials) {
-        return Err(Error::invalid("grant", "public clients cannot use client_credentials (they hold no secret)"));
+        return Err(Error::invalid(
+            "grant",
+            "public clients cannot use client_credentials (they hold no secret)",
+        ));
     }
     if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
-        return Err(Error::invalid("grant", "refresh_token requires authorization_code"));
+        return Err(Error::invalid(
+            "grant",
+            "refresh_token requires authorization_code",
+        ));
     }
     if has(GrantType::AuthorizationCode) && input.redirect_uris.is_empty() {
-        return Err(Error::invalid("redirect_uri", "authorization_code needs at least one redirect URI"));
+        return Err(Error::invalid(
+            "redirect_uri",
+            "authorization_code needs at least one redirect URI",
+        ));
     }
     if !has(GrantType::AuthorizationCode) && !input.redirect_uris.is_empty() {
-        return Err(Error::invalid("redirect_uri", "redirect URIs are only used with authorization_code"));
+        return Err(Error::invalid(
+            "redirect_uri",
+            "redirect URIs are only used with authorization_code",
+        ));
     }
     if input.insecure_allow_no_pkce && input.client_type == ClientType::Public {
-        return Err(Error::invalid("insecure_allow_no_pkce", "public clients must always use PKCE"));
+        return Err(Error::invalid(
+            "insecure_allow_no_pkce",
+            "public clients must always use PKCE",
+        ));
     }
-    if let Some(alg) = &input.signing_alg {
-        if !SIGNING_ALGS.contains(&alg.as_str()) {
-            return Err(Error::invalid("signing_alg", format!("must be one of {}", SIGNING_ALGS.join(", "))));
-        }
+    if let Some(alg) = &input.signing_alg
+        && !SIGNING_ALGS.contains(&alg.as_str())
+    {
+        return Err(Error::invalid(
+            "signing_alg",
+            format!("must be one of {}", SIGNING_ALGS.join(", ")),
+        ));
     }
     Ok(())
 }
@@ -208,7 +260,11 @@ pub async fn create(
         .iter()
         .map(|u| validate_redirect_uri("post_logout_redirect_uri", u, input.client_type))
         .collect::<Result<Vec<_>>>()?;
-    let cors_origins = input.cors_origins.iter().map(|o| validate_origin(o)).collect::<Result<Vec<_>>>()?;
+    let cors_origins = input
+        .cors_origins
+        .iter()
+        .map(|o| validate_origin(o))
+        .collect::<Result<Vec<_>>>()?;
     let mut grant_types = input.grant_types.clone();
     grant_types.sort();
     grant_types.dedup();
@@ -224,7 +280,9 @@ pub async fn create(
         client_id: hex::encode(crypto::random_bytes(16)),
         name: input.name,
         client_type: input.client_type,
-        client_secret_hash: client_secret.as_deref().map(|s| services.secrets.token_hash(s)),
+        client_secret_hash: client_secret
+            .as_deref()
+            .map(|s| services.secrets.token_hash(s)),
         redirect_uris,
         post_logout_redirect_uris,
         grant_types,
@@ -264,7 +322,10 @@ mod tests {
 
     #[test]
     fn origins_are_bare() {
-        assert_eq!(validate_origin("https://app.example.com").unwrap(), "https://app.example.com");
+        assert_eq!(
+            validate_origin("https://app.example.com").unwrap(),
+            "https://app.example.com"
+        );
         assert!(validate_origin("https://app.example.com/path").is_err());
         assert!(validate_origin("ftp://app.example.com").is_err());
     }

@@ -27,7 +27,9 @@ pub struct Actor {
 impl Actor {
     /// The person at the command line. The OS user name is the best identity the CLI has.
     pub fn operator() -> Self {
-        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| os_uid());
+        let who = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| os_uid());
         Actor {
             actor_type: "operator".into(),
             id: Some(format!("cli:{who}")),
@@ -38,7 +40,11 @@ impl Actor {
     }
 
     pub fn system() -> Self {
-        Actor { actor_type: "system".into(), id: Some("latchkey".into()), ..Default::default() }
+        Actor {
+            actor_type: "system".into(),
+            id: Some("latchkey".into()),
+            ..Default::default()
+        }
     }
 }
 
@@ -177,13 +183,22 @@ pub fn verify_chain<'a>(
 ) -> Result<(i64, String), ChainBreak> {
     for event in events {
         if event.seq != expected_seq {
-            return Err(ChainBreak { seq: expected_seq, reason: format!("event {expected_seq} is missing") });
+            return Err(ChainBreak {
+                seq: expected_seq,
+                reason: format!("event {expected_seq} is missing"),
+            });
         }
         if event.prev_hash != prev_hash {
-            return Err(ChainBreak { seq: event.seq, reason: "does not follow the previous event".into() });
+            return Err(ChainBreak {
+                seq: event.seq,
+                reason: "does not follow the previous event".into(),
+            });
         }
         if event.compute_hash() != event.hash {
-            return Err(ChainBreak { seq: event.seq, reason: "contents do not match its hash (modified)".into() });
+            return Err(ChainBreak {
+                seq: event.seq,
+                reason: "contents do not match its hash (modified)".into(),
+            });
         }
         prev_hash = event.hash.clone();
         expected_seq += 1;
@@ -192,7 +207,15 @@ pub fn verify_chain<'a>(
 }
 
 /// Fields whose values never enter the audit log.
-const SECRET_MARKERS: &[&str] = &["secret", "password", "token", "private", "code", "hash", "key_material"];
+const SECRET_MARKERS: &[&str] = &[
+    "secret",
+    "password",
+    "token",
+    "private",
+    "code",
+    "hash",
+    "key_material",
+];
 
 pub fn redact(mut value: Value) -> Value {
     redact_in_place(&mut value);
@@ -226,7 +249,11 @@ mod tests {
         let mut prev = GENESIS_HASH.to_string();
         (1..=n)
             .map(|seq| {
-                let e = NewAuditEvent::new("org_1", &Actor::system(), "thing.done").seal(seq, 1_700_000_000 + seq, &prev);
+                let e = NewAuditEvent::new("org_1", &Actor::system(), "thing.done").seal(
+                    seq,
+                    1_700_000_000 + seq,
+                    &prev,
+                );
                 prev = e.hash.clone();
                 e
             })
@@ -245,14 +272,24 @@ mod tests {
     fn modified_event_is_detected() {
         let mut events = chain(5);
         events[2].action = "nothing.happened".into();
-        assert_eq!(verify_chain(&events, 1, GENESIS_HASH.into()).unwrap_err().seq, 3);
+        assert_eq!(
+            verify_chain(&events, 1, GENESIS_HASH.into())
+                .unwrap_err()
+                .seq,
+            3
+        );
     }
 
     #[test]
     fn removed_event_is_detected() {
         let mut events = chain(5);
         events.remove(1);
-        assert_eq!(verify_chain(&events, 1, GENESIS_HASH.into()).unwrap_err().seq, 2);
+        assert_eq!(
+            verify_chain(&events, 1, GENESIS_HASH.into())
+                .unwrap_err()
+                .seq,
+            2
+        );
     }
 
     #[test]
@@ -260,12 +297,19 @@ mod tests {
         let mut events = chain(3);
         events[1].action = "forged".into();
         events[1].hash = events[1].compute_hash();
-        assert_eq!(verify_chain(&events, 1, GENESIS_HASH.into()).unwrap_err().seq, 3);
+        assert_eq!(
+            verify_chain(&events, 1, GENESIS_HASH.into())
+                .unwrap_err()
+                .seq,
+            3
+        );
     }
 
     #[test]
     fn secrets_are_redacted() {
-        let v = redact(serde_json::json!({"name": "web", "client_secret": "abc", "nested": {"password_hash": "x"}}));
+        let v = redact(
+            serde_json::json!({"name": "web", "client_secret": "abc", "nested": {"password_hash": "x"}}),
+        );
         assert_eq!(v["name"], "web");
         assert_eq!(v["client_secret"], "[redacted]");
         assert_eq!(v["nested"]["password_hash"], "[redacted]");

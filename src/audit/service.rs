@@ -49,16 +49,29 @@ pub async fn verify(services: &Services, org: &Organization) -> Result<Verificat
         }
     }
     if outcome.is_ok() {
-        let (head_seq, head_hash) = services.store.audit_head(&org.id).await?.unwrap_or((0, GENESIS_HASH.into()));
+        let (head_seq, head_hash) = services
+            .store
+            .audit_head(&org.id)
+            .await?
+            .unwrap_or((0, GENESIS_HASH.into()));
         if head_seq != seq || head_hash != hash {
             outcome = Err(ChainBreak {
                 seq: seq + 1,
-                reason: format!("the log ends at event {seq} but the head records event {head_seq} (events removed)"),
+                reason: format!(
+                    "the log ends at event {seq} but the head records event {head_seq} (events removed)"
+                ),
             });
         }
     }
     Ok(match outcome {
-        Ok(()) => Verification { org: org.slug.clone(), events: seq, head_hash: hash, ok: true, broken_at: None, reason: None },
+        Ok(()) => Verification {
+            org: org.slug.clone(),
+            events: seq,
+            head_hash: hash,
+            ok: true,
+            broken_at: None,
+            reason: None,
+        },
         Err(e) => Verification {
             org: org.slug.clone(),
             events: seq,
@@ -70,6 +83,14 @@ pub async fn verify(services: &Services, org: &Organization) -> Result<Verificat
     })
 }
 
-pub async fn list(services: &Services, org: &Organization, after_seq: i64, limit: i64) -> Result<Vec<AuditEvent>> {
-    Ok(services.store.audit_events(&org.id, after_seq, limit.clamp(1, PAGE)).await?)
+pub async fn list(
+    services: &Services,
+    org: &Organization,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    Ok(services
+        .store
+        .audit_events(&org.id, after_seq, limit.clamp(1, PAGE))
+        .await?)
 }

@@ -23,8 +23,10 @@ impl AuditWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
             let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+            // Whatever queued up while the previous batch was committing goes into the next one.
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let events: Vec<NewAuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+
                 let ok = match store.append_audit_batch(&events).await {
                     Ok(()) => true,
                     Err(e) => {

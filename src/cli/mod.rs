@@ -22,7 +22,11 @@ use crate::{keys, telemetry};
 use output::Output;
 
 #[derive(Parser)]
-#[command(name = "latchkey", version, about = "Latchkey: an OpenID Connect provider in one small binary")]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Latchkey: an OpenID Connect provider in one small binary"
+)]
 pub struct Cli {
     /// TOML configuration file; LATCHKEY_* environment variables override its values.
     #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
@@ -199,7 +203,10 @@ pub fn main() -> ExitCode {
     if matches!(cli.command, Command::Serve) {
         telemetry::init(config.log_format, &config.log_level);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             out.error(&format!("cannot start the runtime: {e}"), None);
@@ -212,7 +219,10 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config, out: Output) -> ExitCode {
     // Read the password before touching the database, so a missing password changes nothing.
     let password = match &command {
-        Command::User(UserCommand::Create { password_stdin: true, .. }) => match read_password() {
+        Command::User(UserCommand::Create {
+            password_stdin: true,
+            ..
+        }) => match read_password() {
             Ok(p) => Some(p),
             Err(message) => {
                 out.error(&message, Some("password"));
@@ -231,9 +241,10 @@ async fn run(command: Command, config: Config, out: Output) -> ExitCode {
     let result = match command {
         Command::Serve => return serve(services, &out).await,
         Command::Migrate => {
-            out.show(&json!({"migrated": true, "backend": services.store.backend()}), |_| {
-                format!("database is up to date ({})", services.store.backend())
-            });
+            out.show(
+                &json!({"migrated": true, "backend": services.store.backend()}),
+                |_| format!("database is up to date ({})", services.store.backend()),
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Org(cmd) => org_command(&services, cmd, &out).await,
@@ -258,7 +269,10 @@ async fn run(command: Command, config: Config, out: Output) -> ExitCode {
 
 fn read_password() -> Result<String, String> {
     let mut input = String::new();
-    std::io::stdin().take(4096).read_to_string(&mut input).map_err(|e| format!("cannot read the password: {e}"))?;
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
     let password = input.strip_suffix('\n').unwrap_or(&input);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.contains(['\n', '\r']) {
@@ -288,14 +302,31 @@ async fn serve(services: Services, out: &Output) -> ExitCode {
     }
 }
 
-async fn org_command(services: &Services, cmd: OrgCommand, out: &Output) -> Result<ExitCode, Error> {
+async fn org_command(
+    services: &Services,
+    cmd: OrgCommand,
+    out: &Output,
+) -> Result<ExitCode, Error> {
     match cmd {
         OrgCommand::Create { slug, name } => {
-            let org = orgs::create(services, &Actor::operator(), NewOrganization { slug: &slug, name: &name }).await?;
+            let org = orgs::create(
+                services,
+                &Actor::operator(),
+                NewOrganization {
+                    slug: &slug,
+                    name: &name,
+                },
+            )
+            .await?;
             let issuer = services.config.issuer_for(&org.slug);
             let mut value = serde_json::to_value(&org).unwrap_or_default();
             value["issuer"] = json!(issuer);
-            out.show(&value, |_| format!("created organization {} ({})\nissuer: {issuer}", org.slug, org.id));
+            out.show(&value, |_| {
+                format!(
+                    "created organization {} ({})\nissuer: {issuer}",
+                    org.slug, org.id
+                )
+            });
         }
         OrgCommand::List => {
             let list: Vec<_> = services
@@ -310,7 +341,17 @@ async fn org_command(services: &Services, cmd: OrgCommand, out: &Output) -> Resu
                 })
                 .collect();
             out.show(&json!(list), |_| {
-                list.iter().map(|o| format!("{}\t{}\t{}", o["slug"].as_str().unwrap_or(""), o["name"].as_str().unwrap_or(""), o["issuer"].as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n")
+                list.iter()
+                    .map(|o| {
+                        format!(
+                            "{}\t{}\t{}",
+                            o["slug"].as_str().unwrap_or(""),
+                            o["name"].as_str().unwrap_or(""),
+                            o["issuer"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
@@ -329,7 +370,11 @@ fn parse_grants(raw: &[String]) -> Result<Vec<GrantType>, Error> {
         .collect()
 }
 
-async fn app_command(services: &Services, cmd: AppCommand, out: &Output) -> Result<ExitCode, Error> {
+async fn app_command(
+    services: &Services,
+    cmd: AppCommand,
+    out: &Output,
+) -> Result<ExitCode, Error> {
     match cmd {
         AppCommand::Create(args) => {
             let grant_types = parse_grants(&args.grants)?;
@@ -354,9 +399,14 @@ async fn app_command(services: &Services, cmd: AppCommand, out: &Output) -> Resu
             let mut value = serde_json::to_value(&created).unwrap_or_default();
             value["issuer"] = json!(issuer);
             out.show(&value, |_| {
-                let mut text = format!("created application {}\nclient_id: {}\n", created.app.name, created.app.client_id);
+                let mut text = format!(
+                    "created application {}\nclient_id: {}\n",
+                    created.app.name, created.app.client_id
+                );
                 if let Some(secret) = &created.client_secret {
-                    text.push_str(&format!("client_secret: {secret}\n(shown this once; store it now)\n"));
+                    text.push_str(&format!(
+                        "client_secret: {secret}\n(shown this once; store it now)\n"
+                    ));
                 }
                 text.push_str(&format!("issuer: {issuer}"));
                 text
@@ -366,42 +416,72 @@ async fn app_command(services: &Services, cmd: AppCommand, out: &Output) -> Resu
             let org = orgs::find(services, &org).await?;
             let list = services.store.list_apps(&org.id).await?;
             out.show(&json!(list), |_| {
-                list.iter().map(|a| format!("{}\t{}\t{}", a.client_id, a.client_type.as_str(), a.name)).collect::<Vec<_>>().join("\n")
+                list.iter()
+                    .map(|a| format!("{}\t{}\t{}", a.client_id, a.client_type.as_str(), a.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn user_command(services: &Services, cmd: UserCommand, password: Option<String>, out: &Output) -> Result<ExitCode, Error> {
+async fn user_command(
+    services: &Services,
+    cmd: UserCommand,
+    password: Option<String>,
+    out: &Output,
+) -> Result<ExitCode, Error> {
     match cmd {
-        UserCommand::Create { org, email, verified, name, role, .. } => {
+        UserCommand::Create {
+            org,
+            email,
+            verified,
+            name,
+            role,
+            ..
+        } => {
             let org = orgs::find(services, &org).await?;
             let role = role.map(|r| match r {
                 RoleArg::Owner => Role::Owner,
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Member => Role::Member,
             });
-            let input = NewUser { email: &email, password: password.as_deref(), name: name.as_deref(), verified, role };
+            let input = NewUser {
+                email: &email,
+                password: password.as_deref(),
+                name: name.as_deref(),
+                verified,
+                role,
+            };
             let user = users::create(services, &Actor::operator(), &org, input).await?;
             let mut value = serde_json::to_value(&user).unwrap_or_default();
             if let Some(role) = role {
                 value["role"] = json!(role.as_str());
             }
-            out.show(&value, |_| format!("created user {} ({})", user.email, user.id));
+            out.show(&value, |_| {
+                format!("created user {} ({})", user.email, user.id)
+            });
         }
         UserCommand::List(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
             let list = services.store.list_users(&org.id).await?;
             out.show(&json!(list), |_| {
-                list.iter().map(|u| format!("{}\t{}\tverified={}", u.id, u.email, u.email_verified)).collect::<Vec<_>>().join("\n")
+                list.iter()
+                    .map(|u| format!("{}\t{}\tverified={}", u.id, u.email, u.email_verified))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn keys_command(services: &Services, cmd: KeysCommand, out: &Output) -> Result<ExitCode, Error> {
+async fn keys_command(
+    services: &Services,
+    cmd: KeysCommand,
+    out: &Output,
+) -> Result<ExitCode, Error> {
     match cmd {
         KeysCommand::Rotate(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
@@ -409,7 +489,15 @@ async fn keys_command(services: &Services, cmd: KeysCommand, out: &Output) -> Re
             out.show(&json!(rotations), |_| {
                 rotations
                     .iter()
-                    .map(|r| format!("{}: active {} (was {}), next {}", r.alg, r.activated, r.retired.as_deref().unwrap_or("none"), r.next))
+                    .map(|r| {
+                        format!(
+                            "{}: active {} (was {}), next {}",
+                            r.alg,
+                            r.activated,
+                            r.retired.as_deref().unwrap_or("none"),
+                            r.next
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -418,21 +506,35 @@ async fn keys_command(services: &Services, cmd: KeysCommand, out: &Output) -> Re
             let org = orgs::find(services, &org).await?;
             let list = services.store.signing_keys(&org.id).await?;
             out.show(&json!(list), |_| {
-                list.iter().map(|k| format!("{}\t{}\t{}", k.kid, k.alg, k.state.as_str())).collect::<Vec<_>>().join("\n")
+                list.iter()
+                    .map(|k| format!("{}\t{}\t{}", k.kid, k.alg, k.state.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn audit_command(services: &Services, cmd: AuditCommand, out: &Output) -> Result<ExitCode, Error> {
+async fn audit_command(
+    services: &Services,
+    cmd: AuditCommand,
+    out: &Output,
+) -> Result<ExitCode, Error> {
     match cmd {
         AuditCommand::Verify(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
             let report = audit::service::verify(services, &org).await?;
             out.show(&json!(report), |_| match &report.broken_at {
-                None => format!("audit chain of {} is intact: {} events, head {}", report.org, report.events, report.head_hash),
-                Some(seq) => format!("audit chain of {} is BROKEN at event {seq}: {}", report.org, report.reason.as_deref().unwrap_or("")),
+                None => format!(
+                    "audit chain of {} is intact: {} events, head {}",
+                    report.org, report.events, report.head_hash
+                ),
+                Some(seq) => format!(
+                    "audit chain of {} is BROKEN at event {seq}: {}",
+                    report.org,
+                    report.reason.as_deref().unwrap_or("")
+                ),
             });
             if !report.ok {
                 return Ok(ExitCode::from(EXIT_FAILED));

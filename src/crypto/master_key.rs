@@ -24,12 +24,20 @@ const SEALED_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterKeyError {
-    #[error("must be exactly 64 hexadecimal characters (32 bytes); `openssl rand -hex 32` makes one")]
+    #[error(
+        "must be exactly 64 hexadecimal characters (32 bytes); `openssl rand -hex 32` makes one"
+    )]
     BadFormat,
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot create {path}: {source}")]
-    Create { path: String, source: std::io::Error },
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("key file {path} does not exist")]
     Missing { path: String },
     #[error("key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
@@ -76,31 +84,47 @@ impl MasterKey {
                 // Written whole to a private temporary file, then linked into place: a process starting at
                 // the same moment sees either no key file or a complete one, and the loser adopts the winner's.
                 let tmp = path.with_extension(format!("tmp-{}", hex::encode(random_bytes(6))));
-                write_private_file(&tmp, format!("{}\n", key.to_hex()).as_bytes())
-                    .map_err(|source| MasterKeyError::Create { path: shown.clone(), source })?;
+                write_private_file(&tmp, format!("{}\n", key.to_hex()).as_bytes()).map_err(
+                    |source| MasterKeyError::Create {
+                        path: shown.clone(),
+                        source,
+                    },
+                )?;
                 let linked = std::fs::hard_link(&tmp, path);
                 let _ = std::fs::remove_file(&tmp);
                 match linked {
                     Ok(()) => Ok(key),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path, false),
-                    Err(source) => Err(MasterKeyError::Create { path: shown, source }),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path, false)
+                    }
+                    Err(source) => Err(MasterKeyError::Create {
+                        path: shown,
+                        source,
+                    }),
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MasterKeyError::Missing { path: shown }),
-            Err(source) => Err(MasterKeyError::Read { path: shown, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(MasterKeyError::Missing { path: shown })
+            }
+            Err(source) => Err(MasterKeyError::Read {
+                path: shown,
+                source,
+            }),
         }
     }
 
     fn derive(&self, label: &[u8]) -> [u8; KEY_LEN] {
         let hk = Hkdf::<Sha256>::new(Some(b"latchkey master key v1"), &self.0);
         let mut out = [0u8; KEY_LEN];
-        hk.expand(label, &mut out).expect("32 bytes is a valid HKDF-SHA-256 output length");
+        hk.expand(label, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
         out
     }
 
     pub fn secret_box(&self) -> SecretBox {
         SecretBox {
-            cipher: Aes256Gcm::new_from_slice(&self.derive(b"aes-256-gcm secrets at rest")).expect("32-byte key"),
+            cipher: Aes256Gcm::new_from_slice(&self.derive(b"aes-256-gcm secrets at rest"))
+                .expect("32-byte key"),
             token_hash_key: self.derive(b"hmac-sha-256 token hashes"),
         }
     }
@@ -110,12 +134,18 @@ impl MasterKey {
 fn check_permissions(path: &Path) -> Result<(), MasterKeyError> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
-        .map_err(|source| MasterKeyError::Read { path: path.display().to_string(), source })?
+        .map_err(|source| MasterKeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?
         .permissions()
         .mode()
         & 0o777;
     if mode & 0o077 != 0 {
-        return Err(MasterKeyError::TooOpen { path: path.display().to_string(), mode });
+        return Err(MasterKeyError::TooOpen {
+            path: path.display().to_string(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -156,7 +186,13 @@ impl SecretBox {
         let nonce_bytes: [u8; NONCE_LEN] = random_bytes(NONCE_LEN).try_into().expect("12 bytes");
         let ciphertext = self
             .cipher
-            .encrypt(&Nonce::from(nonce_bytes), Payload { msg: plaintext, aad: record_id.as_bytes() })
+            .encrypt(
+                &Nonce::from(nonce_bytes),
+                Payload {
+                    msg: plaintext,
+                    aad: record_id.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of in-memory data cannot fail");
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(SEALED_VERSION);
@@ -172,13 +208,20 @@ impl SecretBox {
         let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| OpenError)?;
         self.cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: record_id.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: record_id.as_bytes(),
+                },
+            )
             .map_err(|_| OpenError)
     }
 
     /// HMAC-SHA-256 of a server-generated secret: what the database stores instead of the secret.
     pub fn token_hash(&self, token: &str) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.token_hash_key).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.token_hash_key).expect("any key length");
         mac.update(token.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
@@ -198,7 +241,10 @@ mod tests {
         let sb = MasterKey::generate().secret_box();
         let sealed = sb.seal("key_1", b"private key bytes");
         assert_eq!(sb.open("key_1", &sealed).unwrap(), b"private key bytes");
-        assert!(sb.open("key_2", &sealed).is_err(), "associated data binds the record id");
+        assert!(
+            sb.open("key_2", &sealed).is_err(),
+            "associated data binds the record id"
+        );
     }
 
     #[test]
@@ -219,7 +265,12 @@ mod tests {
     #[test]
     fn another_master_key_cannot_open() {
         let sealed = MasterKey::generate().secret_box().seal("r", b"secret");
-        assert!(MasterKey::generate().secret_box().open("r", &sealed).is_err());
+        assert!(
+            MasterKey::generate()
+                .secret_box()
+                .open("r", &sealed)
+                .is_err()
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(workers: usize, cost: u32) -> Self {
-        Self { permits: Arc::new(Semaphore::new(workers.max(1))), cost }
+        Self {
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            cost,
+        }
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
@@ -54,13 +57,23 @@ impl PasswordHasher {
     /// Checks `password` against `stored`. Also reports whether the hash was made under an older policy
     /// (a lower cost) so the caller can re-hash after a successful login.
     pub async fn verify(&self, password: &str, stored: &str) -> Result<Verified, PasswordError> {
-        let bcrypt_hash = stored.strip_prefix(SCHEME_PREFIX).ok_or(PasswordError::UnknownFormat)?.to_string();
+        let bcrypt_hash = stored
+            .strip_prefix(SCHEME_PREFIX)
+            .ok_or(PasswordError::UnknownFormat)?
+            .to_string();
         let input = prehash(password);
         let cost = self.cost;
         self.run(move || {
-            let ok = bcrypt::verify(input, &bcrypt_hash).map_err(|_| PasswordError::UnknownFormat)?;
-            let stored_cost = bcrypt_hash.get(4..6).and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
-            Ok(Verified { ok, needs_rehash: ok && stored_cost != cost })
+            let ok =
+                bcrypt::verify(input, &bcrypt_hash).map_err(|_| PasswordError::UnknownFormat)?;
+            let stored_cost = bcrypt_hash
+                .get(4..6)
+                .and_then(|c| c.parse::<u32>().ok())
+                .unwrap_or(0);
+            Ok(Verified {
+                ok,
+                needs_rehash: ok && stored_cost != cost,
+            })
         })
         .await
     }
@@ -70,17 +83,27 @@ impl PasswordHasher {
     pub async fn verify_dummy(&self, password: &str) {
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let cost = self.cost;
-        let dummy = DUMMY.get_or_init(|| bcrypt::hash(b"latchkey dummy password", cost).expect("bcrypt hash")).clone();
+        let dummy = DUMMY
+            .get_or_init(|| bcrypt::hash(b"latchkey dummy password", cost).expect("bcrypt hash"))
+            .clone();
         let input = prehash(password);
-        let _ = self.run(move || Ok(bcrypt::verify(input, &dummy).unwrap_or(false))).await;
+        let _ = self
+            .run(move || Ok(bcrypt::verify(input, &dummy).unwrap_or(false)))
+            .await;
     }
 
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Busy)?;
-        tokio::task::spawn_blocking(work).await.map_err(|e| PasswordError::Hashing(e.to_string()))?
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Busy)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?
     }
 }
 
@@ -105,8 +128,20 @@ mod tests {
         let hasher = PasswordHasher::new(2, 4);
         let stored = hasher.hash("correct horse battery staple").await.unwrap();
         assert!(stored.starts_with("bcrypt-hmac$$2b$04$"));
-        assert!(hasher.verify("correct horse battery staple", &stored).await.unwrap().ok);
-        assert!(!hasher.verify("correct horse battery stapler", &stored).await.unwrap().ok);
+        assert!(
+            hasher
+                .verify("correct horse battery staple", &stored)
+                .await
+                .unwrap()
+                .ok
+        );
+        assert!(
+            !hasher
+                .verify("correct horse battery stapler", &stored)
+                .await
+                .unwrap()
+                .ok
+        );
     }
 
     #[tokio::test]
@@ -121,8 +156,14 @@ mod tests {
 
     #[tokio::test]
     async fn older_cost_asks_for_rehash() {
-        let old = PasswordHasher::new(1, 4).hash("pw-123456789").await.unwrap();
-        let v = PasswordHasher::new(1, 5).verify("pw-123456789", &old).await.unwrap();
+        let old = PasswordHasher::new(1, 4)
+            .hash("pw-123456789")
+            .await
+            .unwrap();
+        let v = PasswordHasher::new(1, 5)
+            .verify("pw-123456789", &old)
+            .await
+            .unwrap();
         assert!(v.ok && v.needs_rehash);
     }
 }

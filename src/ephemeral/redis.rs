@@ -23,16 +23,22 @@ pub struct Redis {
 
 impl Redis {
     pub fn new(url: &str) -> Result<Self, RedisError> {
-        Ok(Self { client: redis::Client::open(url)?, manager: OnceCell::new() })
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            manager: OnceCell::new(),
+        })
     }
 
     async fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let manager = tokio::time::timeout(TIMEOUT, self.manager.get_or_try_init(|| async {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(TIMEOUT))
-                .set_response_timeout(Some(TIMEOUT));
-            ConnectionManager::new_with_config(self.client.clone(), config).await
-        }))
+        let manager = tokio::time::timeout(
+            TIMEOUT,
+            self.manager.get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(TIMEOUT))
+                    .set_response_timeout(Some(TIMEOUT));
+                ConnectionManager::new_with_config(self.client.clone(), config).await
+            }),
+        )
         .await
         .map_err(|_| RedisError::Timeout(TIMEOUT))??;
         Ok(manager.clone())

@@ -12,7 +12,11 @@ pub struct Json<T>(pub T);
 pub struct Form<T>(pub T);
 
 fn rejection(status: StatusCode, body_text: String) -> Problem {
-    let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
     Problem::new(status, body_text)
 }
 

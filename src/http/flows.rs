@@ -14,8 +14,8 @@ use super::pages::{self, Page, escape, see_other};
 use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
 use crate::oauth::{jwt, parse_scope};
 use crate::orgs::Organization;
-use crate::sessions::service::{self as sessions, ClientInfo, LoginError};
 use crate::sessions::Session;
+use crate::sessions::service::{self as sessions, ClientInfo, LoginError};
 use crate::time_now;
 use crate::users::User;
 
@@ -23,21 +23,49 @@ fn page_error(org: &Organization, status: StatusCode, message: &str) -> Response
     Page::error(&org.name, status, message).into_response()
 }
 
-async fn current_session(state: &AppState, org: &Organization, headers: &HeaderMap) -> Option<(Session, User)> {
-    let token = pages::cookie_value(headers, &pages::session_cookie_name(&state.services.config, &org.slug))?;
-    sessions::from_cookie(&state.services, org, &token).await.ok().flatten()
+async fn current_session(
+    state: &AppState,
+    org: &Organization,
+    headers: &HeaderMap,
+) -> Option<(Session, User)> {
+    let token = pages::cookie_value(
+        headers,
+        &pages::session_cookie_name(&state.services.config, &org.slug),
+    )?;
+    sessions::from_cookie(&state.services, org, &token)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> Response {
     match refusal {
         Refusal::Page(message) => page_error(org, StatusCode::BAD_REQUEST, &message),
-        Refusal::Redirect { redirect_uri, state: s, error, description } => {
+        Refusal::Redirect {
+            redirect_uri,
+            state: s,
+            error,
+            description,
+        } => {
             let issuer = state.provider.issuer(org);
-            see_other(&authorize::error_redirect(&issuer, &redirect_uri, s.as_deref(), error, &description), vec![])
+            see_other(
+                &authorize::error_redirect(
+                    &issuer,
+                    &redirect_uri,
+                    s.as_deref(),
+                    error,
+                    &description,
+                ),
+                vec![],
+            )
         }
         Refusal::Internal(e) => {
             tracing::error!(error = %e.description, "authorization failed");
-            page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Please try again.")
+            page_error(
+                org,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.",
+            )
         }
     }
 }
@@ -57,10 +85,22 @@ async fn proceed(
     let provider = &state.provider;
     let session = current_session(state, org, headers).await;
     let consented = match &session {
-        Some((_, user)) => provider.services.store.consent_scope(&user.id, &req.app.id).await.ok().flatten(),
+        Some((_, user)) => provider
+            .services
+            .store
+            .consent_scope(&user.id, &req.app.id)
+            .await
+            .ok()
+            .flatten(),
         None => None,
     };
-    let step = authorize::next_step(req, session.as_ref().map(|(s, _)| s), consented.as_deref(), resumed_from, time_now());
+    let step = authorize::next_step(
+        req,
+        session.as_ref().map(|(s, _)| s),
+        consented.as_deref(),
+        resumed_from,
+        time_now(),
+    );
     let base = format!("/o/{}", org.slug);
     let pending = |state: &AppState| {
         let state = state.clone();
@@ -77,29 +117,66 @@ async fn proceed(
     match step {
         Step::Fail(error) => {
             let issuer = provider.issuer(org);
-            let description = if error == "login_required" { "the user must sign in" } else { "the user must consent" };
-            see_other(&authorize::error_redirect(&issuer, &req.redirect_uri, req.state.as_deref(), error, description), vec![])
+            let description = if error == "login_required" {
+                "the user must sign in"
+            } else {
+                "the user must consent"
+            };
+            see_other(
+                &authorize::error_redirect(
+                    &issuer,
+                    &req.redirect_uri,
+                    req.state.as_deref(),
+                    error,
+                    description,
+                ),
+                vec![],
+            )
         }
         Step::Login => match pending(state).await {
             Ok(id) => see_other(&format!("{base}/login?req={id}"), vec![]),
-            Err(_) => page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+            Err(_) => page_error(
+                org,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            ),
         },
         Step::Consent => match pending(state).await {
             Ok(id) => see_other(&format!("{base}/consent?req={id}"), vec![]),
-            Err(_) => page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+            Err(_) => page_error(
+                org,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            ),
         },
         Step::Issue => {
             let (session, user) = session.expect("Issue implies a session");
             if let Some(id) = pending_id {
                 match authorize::finish_pending(provider, id).await {
                     Ok(true) => {}
-                    Ok(false) => return page_error(org, StatusCode::BAD_REQUEST, "This sign-in request was already completed."),
-                    Err(_) => return page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+                    Ok(false) => {
+                        return page_error(
+                            org,
+                            StatusCode::BAD_REQUEST,
+                            "This sign-in request was already completed.",
+                        );
+                    }
+                    Err(_) => {
+                        return page_error(
+                            org,
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "Something went wrong on our side.",
+                        );
+                    }
                 }
             }
             match authorize::issue_code(provider, org, req, &session, &user, client).await {
                 Ok(location) => see_other(&location, vec![]),
-                Err(_) => page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+                Err(_) => page_error(
+                    org,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side.",
+                ),
             }
         }
     }
@@ -117,13 +194,27 @@ pub async fn authorize(
         Err(r) => return r,
     };
     let Ok(Query(params)) = params else {
-        return page_error(&org, StatusCode::BAD_REQUEST, "The authorization request is malformed (a parameter is repeated or invalid).");
+        return page_error(
+            &org,
+            StatusCode::BAD_REQUEST,
+            "The authorization request is malformed (a parameter is repeated or invalid).",
+        );
     };
     let req = match authorize::validate(&state.provider, &org, &params).await {
         Ok(req) => req,
         Err(refusal) => return refusal_response(&state, &org, refusal),
     };
-    proceed(&state, &org, &params, &req, None, None, &headers, &client_info(&addr, &headers)).await
+    proceed(
+        &state,
+        &org,
+        &params,
+        &req,
+        None,
+        None,
+        &headers,
+        &client_info(&addr, &headers),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,12 +228,24 @@ async fn load_request(
     org: &Organization,
     id: Option<&str>,
 ) -> Result<(AuthorizeParams, ValidRequest, i64), Response> {
-    let expired = || page_error(org, StatusCode::BAD_REQUEST, "This sign-in request has expired or was already used. Start again from the application.");
+    let expired = || {
+        page_error(
+            org,
+            StatusCode::BAD_REQUEST,
+            "This sign-in request has expired or was already used. Start again from the application.",
+        )
+    };
     let id = id.filter(|s| !s.is_empty()).ok_or_else(expired)?;
     let (params, created_at) = match authorize::load_pending(&state.provider, org, id).await {
         Ok(Some(found)) => found,
         Ok(None) => return Err(expired()),
-        Err(_) => return Err(page_error(org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")),
+        Err(_) => {
+            return Err(page_error(
+                org,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            ));
+        }
     };
     match authorize::validate(&state.provider, org, &params).await {
         Ok(req) => Ok((params, req, created_at)),
@@ -165,11 +268,30 @@ pub async fn resume(
         Ok(found) => found,
         Err(r) => return r,
     };
-    proceed(&state, &org, &params, &req, query.req.as_deref(), Some(created_at), &headers, &client_info(&addr, &headers)).await
+    proceed(
+        &state,
+        &org,
+        &params,
+        &req,
+        query.req.as_deref(),
+        Some(created_at),
+        &headers,
+        &client_info(&addr, &headers),
+    )
+    .await
 }
 
-fn login_page(org: &Organization, req_id: &str, csrf: &str, email: &str, error: Option<&str>, targets: Vec<String>) -> Page {
-    let error_html = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+fn login_page(
+    org: &Organization,
+    req_id: &str,
+    csrf: &str,
+    email: &str,
+    error: Option<&str>,
+    targets: Vec<String>,
+) -> Page {
+    let error_html = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
     let body = format!(
         "{error_html}<form method=\"post\" action=\"/o/{slug}/login\">\
          <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -205,7 +327,14 @@ pub async fn login_form(
     let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
     let hint = req.login_hint.clone().unwrap_or_default();
     let targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
-    let mut page = login_page(&org, query.req.as_deref().unwrap_or_default(), &csrf, &hint, None, targets);
+    let mut page = login_page(
+        &org,
+        query.req.as_deref().unwrap_or_default(),
+        &csrf,
+        &hint,
+        None,
+        targets,
+    );
     page.cookies.extend(csrf_cookie);
     page.into_response()
 }
@@ -231,10 +360,20 @@ pub async fn login_submit(
         Err(r) => return r,
     };
     let Ok(axum::Form(form)) = form else {
-        return page_error(&org, StatusCode::BAD_REQUEST, "The sign-in form was malformed.");
+        return page_error(
+            &org,
+            StatusCode::BAD_REQUEST,
+            "The sign-in form was malformed.",
+        );
     };
-    if !pages::same_origin(&config, &headers) || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default()) {
-        return page_error(&org, StatusCode::FORBIDDEN, "This form could not be verified. Reload the page and try again.");
+    if !pages::same_origin(&config, &headers)
+        || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default())
+    {
+        return page_error(
+            &org,
+            StatusCode::FORBIDDEN,
+            "This form could not be verified. Reload the page and try again.",
+        );
     }
     let req_id = form.req.clone().unwrap_or_default();
     let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
@@ -246,9 +385,16 @@ pub async fn login_submit(
     let targets: Vec<String> = pages::csp_source(&req.redirect_uri).into_iter().collect();
     let csrf = form.csrf.unwrap_or_default();
     if email.trim().is_empty() || password.is_empty() {
-        return login_page(&org, &req_id, &csrf, &email, Some("Enter your email and password."), targets)
-            .status(StatusCode::BAD_REQUEST)
-            .into_response();
+        return login_page(
+            &org,
+            &req_id,
+            &csrf,
+            &email,
+            Some("Enter your email and password."),
+            targets,
+        )
+        .status(StatusCode::BAD_REQUEST)
+        .into_response();
     }
     let client = client_info(&addr, &headers);
     match sessions::password_login(&state.services, &org, &email, &password, &client).await {
@@ -261,21 +407,40 @@ pub async fn login_submit(
                 Some(org.settings.session_absolute_lifetime_secs as i64),
                 "Lax",
             );
-            see_other(&format!("/o/{}/authorize/resume?req={req_id}", org.slug), vec![cookie])
+            see_other(
+                &format!("/o/{}/authorize/resume?req={req_id}", org.slug),
+                vec![cookie],
+            )
         }
-        Err(LoginError::InvalidCredentials) => {
-            login_page(&org, &req_id, &csrf, &email, Some("Incorrect email or password."), targets)
-                .status(StatusCode::UNAUTHORIZED)
-                .into_response()
-        }
+        Err(LoginError::InvalidCredentials) => login_page(
+            &org,
+            &req_id,
+            &csrf,
+            &email,
+            Some("Incorrect email or password."),
+            targets,
+        )
+        .status(StatusCode::UNAUTHORIZED)
+        .into_response(),
         Err(LoginError::Busy) => {
-            let mut response = page_error(&org, StatusCode::SERVICE_UNAVAILABLE, "We are busy right now. Please try again in a moment.");
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+            let mut response = page_error(
+                &org,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "We are busy right now. Please try again in a moment.",
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("2"),
+            );
             response
         }
         Err(LoginError::Other(e)) => {
             tracing::error!(error = %e, "login failed");
-            page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
+            page_error(
+                &org,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
         }
     }
 }
@@ -352,10 +517,20 @@ pub async fn consent_submit(
         Err(r) => return r,
     };
     let Ok(axum::Form(form)) = form else {
-        return page_error(&org, StatusCode::BAD_REQUEST, "The consent form was malformed.");
+        return page_error(
+            &org,
+            StatusCode::BAD_REQUEST,
+            "The consent form was malformed.",
+        );
     };
-    if !pages::same_origin(&config, &headers) || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default()) {
-        return page_error(&org, StatusCode::FORBIDDEN, "This form could not be verified. Reload the page and try again.");
+    if !pages::same_origin(&config, &headers)
+        || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default())
+    {
+        return page_error(
+            &org,
+            StatusCode::FORBIDDEN,
+            "This form could not be verified. Reload the page and try again.",
+        );
     }
     let req_id = form.req.unwrap_or_default();
     let (params, req, created_at) = match load_request(&state, &org, Some(&req_id)).await {
@@ -368,16 +543,39 @@ pub async fn consent_submit(
     let client = client_info(&addr, &headers);
     match form.decision.as_deref() {
         Some("allow") => {
-            if authorize::record_consent(&state.provider, &org, &req, &user, &client).await.is_err() {
-                return page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.");
+            if authorize::record_consent(&state.provider, &org, &req, &user, &client)
+                .await
+                .is_err()
+            {
+                return page_error(
+                    &org,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side.",
+                );
             }
-            proceed(&state, &org, &params, &req, Some(&req_id), Some(created_at), &headers, &client).await
+            proceed(
+                &state,
+                &org,
+                &params,
+                &req,
+                Some(&req_id),
+                Some(created_at),
+                &headers,
+                &client,
+            )
+            .await
         }
         Some("deny") => {
             let _ = authorize::finish_pending(&state.provider, &req_id).await;
             let issuer = state.provider.issuer(&org);
             see_other(
-                &authorize::error_redirect(&issuer, &req.redirect_uri, req.state.as_deref(), "access_denied", "the user denied access"),
+                &authorize::error_redirect(
+                    &issuer,
+                    &req.redirect_uri,
+                    req.state.as_deref(),
+                    "access_denied",
+                    "the user denied access",
+                ),
                 vec![],
             )
         }
@@ -414,7 +612,13 @@ pub async fn logout(
     let params: LogoutParams = if method == axum::http::Method::POST {
         match serde_urlencoded::from_bytes(&body) {
             Ok(p) => p,
-            Err(_) => return page_error(&org, StatusCode::BAD_REQUEST, "The sign-out request was malformed."),
+            Err(_) => {
+                return page_error(
+                    &org,
+                    StatusCode::BAD_REQUEST,
+                    "The sign-out request was malformed.",
+                );
+            }
         }
     } else {
         query
@@ -424,45 +628,106 @@ pub async fn logout(
     let mut hint_valid = false;
     if let Some(hint) = params.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         let kid = jwt::peek_kid(hint).unwrap_or_default();
-        let keys = match state.provider.keys.get_with_kid(&state.services, &org.id, &kid).await {
+        let keys = match state
+            .provider
+            .keys
+            .get_with_kid(&state.services, &org.id, &kid)
+            .await
+        {
             Ok(k) => k,
-            Err(_) => return page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side."),
+            Err(_) => {
+                return page_error(
+                    &org,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side.",
+                );
+            }
         };
-        match jwt::verify(&keys, hint, jwt::ID_TOKEN_TYP, &state.provider.issuer(&org), time_now(), true) {
+        match jwt::verify(
+            &keys,
+            hint,
+            jwt::ID_TOKEN_TYP,
+            &state.provider.issuer(&org),
+            time_now(),
+            true,
+        ) {
             Ok(claims) => {
-                let aud = claims.get("aud").and_then(Value::as_str).map(str::to_string);
+                let aud = claims
+                    .get("aud")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 if client_id.is_some() && aud != client_id {
-                    return page_error(&org, StatusCode::BAD_REQUEST, "The id_token_hint was issued to another application.");
+                    return page_error(
+                        &org,
+                        StatusCode::BAD_REQUEST,
+                        "The id_token_hint was issued to another application.",
+                    );
                 }
                 client_id = aud;
                 hint_valid = true;
             }
-            Err(_) => return page_error(&org, StatusCode::BAD_REQUEST, "The id_token_hint is not valid."),
+            Err(_) => {
+                return page_error(
+                    &org,
+                    StatusCode::BAD_REQUEST,
+                    "The id_token_hint is not valid.",
+                );
+            }
         }
     }
-    let redirect = match params.post_logout_redirect_uri.as_deref().filter(|u| !u.is_empty()) {
+    let redirect = match params
+        .post_logout_redirect_uri
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
         None => None,
         Some(uri) => {
             let app = match client_id.as_deref() {
-                Some(id) => state.provider.app(id).await.ok().flatten().filter(|a| a.org_id == org.id),
+                Some(id) => state
+                    .provider
+                    .app(id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|a| a.org_id == org.id),
                 None => None,
             };
             match app {
-                Some(app) if app.post_logout_redirect_uris.iter().any(|u| u == uri) => Some(uri.to_string()),
-                _ => return page_error(&org, StatusCode::BAD_REQUEST, "The post_logout_redirect_uri is not registered for this application."),
+                Some(app) if app.post_logout_redirect_uris.iter().any(|u| u == uri) => {
+                    Some(uri.to_string())
+                }
+                _ => {
+                    return page_error(
+                        &org,
+                        StatusCode::BAD_REQUEST,
+                        "The post_logout_redirect_uri is not registered for this application.",
+                    );
+                }
             }
         }
     };
     let confirmed = method == axum::http::Method::POST
         && params.confirm.as_deref() == Some("yes")
         && pages::same_origin(&config, &headers)
-        && pages::csrf_ok(&config, &headers, params.csrf.as_deref().unwrap_or_default());
+        && pages::csrf_ok(
+            &config,
+            &headers,
+            params.csrf.as_deref().unwrap_or_default(),
+        );
     let cookie_name = pages::session_cookie_name(&config, &org.slug);
     let session_token = pages::cookie_value(&headers, &cookie_name);
     if !hint_valid && !confirmed && session_token.is_some() {
         let (csrf, csrf_cookie) = pages::csrf_token(&config, &headers);
         let hidden = |name: &str, value: &Option<String>| {
-            value.as_deref().map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v))).unwrap_or_default()
+            value
+                .as_deref()
+                .map(|v| {
+                    format!(
+                        "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                        escape(v)
+                    )
+                })
+                .unwrap_or_default()
         };
         let body = format!(
             "<p>Do you want to sign out of {org}?</p><form method=\"post\" action=\"/o/{slug}/logout\">\
@@ -476,15 +741,24 @@ pub async fn logout(
             s = hidden("state", &params.state),
         );
         let mut page = Page::new(&org.name, "Sign out", body);
-        page.form_targets = redirect.as_deref().and_then(pages::csp_source).into_iter().collect();
+        page.form_targets = redirect
+            .as_deref()
+            .and_then(pages::csp_source)
+            .into_iter()
+            .collect();
         page.cookies.extend(csrf_cookie);
         return page.into_response();
     }
-    if let Some(token) = session_token {
-        if let Err(e) = sessions::end(&state.services, &org, &token, &client_info(&addr, &headers)).await {
-            tracing::error!(error = %e, "logout failed");
-            return page_error(&org, StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.");
-        }
+    if let Some(token) = session_token
+        && let Err(e) =
+            sessions::end(&state.services, &org, &token, &client_info(&addr, &headers)).await
+    {
+        tracing::error!(error = %e, "logout failed");
+        return page_error(
+            &org,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side.",
+        );
     }
     let clear = pages::clear_cookie(&config, &cookie_name);
     match redirect {

@@ -15,7 +15,12 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// Ready to serve: the database answers, and Redis too when one is configured.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), state.services.store.ping()).await {
+    let database = match tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.services.store.ping(),
+    )
+    .await
+    {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
@@ -34,7 +39,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         },
     };
     let ready = database == "ok" && matches!(redis, "ok" | "not_configured");
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "checks": { "database": database, "database_backend": state.services.store.backend(), "redis": redis },

@@ -17,7 +17,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -38,13 +40,17 @@ pub struct AppState {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A fresh random request id for every request; an incoming `X-Request-Id` is not trusted, so log lines
-/// cannot be forged or made to collide by a client.
+/// cannot be forged or made to collide by a client. Request ids only need to be unique, not secret, so they
+/// come from the thread-local generator rather than a system call per request.
 #[derive(Clone, Default)]
 struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&hex::encode(crate::crypto::random_bytes(8))).ok().map(RequestId::new)
+        let id: u64 = rand::random();
+        HeaderValue::from_str(&format!("{id:016x}"))
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -54,26 +60,60 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(pages::CSS_PATH, get(pages::stylesheet))
-        .route("/o/{slug}/.well-known/openid-configuration", get(oauth::openid_configuration))
-        .route("/o/{slug}/.well-known/oauth-authorization-server", get(oauth::openid_configuration))
+        .route(
+            "/o/{slug}/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
+        .route(
+            "/o/{slug}/.well-known/oauth-authorization-server",
+            get(oauth::openid_configuration),
+        )
         // RFC 8414 §3.1: for an issuer with a path, the well-known segment goes before the path.
-        .route("/.well-known/oauth-authorization-server/o/{slug}", get(oauth::openid_configuration))
-        .route("/.well-known/openid-configuration/o/{slug}", get(oauth::openid_configuration))
+        .route(
+            "/.well-known/oauth-authorization-server/o/{slug}",
+            get(oauth::openid_configuration),
+        )
+        .route(
+            "/.well-known/openid-configuration/o/{slug}",
+            get(oauth::openid_configuration),
+        )
         .route("/o/{slug}/jwks", get(oauth::jwks).options(oauth::preflight))
-        .route("/o/{slug}/token", axum::routing::post(oauth::token_endpoint).options(oauth::preflight))
-        .route("/o/{slug}/introspect", axum::routing::post(oauth::introspection_endpoint))
-        .route("/o/{slug}/revoke", axum::routing::post(oauth::revocation_endpoint).options(oauth::preflight))
-        .route("/o/{slug}/userinfo", get(oauth::userinfo).post(oauth::userinfo).options(oauth::preflight))
+        .route(
+            "/o/{slug}/token",
+            axum::routing::post(oauth::token_endpoint).options(oauth::preflight),
+        )
+        .route(
+            "/o/{slug}/introspect",
+            axum::routing::post(oauth::introspection_endpoint),
+        )
+        .route(
+            "/o/{slug}/revoke",
+            axum::routing::post(oauth::revocation_endpoint).options(oauth::preflight),
+        )
+        .route(
+            "/o/{slug}/userinfo",
+            get(oauth::userinfo)
+                .post(oauth::userinfo)
+                .options(oauth::preflight),
+        )
         .route("/o/{slug}/authorize", get(flows::authorize))
         .route("/o/{slug}/authorize/resume", get(flows::resume))
-        .route("/o/{slug}/login", get(flows::login_form).post(flows::login_submit))
-        .route("/o/{slug}/consent", get(flows::consent_form).post(flows::consent_submit))
+        .route(
+            "/o/{slug}/login",
+            get(flows::login_form).post(flows::login_submit),
+        )
+        .route(
+            "/o/{slug}/consent",
+            get(flows::consent_form).post(flows::consent_submit),
+        )
         .route("/o/{slug}/logout", get(flows::logout).post(flows::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
 
-    let hsts = config.is_https().then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    let hsts = config
+        .is_https()
+        .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
     let middleware = ServiceBuilder::new()
         .layer(axum::middleware::map_request(drop_client_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
@@ -113,7 +153,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `SetRequestIdLayer` keeps an id the client sent; removing it first makes every id ours.
-async fn drop_client_request_id(mut request: Request<axum::body::Body>) -> Request<axum::body::Body> {
+async fn drop_client_request_id(
+    mut request: Request<axum::body::Body>,
+) -> Request<axum::body::Body> {
     request.headers_mut().remove(REQUEST_ID);
     request
 }
@@ -123,5 +165,8 @@ async fn not_found() -> Problem {
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not accept that method")
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this endpoint does not accept that method",
+    )
 }

@@ -29,20 +29,27 @@ pub struct OAuthResponse {
 
 impl From<OAuthError> for OAuthResponse {
     fn from(error: OAuthError) -> Self {
-        Self { error, basic_challenge: false }
+        Self {
+            error,
+            basic_challenge: false,
+        }
     }
 }
 
 impl IntoResponse for OAuthResponse {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = json!({ "error": self.error.error, "error_description": self.error.description });
+        let body =
+            json!({ "error": self.error.error, "error_description": self.error.description });
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if status == StatusCode::UNAUTHORIZED && self.basic_challenge {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"latchkey\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"latchkey\""),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -72,7 +79,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OAuthForm<T> {
                     }
                     other => other.body_text(),
                 };
-                Err(OAuthError { error: "invalid_request", description, status }.into())
+                Err(OAuthError {
+                    error: "invalid_request",
+                    description,
+                    status,
+                }
+                .into())
             }
         }
     }
@@ -81,7 +93,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OAuthForm<T> {
 pub async fn org_or_404(state: &AppState, slug: &str) -> Result<Arc<Organization>, Response> {
     match state.provider.org(slug).await {
         Ok(Some(org)) => Ok(org),
-        Ok(None) => Err(Problem::new(StatusCode::NOT_FOUND, format!("no organization {slug:?}")).into_response()),
+        Ok(None) => Err(
+            Problem::new(StatusCode::NOT_FOUND, format!("no organization {slug:?}"))
+                .into_response(),
+        ),
         Err(e) => Err(Problem::from(e).into_response()),
     }
 }
@@ -91,13 +106,20 @@ pub fn client_info(addr: &SocketAddr, headers: &HeaderMap) -> ClientInfo {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(256).collect());
-    ClientInfo { ip: Some(addr.ip().to_string()), user_agent }
+    ClientInfo {
+        ip: Some(addr.ip().to_string()),
+        user_agent,
+    }
 }
 
 fn json_no_store(status: StatusCode, body: Value) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -113,22 +135,32 @@ async fn org_origins(state: &AppState, org: &Organization) -> Vec<String> {
 }
 
 fn request_origin(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn allow_origin(response: &mut Response, origin: Option<&str>, allowed: &[String]) {
-    response.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(origin) = origin {
-        if allowed.iter().any(|o| o == origin) {
-            if let Ok(v) = HeaderValue::from_str(origin) {
-                response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-            }
-        }
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin
+        && allowed.iter().any(|o| o == origin)
+        && let Ok(v) = HeaderValue::from_str(origin)
+    {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
     }
 }
 
 /// Preflight for the CORS-enabled endpoints.
-pub async fn preflight(State(state): State<AppState>, Path(slug): Path<String>, headers: HeaderMap) -> Response {
+pub async fn preflight(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let org = match org_or_404(&state, &slug).await {
         Ok(org) => org,
         Err(r) => return r,
@@ -137,28 +169,51 @@ pub async fn preflight(State(state): State<AppState>, Path(slug): Path<String>, 
     let allowed = org_origins(&state, &org).await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     allow_origin(&mut response, origin.as_deref(), &allowed);
-    if response.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+    if response
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
         let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
     response
 }
 
 // ---------------------------------------------------------------------------------------------------------
 
-pub async fn openid_configuration(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+pub async fn openid_configuration(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Response {
     let org = match org_or_404(&state, &slug).await {
         Ok(org) => org,
         Err(r) => return r,
     };
-    let mut response = axum::Json(discovery::metadata(&state.provider.issuer(&org))).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    let mut response =
+        axum::Json(discovery::metadata(&state.provider.issuer(&org))).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }
 
-pub async fn jwks(State(state): State<AppState>, Path(slug): Path<String>, headers: HeaderMap) -> Response {
+pub async fn jwks(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let org = match org_or_404(&state, &slug).await {
         Ok(org) => org,
         Err(r) => return r,
@@ -169,10 +224,17 @@ pub async fn jwks(State(state): State<AppState>, Path(slug): Path<String>, heade
     };
     let mut response = keys.jwks.clone().into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("public, max-age={}", crate::keys::JWKS_MAX_AGE_SECS)).expect("ascii"),
+        HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            crate::keys::JWKS_MAX_AGE_SECS
+        ))
+        .expect("ascii"),
     );
     if let Some(origin) = request_origin(&headers) {
         let allowed = org_origins(&state, &org).await;
@@ -188,12 +250,22 @@ async fn authenticated_client(
     client_id: Option<&str>,
     client_secret: Option<&str>,
 ) -> Result<(Arc<Application>, Presented), OAuthResponse> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let presented = client_auth::presented(authorization, client_id, client_secret)
-        .map_err(|error| OAuthResponse { error, basic_challenge: authorization.is_some() })?;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let presented =
+        client_auth::presented(authorization, client_id, client_secret).map_err(|error| {
+            OAuthResponse {
+                error,
+                basic_challenge: authorization.is_some(),
+            }
+        })?;
     match client_auth::authenticate(&state.provider, org, &presented).await {
         Ok(app) => Ok((app, presented)),
-        Err(error) => Err(OAuthResponse { error, basic_challenge: presented.used_basic() }),
+        Err(error) => Err(OAuthResponse {
+            error,
+            basic_challenge: presented.used_basic(),
+        }),
     }
 }
 
@@ -213,14 +285,34 @@ pub async fn token_endpoint(
         Ok(form) => form,
         Err(e) => return e.into_response(),
     };
-    let (app, _) = match authenticated_client(&state, &org, &headers, request.client_id.as_deref(), request.client_secret.as_deref()).await {
+    let (app, _) = match authenticated_client(
+        &state,
+        &org,
+        &headers,
+        request.client_id.as_deref(),
+        request.client_secret.as_deref(),
+    )
+    .await
+    {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     let client = client_info(&addr, &headers);
-    let meta = RequestMeta { ip: client.ip, user_agent: client.user_agent };
+    let meta = RequestMeta {
+        ip: client.ip,
+        user_agent: client.user_agent,
+    };
     let mut response = match token::exchange(&state.provider, &org, &app, request, meta).await {
-        Ok(tokens) => json_no_store(StatusCode::OK, serde_json::to_value(tokens).unwrap_or_default()),
+        Ok(tokens) => {
+            let mut response = (StatusCode::OK, axum::Json(tokens)).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
         Err(e) => OAuthResponse::from(e).into_response(),
     };
     allow_origin(&mut response, origin.as_deref(), &app.cors_origins);
@@ -249,21 +341,39 @@ pub async fn introspection_endpoint(
         Ok(form) => form,
         Err(e) => return e.into_response(),
     };
-    let (app, presented) =
-        match authenticated_client(&state, &org, &headers, params.client_id.as_deref(), params.client_secret.as_deref()).await {
-            Ok(found) => found,
-            Err(e) => return e.into_response(),
-        };
+    let (app, presented) = match authenticated_client(
+        &state,
+        &org,
+        &headers,
+        params.client_id.as_deref(),
+        params.client_secret.as_deref(),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     if matches!(presented, Presented::None { .. }) {
         // Introspection reveals token contents: only clients that can authenticate may ask.
-        return OAuthResponse { error: OAuthError::invalid_client("introspection requires a confidential client"), basic_challenge: false }
-            .into_response();
+        return OAuthResponse {
+            error: OAuthError::invalid_client("introspection requires a confidential client"),
+            basic_challenge: false,
+        }
+        .into_response();
     }
     let Some(token) = params.token else {
-        return OAuthResponse::from(OAuthError::invalid_request("token is required")).into_response();
+        return OAuthResponse::from(OAuthError::invalid_request("token is required"))
+            .into_response();
     };
     let _ = app;
-    match introspect::introspect(&state.provider, &org, &token, params.token_type_hint.as_deref()).await {
+    match introspect::introspect(
+        &state.provider,
+        &org,
+        &token,
+        params.token_type_hint.as_deref(),
+    )
+    .await
+    {
         Ok(body) => json_no_store(StatusCode::OK, body),
         Err(e) => OAuthResponse::from(e).into_response(),
     }
@@ -285,11 +395,18 @@ pub async fn revocation_endpoint(
         Ok(form) => form,
         Err(e) => return e.into_response(),
     };
-    let (app, _) =
-        match authenticated_client(&state, &org, &headers, params.client_id.as_deref(), params.client_secret.as_deref()).await {
-            Ok(found) => found,
-            Err(e) => return e.into_response(),
-        };
+    let (app, _) = match authenticated_client(
+        &state,
+        &org,
+        &headers,
+        params.client_id.as_deref(),
+        params.client_secret.as_deref(),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     let client = client_info(&addr, &headers);
     let actor = Actor {
         actor_type: "client".into(),
@@ -310,7 +427,9 @@ pub async fn revocation_endpoint(
 /// RFC 6750 error for the UserInfo endpoint.
 fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
     let challenge = match error {
-        Some(e) => format!("Bearer realm=\"latchkey\", error=\"{e}\", error_description=\"{description}\""),
+        Some(e) => {
+            format!("Bearer realm=\"latchkey\", error=\"{e}\", error_description=\"{description}\"")
+        }
         None => "Bearer realm=\"latchkey\"".to_string(),
     };
     let body = match error {
@@ -344,26 +463,57 @@ pub async fn userinfo(
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_string());
     let from_body = if method == Method::POST && !body.is_empty() {
-        serde_urlencoded::from_bytes::<UserinfoForm>(&body).ok().and_then(|f| f.access_token)
+        serde_urlencoded::from_bytes::<UserinfoForm>(&body)
+            .ok()
+            .and_then(|f| f.access_token)
     } else {
         None
     };
     let token = match (from_header, from_body) {
-        (Some(_), Some(_)) => return bearer_error(StatusCode::BAD_REQUEST, Some("invalid_request"), "send the token once"),
+        (Some(_), Some(_)) => {
+            return bearer_error(
+                StatusCode::BAD_REQUEST,
+                Some("invalid_request"),
+                "send the token once",
+            );
+        }
         (Some(t), None) | (None, Some(t)) => t,
-        (None, None) => return bearer_error(StatusCode::UNAUTHORIZED, None, "an access token is required"),
+        (None, None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "an access token is required",
+            );
+        }
     };
     let valid = match introspect::validate_access_token(&state.provider, &org, &token).await {
         Ok(Some(valid)) => valid,
-        Ok(None) => return bearer_error(StatusCode::UNAUTHORIZED, Some("invalid_token"), "the access token is invalid, expired or revoked"),
+        Ok(None) => {
+            return bearer_error(
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token is invalid, expired or revoked",
+            );
+        }
         Err(e) => return OAuthResponse::from(e).into_response(),
     };
-    let scope = valid.claims.get("scope").and_then(Value::as_str).unwrap_or_default();
+    let scope = valid
+        .claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let Some(user) = valid.user.filter(|_| has_scope(scope, "openid")) else {
-        return bearer_error(StatusCode::FORBIDDEN, Some("insufficient_scope"), "the token lacks the openid scope");
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "the token lacks the openid scope",
+        );
     };
     let mut claims = serde_json::Map::new();
     claims.insert("sub".into(), json!(user.id));
@@ -371,7 +521,11 @@ pub async fn userinfo(
         claims.insert(k.into(), v);
     }
     let mut response = json_no_store(StatusCode::OK, Value::Object(claims));
-    let client_id = valid.claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    let client_id = valid
+        .claims
+        .get("client_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if let Ok(Some(app)) = state.provider.app(client_id).await {
         allow_origin(&mut response, origin.as_deref(), &app.cors_origins);
     }

@@ -54,7 +54,10 @@ impl Page {
     }
 
     pub fn error(org_name: &str, status: StatusCode, message: &str) -> Self {
-        let body = format!("<p>{}</p><p class=\"muted\">You can close this page and start again from the application.</p>", escape(message));
+        let body = format!(
+            "<p>{}</p><p class=\"muted\">You can close this page and start again from the application.</p>",
+            escape(message)
+        );
         Self::new(org_name, "Something went wrong", body).status(status)
     }
 }
@@ -80,7 +83,10 @@ impl IntoResponse for Page {
         }
         let mut response = (self.status, html).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -132,14 +138,28 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Cookie names: `__Host-` over HTTPS, which pins the cookie to this host, path `/` and Secure.
 pub fn session_cookie_name(config: &Config, slug: &str) -> String {
-    if config.is_https() { format!("__Host-latchkey-{slug}") } else { format!("latchkey-{slug}") }
+    if config.is_https() {
+        format!("__Host-latchkey-{slug}")
+    } else {
+        format!("latchkey-{slug}")
+    }
 }
 
 pub fn csrf_cookie_name(config: &Config) -> &'static str {
-    if config.is_https() { "__Host-latchkey-csrf" } else { "latchkey-csrf" }
+    if config.is_https() {
+        "__Host-latchkey-csrf"
+    } else {
+        "latchkey-csrf"
+    }
 }
 
-pub fn set_cookie(config: &Config, name: &str, value: &str, max_age: Option<i64>, same_site: &str) -> String {
+pub fn set_cookie(
+    config: &Config,
+    name: &str,
+    value: &str,
+    max_age: Option<i64>,
+    same_site: &str,
+) -> String {
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
     if config.is_https() {
         cookie.push_str("; Secure");
@@ -171,7 +191,9 @@ pub fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
 /// Double-submit CSRF check: the form field must equal the CSRF cookie (compared in constant time).
 pub fn csrf_ok(config: &Config, headers: &HeaderMap, form_token: &str) -> bool {
     match cookie_value(headers, csrf_cookie_name(config)) {
-        Some(cookie) if !cookie.is_empty() => crate::crypto::constant_time_eq(cookie.as_bytes(), form_token.as_bytes()),
+        Some(cookie) if !cookie.is_empty() => {
+            crate::crypto::constant_time_eq(cookie.as_bytes(), form_token.as_bytes())
+        }
         _ => false,
     }
 }
@@ -191,8 +213,14 @@ pub fn csrf_token(config: &Config, headers: &HeaderMap) -> (String, Option<Strin
 pub async fn stylesheet() -> Response {
     let mut response = CSS.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     response
 }
 
@@ -202,14 +230,23 @@ mod tests {
 
     #[test]
     fn escaping_covers_html_specials() {
-        assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
     }
 
     #[test]
     fn cookies_are_found_by_exact_name() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; latchkey-acme=tok; latchkey-acme2=x"));
-        assert_eq!(cookie_value(&headers, "latchkey-acme").as_deref(), Some("tok"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; latchkey-acme=tok; latchkey-acme2=x"),
+        );
+        assert_eq!(
+            cookie_value(&headers, "latchkey-acme").as_deref(),
+            Some("tok")
+        );
         assert_eq!(cookie_value(&headers, "missing"), None);
     }
 }

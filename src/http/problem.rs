@@ -16,7 +16,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self { status, detail: Some(detail.into()), extra: Map::new() }
+        Self {
+            status,
+            detail: Some(detail.into()),
+            extra: Map::new(),
+        }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -39,9 +43,10 @@ impl IntoResponse for Problem {
             body[k.as_str()] = v;
         }
         let mut response = (self.status, body.to_string()).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         response
     }
 }
@@ -50,18 +55,27 @@ impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
             Error::Invalid { field, message } => {
-                Problem::new(StatusCode::BAD_REQUEST, format!("{field}: {message}")).with("field", field)
+                Problem::new(StatusCode::BAD_REQUEST, format!("{field}: {message}"))
+                    .with("field", field)
             }
             Error::Conflict(what) => Problem::new(StatusCode::CONFLICT, what),
-            Error::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, format!("{what} not found")),
+            Error::NotFound(what) => {
+                Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+            }
             Error::Storage(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
                 tracing::warn!("database pool exhausted");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the service is busy; try again shortly")
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service is busy; try again shortly",
+                )
             }
             other => {
                 // The cause goes to the log; the client learns only that it was not their fault.
                 tracing::error!(error = %other, "request failed");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred")
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "an internal error occurred",
+                )
             }
         }
     }

@@ -62,10 +62,23 @@ pub struct SigningKeyRecord {
 /// Generates a key pair for `alg` (RS256: RSA-2048; ES256: P-256; EdDSA: Ed25519) using OpenSSL.
 fn generate_key_pair(alg: &str) -> Result<Box<dyn KeyPair>> {
     let pair: Box<dyn KeyPair> = match alg {
-        "RS256" => Box::new(josekit::jws::RS256.generate_key_pair(2048).map_err(internal)?),
+        "RS256" => Box::new(
+            josekit::jws::RS256
+                .generate_key_pair(2048)
+                .map_err(internal)?,
+        ),
         "ES256" => Box::new(josekit::jws::ES256.generate_key_pair().map_err(internal)?),
-        "EdDSA" => Box::new(josekit::jws::EdDSA.generate_key_pair(EdCurve::Ed25519).map_err(internal)?),
-        other => return Err(Error::invalid("alg", format!("unsupported signing algorithm {other}"))),
+        "EdDSA" => Box::new(
+            josekit::jws::EdDSA
+                .generate_key_pair(EdCurve::Ed25519)
+                .map_err(internal)?,
+        ),
+        other => {
+            return Err(Error::invalid(
+                "alg",
+                format!("unsupported signing algorithm {other}"),
+            ));
+        }
     };
     Ok(pair)
 }
@@ -75,7 +88,13 @@ fn internal(e: josekit::JoseError) -> Error {
 }
 
 /// Makes a new key record; generation runs off the async runtime (RSA key generation takes ~100 ms).
-pub async fn generate(services: &Services, org_id: &str, alg: &str, state: KeyState, now: i64) -> Result<SigningKeyRecord> {
+pub async fn generate(
+    services: &Services,
+    org_id: &str,
+    alg: &str,
+    state: KeyState,
+    now: i64,
+) -> Result<SigningKeyRecord> {
     let alg_owned = alg.to_string();
     let pair = tokio::task::spawn_blocking(move || generate_key_pair(&alg_owned))
         .await
@@ -101,7 +120,11 @@ pub async fn generate(services: &Services, org_id: &str, alg: &str, state: KeySt
 }
 
 /// The keys a new organization starts with: an active RS256 key and its published successor.
-pub async fn initial_key_pair(services: &Services, org_id: &str, now: i64) -> Result<Vec<SigningKeyRecord>> {
+pub async fn initial_key_pair(
+    services: &Services,
+    org_id: &str,
+    now: i64,
+) -> Result<Vec<SigningKeyRecord>> {
     Ok(vec![
         generate(services, org_id, "RS256", KeyState::Active, now).await?,
         generate(services, org_id, "RS256", KeyState::Next, now).await?,
@@ -126,10 +149,18 @@ pub struct Rotation {
 }
 
 /// Rotates every algorithm the organization signs with.
-pub async fn rotate(services: &Services, actor: &Actor, org: &Organization) -> Result<Vec<Rotation>> {
+pub async fn rotate(
+    services: &Services,
+    actor: &Actor,
+    org: &Organization,
+) -> Result<Vec<Rotation>> {
     let now = time_now();
     let existing = services.store.signing_keys(&org.id).await?;
-    let mut algs: Vec<String> = existing.iter().filter(|k| k.state != KeyState::Retired).map(|k| k.alg.clone()).collect();
+    let mut algs: Vec<String> = existing
+        .iter()
+        .filter(|k| k.state != KeyState::Retired)
+        .map(|k| k.alg.clone())
+        .collect();
     algs.sort();
     algs.dedup();
     if algs.is_empty() {
@@ -137,8 +168,12 @@ pub async fn rotate(services: &Services, actor: &Actor, org: &Organization) -> R
     }
     let mut rotations = Vec::new();
     for alg in algs {
-        let current = existing.iter().find(|k| k.alg == alg && k.state == KeyState::Active);
-        let next = existing.iter().find(|k| k.alg == alg && k.state == KeyState::Next);
+        let current = existing
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Active);
+        let next = existing
+            .iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Next);
         // The key that becomes active must already have been published; if there is none (damaged state),
         // a fresh key is activated rather than leaving the organization unable to sign.
         let mut new_keys = Vec::new();
@@ -166,7 +201,18 @@ pub async fn rotate(services: &Services, actor: &Actor, org: &Organization) -> R
                 Some(serde_json::to_value(&rotation).unwrap_or_default()),
             );
         let publish_until = now + retired_publish_secs(services);
-        services.store.rotate_signing_keys(&org.id, &alg, &promoted, &new_keys, now, publish_until, &audit).await?;
+        services
+            .store
+            .rotate_signing_keys(
+                &org.id,
+                &alg,
+                &promoted,
+                &new_keys,
+                now,
+                publish_until,
+                &audit,
+            )
+            .await?;
         rotations.push(rotation);
     }
     Ok(rotations)
@@ -198,9 +244,17 @@ pub async fn rotate_due(services: &Services) -> Result<()> {
 }
 
 /// Makes sure the organization can sign with `alg`, generating an active and a next key if it has none.
-pub async fn ensure_alg(services: &Services, actor: &Actor, org: &Organization, alg: &str) -> Result<()> {
+pub async fn ensure_alg(
+    services: &Services,
+    actor: &Actor,
+    org: &Organization,
+    alg: &str,
+) -> Result<()> {
     let keys = services.store.signing_keys(&org.id).await?;
-    if keys.iter().any(|k| k.alg == alg && k.state == KeyState::Active) {
+    if keys
+        .iter()
+        .any(|k| k.alg == alg && k.state == KeyState::Active)
+    {
         return Ok(());
     }
     let now = time_now();
@@ -210,7 +264,12 @@ pub async fn ensure_alg(services: &Services, actor: &Actor, org: &Organization, 
     ];
     let audit = NewAuditEvent::new(&org.id, actor, "keys.created")
         .target("signing_key", &new_keys[0].kid)
-        .change(None, Some(serde_json::json!({"alg": alg, "active": new_keys[0].kid, "next": new_keys[1].kid})));
+        .change(
+            None,
+            Some(
+                serde_json::json!({"alg": alg, "active": new_keys[0].kid, "next": new_keys[1].kid}),
+            ),
+        );
     services.store.add_signing_keys(&new_keys, &audit).await?;
     Ok(())
 }

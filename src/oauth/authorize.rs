@@ -73,7 +73,12 @@ pub enum Refusal {
     /// The client or redirect URI cannot be trusted: show an error page, never redirect (RFC 6749 §4.1.2.1).
     Page(String),
     /// Tell the client, at its verified redirect URI.
-    Redirect { redirect_uri: String, state: Option<String>, error: &'static str, description: String },
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
     Internal(OAuthError),
 }
 
@@ -91,27 +96,50 @@ impl From<crate::error::Error> for Refusal {
 
 /// RFC 8252 §7.3: for native apps, a loopback redirect URI matches whatever port the app listens on.
 fn loopback_match(registered: &str, presented: &str) -> bool {
-    let (Ok(r), Ok(p)) = (Url::parse(registered), Url::parse(presented)) else { return false };
-    let loopback = |u: &Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
-    loopback(&r) && loopback(&p) && r.host_str() == p.host_str() && r.path() == p.path() && r.query() == p.query()
+    let (Ok(r), Ok(p)) = (Url::parse(registered), Url::parse(presented)) else {
+        return false;
+    };
+    let loopback =
+        |u: &Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
+    loopback(&r)
+        && loopback(&p)
+        && r.host_str() == p.host_str()
+        && r.path() == p.path()
+        && r.query() == p.query()
 }
 
 fn redirect_uri_allowed(app: &Application, presented: &str) -> bool {
     app.redirect_uris.iter().any(|r| r == presented)
-        || (app.client_type == ClientType::Public && app.redirect_uris.iter().any(|r| loopback_match(r, presented)))
+        || (app.client_type == ClientType::Public
+            && app
+                .redirect_uris
+                .iter()
+                .any(|r| loopback_match(r, presented)))
 }
 
-pub async fn validate(provider: &Provider, org: &Organization, params: &AuthorizeParams) -> Result<ValidRequest, Refusal> {
+pub async fn validate(
+    provider: &Provider,
+    org: &Organization,
+    params: &AuthorizeParams,
+) -> Result<ValidRequest, Refusal> {
     let client_id = params.client_id.as_deref().filter(|s| !s.is_empty());
-    let client_id = client_id.ok_or_else(|| Refusal::Page("The request has no client_id.".into()))?;
+    let client_id =
+        client_id.ok_or_else(|| Refusal::Page("The request has no client_id.".into()))?;
     let app = match provider.app(client_id).await? {
         Some(app) if app.org_id == org.id => app,
-        _ => return Err(Refusal::Page("The application that sent you here is not registered.".into())),
+        _ => {
+            return Err(Refusal::Page(
+                "The application that sent you here is not registered.".into(),
+            ));
+        }
     };
     let redirect_uri = params.redirect_uri.as_deref().filter(|s| !s.is_empty());
-    let redirect_uri = redirect_uri.ok_or_else(|| Refusal::Page("The request has no redirect_uri.".into()))?;
+    let redirect_uri =
+        redirect_uri.ok_or_else(|| Refusal::Page("The request has no redirect_uri.".into()))?;
     if !redirect_uri_allowed(&app, redirect_uri) {
-        return Err(Refusal::Page("The redirect_uri is not registered for this application.".into()));
+        return Err(Refusal::Page(
+            "The redirect_uri is not registered for this application.".into(),
+        ));
     }
     let state = params.state.clone();
     let refuse = |error: &'static str, description: &str| Refusal::Redirect {
@@ -122,65 +150,135 @@ pub async fn validate(provider: &Provider, org: &Organization, params: &Authoriz
     };
 
     if params.request.is_some() {
-        return Err(refuse("request_not_supported", "request objects are not supported"));
+        return Err(refuse(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
     }
     if params.request_uri.is_some() {
-        return Err(refuse("request_uri_not_supported", "request_uri is not supported"));
+        return Err(refuse(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
     }
     match params.response_type.as_deref() {
         Some("code") => {}
         None | Some("") => return Err(refuse("invalid_request", "response_type is required")),
-        Some(_) => return Err(refuse("unsupported_response_type", "only response_type=code is supported")),
+        Some(_) => {
+            return Err(refuse(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
     }
-    if params.response_mode.as_deref().is_some_and(|m| m != "query") {
-        return Err(refuse("invalid_request", "only response_mode=query is supported"));
+    if params
+        .response_mode
+        .as_deref()
+        .is_some_and(|m| m != "query")
+    {
+        return Err(refuse(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
     }
     if !app.allows(GrantType::AuthorizationCode) {
-        return Err(refuse("unauthorized_client", "this client may not use the authorization code flow"));
+        return Err(refuse(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
     }
     let scopes = parse_scope(params.scope.as_deref().unwrap_or(""));
-    if let Some(bad) = scopes.iter().find(|s| !SUPPORTED_SCOPES.contains(&s.as_str())) {
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
+    {
         return Err(refuse("invalid_scope", &format!("unknown scope {bad}")));
     }
     let scope = scopes.join(" ");
 
     let challenge = params.code_challenge.as_deref().filter(|s| !s.is_empty());
-    let method = params.code_challenge_method.as_deref().filter(|s| !s.is_empty());
+    let method = params
+        .code_challenge_method
+        .as_deref()
+        .filter(|s| !s.is_empty());
     let code_challenge = match (challenge, method) {
-        (None, None) if app.settings.warning_insecure_allow_no_pkce && app.client_type == ClientType::Confidential => None,
-        (None, _) => return Err(refuse("invalid_request", "code_challenge is required (PKCE with S256)")),
+        (None, None)
+            if app.settings.warning_insecure_allow_no_pkce
+                && app.client_type == ClientType::Confidential =>
+        {
+            None
+        }
+        (None, _) => {
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge is required (PKCE with S256)",
+            ));
+        }
         (Some(_), Some("S256")) => challenge.map(str::to_string),
         // RFC 7636: a missing method means `plain`, which is refused like an explicit one.
-        (Some(_), _) => return Err(refuse("invalid_request", "code_challenge_method must be S256")),
+        (Some(_), _) => {
+            return Err(refuse(
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ));
+        }
     };
     if code_challenge.as_deref().is_some_and(|c| {
-        c.len() != 43 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        c.len() != 43
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }) {
-        return Err(refuse("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"));
+        return Err(refuse(
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256 (43 characters)",
+        ));
     }
 
     let mut prompt = Prompt::default();
-    for value in params.prompt.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+    for value in params
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
         match value {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
-            other => return Err(refuse("invalid_request", &format!("unsupported prompt value {other}"))),
+            other => {
+                return Err(refuse(
+                    "invalid_request",
+                    &format!("unsupported prompt value {other}"),
+                ));
+            }
         }
     }
     if prompt.none && (prompt.login || prompt.consent) {
-        return Err(refuse("invalid_request", "prompt=none cannot be combined with other values"));
+        return Err(refuse(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        ));
     }
     let max_age = match params.max_age.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => match raw.parse::<i64>() {
             Ok(v) if v >= 0 => Some(v),
-            _ => return Err(refuse("invalid_request", "max_age must be a non-negative integer")),
+            _ => {
+                return Err(refuse(
+                    "invalid_request",
+                    "max_age must be a non-negative integer",
+                ));
+            }
         },
     };
     let too_long = |v: &Option<String>| v.as_deref().is_some_and(|s| s.len() > 512);
     if too_long(&params.state) || too_long(&params.nonce) || too_long(&params.login_hint) {
-        return Err(refuse("invalid_request", "state, nonce and login_hint are limited to 512 characters"));
+        return Err(refuse(
+            "invalid_request",
+            "state, nonce and login_hint are limited to 512 characters",
+        ));
     }
     Ok(ValidRequest {
         redirect_uri: redirect_uri.to_string(),
@@ -216,17 +314,33 @@ pub fn next_step(
     now: i64,
 ) -> Step {
     let Some(session) = session else {
-        return if req.prompt.none { Step::Fail("login_required") } else { Step::Login };
+        return if req.prompt.none {
+            Step::Fail("login_required")
+        } else {
+            Step::Login
+        };
     };
     if req.prompt.login && resumed_from.is_none_or(|t| session.auth_time < t) {
         return Step::Login;
     }
     if req.max_age.is_some_and(|max| now - session.auth_time > max) {
-        return if req.prompt.none { Step::Fail("login_required") } else { Step::Login };
+        return if req.prompt.none {
+            Step::Fail("login_required")
+        } else {
+            Step::Login
+        };
     }
-    let covered = consented.is_some_and(|granted| parse_scope(&req.scope).iter().all(|s| has_scope(granted, s)));
+    let covered = consented.is_some_and(|granted| {
+        parse_scope(&req.scope)
+            .iter()
+            .all(|s| has_scope(granted, s))
+    });
     if !req.app.first_party && (req.prompt.consent || !covered) {
-        return if req.prompt.none { Step::Fail("consent_required") } else { Step::Consent };
+        return if req.prompt.none {
+            Step::Fail("consent_required")
+        } else {
+            Step::Consent
+        };
     }
     Step::Issue
 }
@@ -247,7 +361,13 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-pub fn error_redirect(issuer: &str, redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> String {
+pub fn error_redirect(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> String {
     let mut params = vec![("error", error), ("error_description", description)];
     if let Some(state) = state {
         params.push(("state", state));
@@ -257,7 +377,11 @@ pub fn error_redirect(issuer: &str, redirect_uri: &str, state: Option<&str>, err
 }
 
 /// Stores a request that must wait for sign-in or consent; returns its id for the browser to carry.
-pub async fn save_pending(provider: &Provider, org: &Organization, params: &AuthorizeParams) -> Result<String, OAuthError> {
+pub async fn save_pending(
+    provider: &Provider,
+    org: &Organization,
+    params: &AuthorizeParams,
+) -> Result<String, OAuthError> {
     let id = crypto::random_token();
     let now = time_now();
     let token = OneTimeToken {
@@ -271,24 +395,45 @@ pub async fn save_pending(provider: &Provider, org: &Organization, params: &Auth
         expires_at: now + PENDING_TTL_SECS,
         consumed_at: None,
     };
-    provider.services.store.insert_one_time_token(&token).await?;
+    provider
+        .services
+        .store
+        .insert_one_time_token(&token)
+        .await?;
     Ok(id)
 }
 
 /// A pending request that is still usable, with the time it was made.
-pub async fn load_pending(provider: &Provider, org: &Organization, id: &str) -> Result<Option<(AuthorizeParams, i64)>, OAuthError> {
+pub async fn load_pending(
+    provider: &Provider,
+    org: &Organization,
+    id: &str,
+) -> Result<Option<(AuthorizeParams, i64)>, OAuthError> {
     let hash = provider.services.secrets.token_hash(id);
-    let Some(token) = provider.services.store.one_time_token(&hash, PENDING_PURPOSE).await? else { return Ok(None) };
+    let Some(token) = provider
+        .services
+        .store
+        .one_time_token(&hash, PENDING_PURPOSE)
+        .await?
+    else {
+        return Ok(None);
+    };
     if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= time_now() {
         return Ok(None);
     }
-    Ok(serde_json::from_str(&token.data).ok().map(|p| (p, token.created_at)))
+    Ok(serde_json::from_str(&token.data)
+        .ok()
+        .map(|p| (p, token.created_at)))
 }
 
 /// Marks a pending request used; false if it already was (a replayed resume).
 pub async fn finish_pending(provider: &Provider, id: &str) -> Result<bool, OAuthError> {
     let hash = provider.services.secrets.token_hash(id);
-    Ok(provider.services.store.consume_one_time_token(&hash, PENDING_PURPOSE, time_now()).await?)
+    Ok(provider
+        .services
+        .store
+        .consume_one_time_token(&hash, PENDING_PURPOSE, time_now())
+        .await?)
 }
 
 pub async fn record_consent(
@@ -298,7 +443,11 @@ pub async fn record_consent(
     user: &User,
     client: &ClientInfo,
 ) -> Result<(), OAuthError> {
-    let previous = provider.services.store.consent_scope(&user.id, &req.app.id).await?;
+    let previous = provider
+        .services
+        .store
+        .consent_scope(&user.id, &req.app.id)
+        .await?;
     let mut scopes = parse_scope(previous.as_deref().unwrap_or(""));
     for s in parse_scope(&req.scope) {
         if !scopes.contains(&s) {
@@ -315,8 +464,15 @@ pub async fn record_consent(
     };
     let audit = NewAuditEvent::new(&org.id, &actor, "consent.granted")
         .target("application", &req.app.id)
-        .change(previous.map(|p| json!({"scope": p})), Some(json!({"scope": scope})));
-    provider.services.store.save_consent(&user.id, &req.app.id, &scope, time_now(), &audit).await?;
+        .change(
+            previous.map(|p| json!({"scope": p})),
+            Some(json!({"scope": scope})),
+        );
+    provider
+        .services
+        .store
+        .save_consent(&user.id, &req.app.id, &scope, time_now(), &audit)
+        .await?;
     Ok(())
 }
 
@@ -367,8 +523,15 @@ pub async fn issue_code(
     };
     let audit = NewAuditEvent::new(&org.id, &actor, "grant.created")
         .target("grant", &grant.id)
-        .change(None, Some(json!({"client_id": req.app.client_id, "scope": grant.scope})));
-    provider.services.store.create_grant(&grant, Some(&record), &audit).await?;
+        .change(
+            None,
+            Some(json!({"client_id": req.app.client_id, "scope": grant.scope})),
+        );
+    provider
+        .services
+        .store
+        .create_grant(&grant, Some(&record), &audit)
+        .await?;
     let issuer = provider.issuer(org);
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = &req.state {
@@ -384,14 +547,26 @@ mod tests {
 
     #[test]
     fn loopback_port_may_vary_for_native_apps() {
-        assert!(loopback_match("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb"));
-        assert!(!loopback_match("http://127.0.0.1/cb", "http://127.0.0.1:51234/other"));
-        assert!(!loopback_match("https://app.example.com/cb", "https://app.example.com:444/cb"));
+        assert!(loopback_match(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:51234/cb"
+        ));
+        assert!(!loopback_match(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:51234/other"
+        ));
+        assert!(!loopback_match(
+            "https://app.example.com/cb",
+            "https://app.example.com:444/cb"
+        ));
     }
 
     #[test]
     fn redirect_keeps_existing_query() {
-        let url = redirect_with("https://app.example.com/cb?x=1", &[("code", "abc"), ("state", "s t")]);
+        let url = redirect_with(
+            "https://app.example.com/cb?x=1",
+            &[("code", "abc"), ("state", "s t")],
+        );
         assert_eq!(url, "https://app.example.com/cb?x=1&code=abc&state=s+t");
     }
 }

@@ -22,7 +22,9 @@ pub enum Presented {
 impl Presented {
     pub fn client_id(&self) -> &str {
         match self {
-            Presented::Basic { client_id, .. } | Presented::Post { client_id, .. } | Presented::None { client_id } => client_id,
+            Presented::Basic { client_id, .. }
+            | Presented::Post { client_id, .. }
+            | Presented::None { client_id } => client_id,
         }
     }
 
@@ -41,38 +43,63 @@ pub fn presented(
     let form_client_id = form_client_id.filter(|s| !s.is_empty());
     let form_secret = form_secret.filter(|s| !s.is_empty());
     if let Some(header) = authorization {
-        let Some(encoded) = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")) else {
-            return Err(OAuthError::invalid_client("unsupported Authorization scheme; use Basic"));
+        let Some(encoded) = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+        else {
+            return Err(OAuthError::invalid_client(
+                "unsupported Authorization scheme; use Basic",
+            ));
         };
         let decoded = STANDARD
             .decode(encoded.trim())
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-        let (id, secret) = decoded.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
         // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
-        let id = form_decode(id).ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-        let secret = form_decode(secret).ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+        let id = form_decode(id)
+            .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+        let secret = form_decode(secret)
+            .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
         if form_secret.is_some() {
-            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ));
         }
         if form_client_id.is_some_and(|f| f != id) {
-            return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the Authorization header",
+            ));
         }
-        return Ok(Presented::Basic { client_id: id, secret });
+        return Ok(Presented::Basic {
+            client_id: id,
+            secret,
+        });
     }
     match (form_client_id, form_secret) {
-        (Some(id), Some(secret)) => Ok(Presented::Post { client_id: id.to_string(), secret: secret.to_string() }),
-        (Some(id), None) => Ok(Presented::None { client_id: id.to_string() }),
-        (None, _) => Err(OAuthError::invalid_client("client authentication is required")),
+        (Some(id), Some(secret)) => Ok(Presented::Post {
+            client_id: id.to_string(),
+            secret: secret.to_string(),
+        }),
+        (Some(id), None) => Ok(Presented::None {
+            client_id: id.to_string(),
+        }),
+        (None, _) => Err(OAuthError::invalid_client(
+            "client authentication is required",
+        )),
     }
 }
 
 fn form_decode(part: &str) -> Option<String> {
     let replaced = part.replace('+', " ");
-    url::form_urlencoded::parse(format!("x={}", replaced.replace('&', "%26").replace('=', "%3D")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(
+        format!("x={}", replaced.replace('&', "%26").replace('=', "%3D")).as_bytes(),
+    )
+    .next()
+    .map(|(_, v)| v.into_owned())
 }
 
 /// Authenticates the client against the organization's registered applications.
@@ -94,13 +121,20 @@ pub async fn authenticate(
         }
     };
     match (app.client_type, presented) {
-        (ClientType::Confidential, Presented::Basic { secret, .. } | Presented::Post { secret, .. }) => {
+        (
+            ClientType::Confidential,
+            Presented::Basic { secret, .. } | Presented::Post { secret, .. },
+        ) => {
             let stored = app.client_secret_hash.as_deref().unwrap_or_default();
-            if provider.services.secrets.token_matches(secret, stored) { Ok(app) } else { Err(unknown()) }
+            if provider.services.secrets.token_matches(secret, stored) {
+                Ok(app)
+            } else {
+                Err(unknown())
+            }
         }
-        (ClientType::Confidential, Presented::None { .. }) => {
-            Err(OAuthError::invalid_client("this client must authenticate with its secret"))
-        }
+        (ClientType::Confidential, Presented::None { .. }) => Err(OAuthError::invalid_client(
+            "this client must authenticate with its secret",
+        )),
         (ClientType::Public, Presented::None { .. }) => Ok(app),
         (ClientType::Public, _) => Err(OAuthError::invalid_client("public clients have no secret")),
     }
@@ -117,7 +151,13 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let p = presented(Some(&basic("my%20app", "s%3Acret")), None, None).unwrap();
-        assert_eq!(p, Presented::Basic { client_id: "my app".into(), secret: "s:cret".into() });
+        assert_eq!(
+            p,
+            Presented::Basic {
+                client_id: "my app".into(),
+                secret: "s:cret".into()
+            }
+        );
     }
 
     #[test]
@@ -128,8 +168,14 @@ mod tests {
 
     #[test]
     fn post_and_none() {
-        assert!(matches!(presented(None, Some("a"), Some("b")).unwrap(), Presented::Post { .. }));
-        assert!(matches!(presented(None, Some("a"), None).unwrap(), Presented::None { .. }));
+        assert!(matches!(
+            presented(None, Some("a"), Some("b")).unwrap(),
+            Presented::Post { .. }
+        ));
+        assert!(matches!(
+            presented(None, Some("a"), None).unwrap(),
+            Presented::None { .. }
+        ));
         assert!(presented(None, None, None).is_err());
     }
 }

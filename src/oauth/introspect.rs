@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
+use super::OAuthError;
 use super::jwt::{self, ACCESS_TOKEN_TYP};
 use super::provider::Provider;
-use super::OAuthError;
 use crate::orgs::Organization;
 use crate::time_now;
 use crate::users::User;
@@ -26,13 +26,24 @@ pub async fn validate_access_token(
     token: &str,
 ) -> Result<Option<ValidAccessToken>, OAuthError> {
     let services = &provider.services;
-    let Some(kid) = jwt::peek_kid(token) else { return Ok(None) };
-    let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
-    let now = time_now();
-    let Ok(claims) = jwt::verify(&keys, token, ACCESS_TOKEN_TYP, &provider.issuer(org), now, false) else {
+    let Some(kid) = jwt::peek_kid(token) else {
         return Ok(None);
     };
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else { return Ok(None) };
+    let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
+    let now = time_now();
+    let Ok(claims) = jwt::verify(
+        &keys,
+        token,
+        ACCESS_TOKEN_TYP,
+        &provider.issuer(org),
+        now,
+        false,
+    ) else {
+        return Ok(None);
+    };
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        return Ok(None);
+    };
     if provider.is_revoked(jti) {
         return Ok(None);
     }
@@ -44,9 +55,14 @@ pub async fn validate_access_token(
     }
     let mut user = None;
     if let Some(sv) = claims.get("sv").and_then(Value::as_i64) {
-        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match services.store.user_by_id(sub).await? {
-            Some(u) if u.org_id == org.id && !u.disabled && u.session_version == sv => user = Some(u),
+            Some(u) if u.org_id == org.id && !u.disabled && u.session_version == sv => {
+                user = Some(u)
+            }
             _ => return Ok(None),
         }
     }
@@ -66,16 +82,27 @@ pub async fn introspect(
     }
     // The hint only decides what to try first (RFC 7662 §2.1).
     let refresh_first = hint == Some("refresh_token");
-    if refresh_first {
-        if let Some(v) = describe_refresh_token(provider, org, token).await? {
-            return Ok(v);
-        }
+    if refresh_first && let Some(v) = describe_refresh_token(provider, org, token).await? {
+        return Ok(v);
     }
     if let Some(valid) = validate_access_token(provider, org, token).await? {
         let mut out = Map::new();
         out.insert("active".into(), json!(true));
         out.insert("token_type".into(), json!("Bearer"));
-        for key in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "acr", "amr", "sid"] {
+        for key in [
+            "scope",
+            "client_id",
+            "sub",
+            "aud",
+            "iss",
+            "exp",
+            "iat",
+            "jti",
+            "auth_time",
+            "acr",
+            "amr",
+            "sid",
+        ] {
             if let Some(v) = valid.claims.get(key) {
                 out.insert(key.into(), v.clone());
             }
@@ -85,32 +112,52 @@ pub async fn introspect(
         }
         return Ok(Value::Object(out));
     }
-    if !refresh_first {
-        if let Some(v) = describe_refresh_token(provider, org, token).await? {
-            return Ok(v);
-        }
+    if !refresh_first && let Some(v) = describe_refresh_token(provider, org, token).await? {
+        return Ok(v);
     }
     Ok(inactive)
 }
 
-async fn describe_refresh_token(provider: &Provider, org: &Organization, token: &str) -> Result<Option<Value>, OAuthError> {
+async fn describe_refresh_token(
+    provider: &Provider,
+    org: &Organization,
+    token: &str,
+) -> Result<Option<Value>, OAuthError> {
     let services = &provider.services;
     let now = time_now();
-    let Some(stored) = services.store.refresh_token_by_hash(&services.secrets.token_hash(token)).await? else {
+    let Some(stored) = services
+        .store
+        .refresh_token_by_hash(&services.secrets.token_hash(token))
+        .await?
+    else {
         return Ok(None);
     };
-    let Some(grant) = services.store.grant(&stored.grant_id).await? else { return Ok(None) };
-    if grant.org_id != org.id || stored.used_at.is_some() || grant.revoked_at.is_some() || stored.expires_at <= now {
+    let Some(grant) = services.store.grant(&stored.grant_id).await? else {
+        return Ok(None);
+    };
+    if grant.org_id != org.id
+        || stored.used_at.is_some()
+        || grant.revoked_at.is_some()
+        || stored.expires_at <= now
+    {
         return Ok(Some(json!({ "active": false })));
     }
     let user = match &grant.user_id {
         Some(id) => services.store.user_by_id(id).await?,
         None => None,
     };
-    if !user.as_ref().is_some_and(|u| !u.disabled && u.session_version == grant.session_version) {
+    if !user
+        .as_ref()
+        .is_some_and(|u| !u.disabled && u.session_version == grant.session_version)
+    {
         return Ok(Some(json!({ "active": false })));
     }
-    let app = services.store.list_apps(&org.id).await?.into_iter().find(|a| a.id == grant.app_id);
+    let app = services
+        .store
+        .list_apps(&org.id)
+        .await?
+        .into_iter()
+        .find(|a| a.id == grant.app_id);
     Ok(Some(json!({
         "active": true,
         "token_type": "refresh_token",

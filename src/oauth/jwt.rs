@@ -16,12 +16,16 @@ const LEEWAY_SECS: i64 = 60;
 
 /// Signs `claims` with the organization's active key for `alg`.
 pub fn sign(keys: &OrgKeys, alg: &str, typ: &str, claims: Map<String, Value>) -> Result<String> {
-    let active = keys.signer(alg).ok_or_else(|| Error::Internal(format!("no active {alg} signing key")))?;
+    let active = keys
+        .signer(alg)
+        .ok_or_else(|| Error::Internal(format!("no active {alg} signing key")))?;
     let mut header = JwsHeader::new();
     header.set_token_type(typ);
     header.set_key_id(&active.kid);
-    let payload = JwtPayload::from_map(claims).map_err(|e| Error::Internal(format!("jwt payload: {e}")))?;
-    jwt::encode_with_signer(&payload, &header, active.signer.as_ref()).map_err(|e| Error::Internal(format!("jwt signing: {e}")))
+    let payload =
+        JwtPayload::from_map(claims).map_err(|e| Error::Internal(format!("jwt payload: {e}")))?;
+    jwt::encode_with_signer(&payload, &header, active.signer.as_ref())
+        .map_err(|e| Error::Internal(format!("jwt signing: {e}")))
 }
 
 /// The `kid` in a token's header, if it parses at all.
@@ -51,30 +55,38 @@ pub fn verify(
     allow_expired: bool,
 ) -> std::result::Result<Map<String, Value>, Rejected> {
     let (payload, header) = jwt::decode_with_verifier_selector(token, |header| {
-        Ok(header.key_id().and_then(|kid| keys.verifiers.get(kid)).map(|v| v.as_ref()))
+        Ok(header
+            .key_id()
+            .and_then(|kid| keys.verifiers.get(kid))
+            .map(|v| v.as_ref()))
     })
     .map_err(|_| Rejected::Signature)?;
     let typ = header.token_type().unwrap_or("JWT");
-    if !typ.eq_ignore_ascii_case(expected_typ) && !typ.eq_ignore_ascii_case(&format!("application/{expected_typ}")) {
+    if !typ.eq_ignore_ascii_case(expected_typ)
+        && !typ.eq_ignore_ascii_case(&format!("application/{expected_typ}"))
+    {
         return Err(Rejected::WrongType);
     }
     let claims = payload.claims_set().clone();
     if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err(Rejected::WrongIssuer);
     }
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(Rejected::Expired)?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(Rejected::Expired)?;
     if exp <= now && !allow_expired {
         return Err(Rejected::Expired);
     }
-    if let Some(iat) = claims.get("iat").and_then(Value::as_i64) {
-        if iat > now + LEEWAY_SECS {
-            return Err(Rejected::NotYetValid);
-        }
+    if let Some(iat) = claims.get("iat").and_then(Value::as_i64)
+        && iat > now + LEEWAY_SECS
+    {
+        return Err(Rejected::NotYetValid);
     }
-    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64) {
-        if nbf > now + LEEWAY_SECS {
-            return Err(Rejected::NotYetValid);
-        }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_i64)
+        && nbf > now + LEEWAY_SECS
+    {
+        return Err(Rejected::NotYetValid);
     }
     Ok(claims)
 }

@@ -80,11 +80,17 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
     let mut verifiers = HashMap::new();
     let mut published = Vec::new();
     for record in records {
-        if record.state == KeyState::Retired && record.publish_until.is_some_and(|until| until < now) {
+        if record.state == KeyState::Retired
+            && record.publish_until.is_some_and(|until| until < now)
+        {
             continue;
         }
-        let jwk = Jwk::from_bytes(record.public_jwk.as_bytes())
-            .map_err(|e| Error::Internal(format!("signing key {} has a bad public JWK: {e}", record.kid)))?;
+        let jwk = Jwk::from_bytes(record.public_jwk.as_bytes()).map_err(|e| {
+            Error::Internal(format!(
+                "signing key {} has a bad public JWK: {e}",
+                record.kid
+            ))
+        })?;
         let verifier = verifier_for(&record.alg, &jwk)
             .ok_or_else(|| Error::Internal(format!("signing key {} cannot verify", record.kid)))?;
         verifiers.insert(record.kid.clone(), verifier);
@@ -94,28 +100,60 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
                 .secrets
                 .open(&record.kid, &record.private_key_sealed)
                 .map_err(|e| Error::Internal(format!("signing key {}: {e}", record.kid)))?;
-            let signer = signer_for(&record.alg, &der, &record.kid)
-                .ok_or_else(|| Error::Internal(format!("signing key {} cannot sign", record.kid)))?;
-            signers.insert(record.alg.clone(), ActiveSigner { kid: record.kid.clone(), signer });
+            let signer = signer_for(&record.alg, &der, &record.kid).ok_or_else(|| {
+                Error::Internal(format!("signing key {} cannot sign", record.kid))
+            })?;
+            signers.insert(
+                record.alg.clone(),
+                ActiveSigner {
+                    kid: record.kid.clone(),
+                    signer,
+                },
+            );
         }
     }
     let jwks = serde_json::json!({ "keys": published }).to_string();
-    Ok(OrgKeys { signers, verifiers, jwks, loaded_at: Instant::now() })
+    Ok(OrgKeys {
+        signers,
+        verifiers,
+        jwks,
+        loaded_at: Instant::now(),
+    })
 }
 
 impl KeyRing {
     /// The organization's keys, from memory when fresh.
     pub async fn get(&self, services: &Services, org_id: &str) -> Result<Arc<OrgKeys>> {
-        if let Some(keys) = self.cached(org_id) {
-            if keys.loaded_at.elapsed() < REFRESH {
-                return Ok(keys);
-            }
+        if let Some(keys) = self.cached(org_id)
+            && keys.loaded_at.elapsed() < REFRESH
+        {
+            return Ok(keys);
+        }
+        self.reload(services, org_id).await
+    }
+
+    /// The keys, reloaded once if there is no active signer for `alg` yet (an application that just
+    /// switched algorithm, registered by another process).
+    pub async fn get_for_alg(
+        &self,
+        services: &Services,
+        org_id: &str,
+        alg: &str,
+    ) -> Result<Arc<OrgKeys>> {
+        let keys = self.get(services, org_id).await?;
+        if keys.signer(alg).is_some() {
+            return Ok(keys);
         }
         self.reload(services, org_id).await
     }
 
     /// Reloads when `kid` is unknown, at most once per `UNKNOWN_KID_RELOAD_GAP`.
-    pub async fn get_with_kid(&self, services: &Services, org_id: &str, kid: &str) -> Result<Arc<OrgKeys>> {
+    pub async fn get_with_kid(
+        &self,
+        services: &Services,
+        org_id: &str,
+        kid: &str,
+    ) -> Result<Arc<OrgKeys>> {
         let keys = self.get(services, org_id).await?;
         if keys.verifiers.contains_key(kid) || keys.loaded_at.elapsed() < UNKNOWN_KID_RELOAD_GAP {
             return Ok(keys);

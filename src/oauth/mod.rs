@@ -30,7 +30,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     fn new(error: &'static str, status: u16, description: impl Into<String>) -> Self {
-        Self { error, description: description.into(), status }
+        Self {
+            error,
+            description: description.into(),
+            status,
+        }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new("invalid_request", 400, d)
@@ -54,14 +58,20 @@ impl OAuthError {
         Self::new("server_error", 500, "an internal error occurred")
     }
     pub fn temporarily_unavailable() -> Self {
-        Self::new("temporarily_unavailable", 503, "the service is busy; try again shortly")
+        Self::new(
+            "temporarily_unavailable",
+            503,
+            "the service is busy; try again shortly",
+        )
     }
 }
 
 impl From<Error> for OAuthError {
     fn from(e: Error) -> Self {
         match e {
-            Error::Invalid { field, message } => OAuthError::invalid_request(format!("{field}: {message}")),
+            Error::Invalid { field, message } => {
+                OAuthError::invalid_request(format!("{field}: {message}"))
+            }
             Error::Storage(crate::storage::StoreError::Database(sqlx::Error::PoolTimedOut)) => {
                 OAuthError::temporarily_unavailable()
             }
@@ -115,7 +125,10 @@ mod tests {
 
     #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {
-        assert_eq!(s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ struct TtlMap<T> {
 
 impl<T> TtlMap<T> {
     fn new() -> Self {
-        Self { map: RwLock::new(HashMap::new()) }
+        Self {
+            map: RwLock::new(HashMap::new()),
+        }
     }
 
     fn get(&self, key: &str) -> Option<Option<Arc<T>>> {
@@ -45,7 +47,13 @@ impl<T> TtlMap<T> {
             if map.len() > 10_000 {
                 map.retain(|_, v| v.at.elapsed() < RECORD_TTL);
             }
-            map.insert(key.to_string(), Cached { value, at: Instant::now() });
+            map.insert(
+                key.to_string(),
+                Cached {
+                    value,
+                    at: Instant::now(),
+                },
+            );
         }
     }
 }
@@ -108,13 +116,21 @@ impl Provider {
         if let Some(hit) = self.apps.get(client_id) {
             return Ok(hit);
         }
-        let app = self.services.store.app_by_client_id(client_id).await?.map(Arc::new);
+        let app = self
+            .services
+            .store
+            .app_by_client_id(client_id)
+            .await?
+            .map(Arc::new);
         self.apps.put(client_id, app.clone());
         Ok(app)
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.read().map(|set| set.contains(jti)).unwrap_or(false)
+        self.revoked
+            .read()
+            .map(|set| set.contains(jti))
+            .unwrap_or(false)
     }
 
     pub fn mark_revoked(&self, jti: &str) {
@@ -127,7 +143,12 @@ impl Provider {
     }
 
     async fn refresh_revocations(&self) {
-        match self.services.store.revoked_access_tokens(crate::time_now()).await {
+        match self
+            .services
+            .store
+            .revoked_access_tokens(crate::time_now())
+            .await
+        {
             Ok(list) => {
                 let mut fresh: HashSet<String> = list.into_iter().collect();
                 if let Ok(mut recent) = self.recent_revocations.write() {

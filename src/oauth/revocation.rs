@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
+use super::OAuthError;
 use super::jwt::{self, ACCESS_TOKEN_TYP};
 use super::provider::Provider;
 use super::token::revoke_grant;
-use super::OAuthError;
 use crate::apps::Application;
 use crate::audit::{Actor, NewAuditEvent};
 use crate::orgs::Organization;
@@ -25,29 +25,48 @@ pub async fn revoke(
         return Err(OAuthError::invalid_request("token is required"));
     }
     // Refresh token?
-    if let Some(stored) = services.store.refresh_token_by_hash(&services.secrets.token_hash(token)).await? {
-        if let Some(grant) = services.store.grant(&stored.grant_id).await? {
-            if grant.app_id == app.id {
-                revoke_grant(provider, org, &grant, actor, "revoked by client").await?;
-            }
+    if let Some(stored) = services
+        .store
+        .refresh_token_by_hash(&services.secrets.token_hash(token))
+        .await?
+    {
+        if let Some(grant) = services.store.grant(&stored.grant_id).await?
+            && grant.app_id == app.id
+        {
+            revoke_grant(provider, org, &grant, actor, "revoked by client").await?;
         }
         return Ok(());
     }
     // Access token? Only the client it was issued to may revoke it.
-    let Some(kid) = jwt::peek_kid(token) else { return Ok(()) };
+    let Some(kid) = jwt::peek_kid(token) else {
+        return Ok(());
+    };
     let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
-    let Ok(claims) = jwt::verify(&keys, token, ACCESS_TOKEN_TYP, &provider.issuer(org), time_now(), false) else {
+    let Ok(claims) = jwt::verify(
+        &keys,
+        token,
+        ACCESS_TOKEN_TYP,
+        &provider.issuer(org),
+        time_now(),
+        false,
+    ) else {
         return Ok(());
     };
     if claims.get("client_id").and_then(Value::as_str) != Some(app.client_id.as_str()) {
         return Ok(());
     }
-    let (Some(jti), Some(exp)) = (claims.get("jti").and_then(Value::as_str), claims.get("exp").and_then(Value::as_i64)) else {
+    let (Some(jti), Some(exp)) = (
+        claims.get("jti").and_then(Value::as_str),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
         return Ok(());
     };
     let audit = NewAuditEvent::new(&org.id, actor, "token.revoked")
         .target("access_token", jti)
-        .change(None, Some(json!({"sub": claims.get("sub"), "client_id": app.client_id})));
+        .change(
+            None,
+            Some(json!({"sub": claims.get("sub"), "client_id": app.client_id})),
+        );
     services.store.revoke_access_token(jti, exp, &audit).await?;
     provider.mark_revoked(jti);
     Ok(())

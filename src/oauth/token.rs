@@ -42,7 +42,13 @@ pub struct TokenResponse {
 
 /// Who the client is acting for, as far as audit entries are concerned.
 fn client_actor(app: &Application, ip: Option<String>, user_agent: Option<String>) -> Actor {
-    Actor { actor_type: "client".into(), id: Some(app.client_id.clone()), role: None, ip, user_agent }
+    Actor {
+        actor_type: "client".into(),
+        id: Some(app.client_id.clone()),
+        role: None,
+        ip,
+        user_agent,
+    }
 }
 
 pub struct RequestMeta {
@@ -58,17 +64,25 @@ pub async fn exchange(
     meta: RequestMeta,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = request.grant_type.as_deref().filter(|g| !g.is_empty());
-    let grant_type = grant_type.ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-    let grant = GrantType::parse(grant_type)
-        .ok_or_else(|| OAuthError::unsupported_grant_type(format!("{grant_type} is not supported")))?;
+    let grant_type =
+        grant_type.ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let grant = GrantType::parse(grant_type).ok_or_else(|| {
+        OAuthError::unsupported_grant_type(format!("{grant_type} is not supported"))
+    })?;
     if !app.allows(grant) {
-        return Err(OAuthError::unauthorized_client(format!("this client may not use {grant_type}")));
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client may not use {grant_type}"
+        )));
     }
     let actor = client_actor(app, meta.ip, meta.user_agent);
     match grant {
-        GrantType::AuthorizationCode => authorization_code(provider, org, app, request, actor).await,
+        GrantType::AuthorizationCode => {
+            authorization_code(provider, org, app, request, actor).await
+        }
         GrantType::RefreshToken => refresh(provider, org, app, request, actor).await,
-        GrantType::ClientCredentials => client_credentials(provider, org, app, request, actor).await,
+        GrantType::ClientCredentials => {
+            client_credentials(provider, org, app, request, actor).await
+        }
     }
 }
 
@@ -80,13 +94,27 @@ async fn authorization_code(
     actor: Actor,
 ) -> Result<TokenResponse, OAuthError> {
     let services = &provider.services;
-    let code = request.code.filter(|c| !c.is_empty()).ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    let redirect_uri = request.redirect_uri.ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    let code = request
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = request
+        .redirect_uri
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
     let now = time_now();
     let code_hash = services.secrets.token_hash(&code);
-    let invalid = || OAuthError::invalid_grant("the authorization code is invalid, expired or already used");
-    let stored = services.store.code_by_hash(&code_hash).await?.ok_or_else(invalid)?;
-    let grant = services.store.grant(&stored.grant_id).await?.ok_or_else(invalid)?;
+    let invalid =
+        || OAuthError::invalid_grant("the authorization code is invalid, expired or already used");
+    let stored = services
+        .store
+        .code_by_hash(&code_hash)
+        .await?
+        .ok_or_else(invalid)?;
+    let grant = services
+        .store
+        .grant(&stored.grant_id)
+        .await?
+        .ok_or_else(invalid)?;
     if grant.app_id != app.id {
         return Err(invalid());
     }
@@ -99,16 +127,26 @@ async fn authorization_code(
         return Err(invalid());
     }
     if stored.redirect_uri != redirect_uri {
-        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
     }
     match (&stored.code_challenge, request.code_verifier.as_deref()) {
         (Some(challenge), Some(verifier)) => {
-            if !valid_verifier(verifier) || !crypto::constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) {
-                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+            if !valid_verifier(verifier)
+                || !crypto::constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes())
+            {
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
             }
         }
         (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
-        (None, Some(_)) => return Err(OAuthError::invalid_grant("no code_challenge was sent for this code")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "no code_challenge was sent for this code",
+            ));
+        }
         (None, None) => {}
     }
     let user = active_user(provider, &grant).await?.ok_or_else(invalid)?;
@@ -119,20 +157,37 @@ async fn authorization_code(
         .change(None, Some(json!({"grant_type": "authorization_code", "user_id": user.id, "scope": grant.scope})));
     let redeemed = services
         .store
-        .redeem_code(&code_hash, now, refresh.as_ref().map(|(_, record)| record), &audit)
+        .redeem_code(
+            &code_hash,
+            now,
+            refresh.as_ref().map(|(_, record)| record),
+            &audit,
+        )
         .await?;
     if !redeemed {
         // Lost a race with another redemption of the same code: that is a replay too.
         revoke_grant(provider, org, &grant, &actor, "authorization code reused").await?;
         return Err(invalid());
     }
-    respond(provider, org, app, &grant, Some(&user), stored.nonce.as_deref(), refresh.map(|(token, _)| token), now).await
+    respond(
+        provider,
+        org,
+        app,
+        &grant,
+        Some(&user),
+        stored.nonce.as_deref(),
+        refresh.map(|(token, _)| token),
+        now,
+    )
+    .await
 }
 
 /// RFC 7636 §4.1: 43 to 128 characters of [A-Z a-z 0-9 - . _ ~].
 fn valid_verifier(verifier: &str) -> bool {
     (43..=128).contains(&verifier.len())
-        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 async fn refresh(
@@ -150,8 +205,16 @@ async fn refresh(
     let now = time_now();
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     let hash = services.secrets.token_hash(&presented);
-    let stored = services.store.refresh_token_by_hash(&hash).await?.ok_or_else(invalid)?;
-    let grant = services.store.grant(&stored.grant_id).await?.ok_or_else(invalid)?;
+    let stored = services
+        .store
+        .refresh_token_by_hash(&hash)
+        .await?
+        .ok_or_else(invalid)?;
+    let grant = services
+        .store
+        .grant(&stored.grant_id)
+        .await?
+        .ok_or_else(invalid)?;
     if grant.app_id != app.id {
         return Err(invalid());
     }
@@ -168,19 +231,38 @@ async fn refresh(
     if let Some(scope) = request.scope.as_deref().filter(|s| !s.is_empty()) {
         let requested = parse_scope(scope);
         if requested.iter().any(|s| !has_scope(&grant.scope, s)) {
-            return Err(OAuthError::invalid_scope("the requested scope exceeds the original grant"));
+            return Err(OAuthError::invalid_scope(
+                "the requested scope exceeds the original grant",
+            ));
         }
         effective.scope = requested.join(" ");
     }
     let (new_token, record) = new_refresh_token(provider, &grant, now);
     let audit = NewAuditEvent::new(&org.id, &actor, "token.refreshed")
         .target("grant", &grant.id)
-        .change(None, Some(json!({"user_id": user.id, "scope": effective.scope})));
-    if !services.store.rotate_refresh_token(&hash, &record, now, &audit).await? {
+        .change(
+            None,
+            Some(json!({"user_id": user.id, "scope": effective.scope})),
+        );
+    if !services
+        .store
+        .rotate_refresh_token(&hash, &record, now, &audit)
+        .await?
+    {
         revoke_grant(provider, org, &grant, &actor, "refresh token reused").await?;
         return Err(invalid());
     }
-    respond(provider, org, app, &effective, Some(&user), None, Some(new_token), now).await
+    respond(
+        provider,
+        org,
+        app,
+        &effective,
+        Some(&user),
+        None,
+        Some(new_token),
+        now,
+    )
+    .await
 }
 
 async fn client_credentials(
@@ -191,11 +273,20 @@ async fn client_credentials(
     actor: Actor,
 ) -> Result<TokenResponse, OAuthError> {
     if app.client_type != ClientType::Confidential {
-        return Err(OAuthError::unauthorized_client("public clients cannot use client_credentials"));
+        return Err(OAuthError::unauthorized_client(
+            "public clients cannot use client_credentials",
+        ));
     }
     let scope = parse_scope(request.scope.as_deref().unwrap_or(""));
-    if let Some(bad) = scope.iter().find(|s| matches!(s.as_str(), "openid" | "offline_access" | "profile" | "email")) {
-        return Err(OAuthError::invalid_scope(format!("{bad} needs a user; client_credentials has none")));
+    if let Some(bad) = scope.iter().find(|s| {
+        matches!(
+            s.as_str(),
+            "openid" | "offline_access" | "profile" | "email"
+        )
+    }) {
+        return Err(OAuthError::invalid_scope(format!(
+            "{bad} needs a user; client_credentials has none"
+        )));
     }
     if let Some(bad) = scope.first() {
         return Err(OAuthError::invalid_scope(format!("unknown scope {bad}")));
@@ -232,7 +323,9 @@ async fn client_credentials(
 /// The grant's user, if still allowed to hold tokens from it: present, enabled, and no session_version bump
 /// since the grant was made.
 async fn active_user(provider: &Provider, grant: &Grant) -> Result<Option<User>, OAuthError> {
-    let Some(user_id) = &grant.user_id else { return Ok(None) };
+    let Some(user_id) = &grant.user_id else {
+        return Ok(None);
+    };
     let user = provider.services.store.user_by_id(user_id).await?;
     Ok(user.filter(|u| !u.disabled && u.session_version == grant.session_version))
 }
@@ -251,8 +344,15 @@ pub async fn revoke_grant(
     };
     let audit = NewAuditEvent::new(&org.id, actor, action)
         .target("grant", &grant.id)
-        .change(None, Some(json!({"reason": reason, "user_id": grant.user_id})));
-    let revoked = provider.services.store.revoke_grant(&grant.id, time_now(), reason, &audit).await?;
+        .change(
+            None,
+            Some(json!({"reason": reason, "user_id": grant.user_id})),
+        );
+    let revoked = provider
+        .services
+        .store
+        .revoke_grant(&grant.id, time_now(), reason, &audit)
+        .await?;
     if revoked {
         tracing::warn!(org = %org.slug, grant = %grant.id, reason, "grant revoked");
     }
@@ -260,10 +360,16 @@ pub async fn revoke_grant(
 }
 
 fn wants_refresh_token(app: &Application, scope: &str) -> bool {
-    app.allows(GrantType::RefreshToken) && (has_scope(scope, "offline_access") || app.settings.refresh_without_offline_access)
+    app.allows(GrantType::RefreshToken)
+        && (has_scope(scope, "offline_access") || app.settings.refresh_without_offline_access)
 }
 
-fn issue_refresh_token(provider: &Provider, app: &Application, grant: &Grant, now: i64) -> Option<(String, RefreshToken)> {
+fn issue_refresh_token(
+    provider: &Provider,
+    app: &Application,
+    grant: &Grant,
+    now: i64,
+) -> Option<(String, RefreshToken)> {
     wants_refresh_token(app, &grant.scope).then(|| new_refresh_token(provider, grant, now))
 }
 
@@ -292,13 +398,19 @@ async fn respond(
 ) -> Result<TokenResponse, OAuthError> {
     let config = &provider.services.config;
     let issuer = provider.issuer(org);
-    let keys = provider.keys.get(&provider.services, &org.id).await?;
     let alg = app.settings.signing_alg.as_str();
+    let keys = provider
+        .keys
+        .get_for_alg(&provider.services, &org.id, alg)
+        .await?;
     let ttl = config.access_token_ttl_secs;
 
     let mut claims = Map::new();
     claims.insert("iss".into(), json!(issuer));
-    claims.insert("sub".into(), json!(user.map(|u| u.id.as_str()).unwrap_or(&app.client_id)));
+    claims.insert(
+        "sub".into(),
+        json!(user.map(|u| u.id.as_str()).unwrap_or(&app.client_id)),
+    );
     claims.insert("aud".into(), json!(app.client_id));
     claims.insert("client_id".into(), json!(app.client_id));
     claims.insert("iat".into(), json!(now));

@@ -28,7 +28,11 @@ pub struct OrgSettings {
 
 impl Default for OrgSettings {
     fn default() -> Self {
-        Self { self_registration: true, session_idle_timeout_secs: 30 * 60, session_absolute_lifetime_secs: 12 * 3600 }
+        Self {
+            self_registration: true,
+            session_idle_timeout_secs: 30 * 60,
+            session_absolute_lifetime_secs: 12 * 3600,
+        }
     }
 }
 
@@ -62,8 +66,11 @@ impl Role {
 
 /// Slugs appear in issuer URLs, so they are short, lower-case and URL-safe.
 pub fn validate_slug(slug: &str) -> Result<()> {
-    let ok_chars = slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !(2..=40).contains(&slug.len()) || !ok_chars || slug.starts_with('-') || slug.ends_with('-') {
+    let ok_chars = slug
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !(2..=40).contains(&slug.len()) || !ok_chars || slug.starts_with('-') || slug.ends_with('-')
+    {
         return Err(Error::invalid(
             "slug",
             "must be 2 to 40 characters of a-z, 0-9 and '-', not starting or ending with '-'",
@@ -75,7 +82,10 @@ pub fn validate_slug(slug: &str) -> Result<()> {
 pub fn validate_name(field: &str, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must be 1 to 100 characters without control characters"));
+        return Err(Error::invalid(
+            field,
+            "must be 1 to 100 characters without control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -86,7 +96,11 @@ pub struct NewOrganization<'a> {
 }
 
 /// Creates an organization together with its first signing keys (the active one and the published next one).
-pub async fn create(services: &Services, actor: &Actor, input: NewOrganization<'_>) -> Result<Organization> {
+pub async fn create(
+    services: &Services,
+    actor: &Actor,
+    input: NewOrganization<'_>,
+) -> Result<Organization> {
     validate_slug(input.slug)?;
     let name = validate_name("name", input.name)?;
     let now = time_now();
@@ -102,10 +116,17 @@ pub async fn create(services: &Services, actor: &Actor, input: NewOrganization<'
     let audit = NewAuditEvent::new(&org.id, actor, "org.created")
         .target("organization", &org.id)
         .change(None, Some(serde_json::to_value(&org).unwrap_or_default()));
-    services.store.create_org(&org, &initial_keys, &audit).await?;
+    services
+        .store
+        .create_org(&org, &initial_keys, &audit)
+        .await?;
     Ok(org)
 }
 
 pub async fn find(services: &Services, slug: &str) -> Result<Organization> {
-    services.store.org_by_slug(slug).await?.ok_or_else(|| Error::NotFound(format!("organization {slug:?}")))
+    services
+        .store
+        .org_by_slug(slug)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("organization {slug:?}")))
 }

@@ -66,7 +66,12 @@ pub async fn password_login(
         Err(_) => None,
     };
     let credential = match &user {
-        Some(u) => services.store.credentials(&u.id, CredentialKind::Password).await?.into_iter().next(),
+        Some(u) => services
+            .store
+            .credentials(&u.id, CredentialKind::Password)
+            .await?
+            .into_iter()
+            .next(),
         None => None,
     };
     let verified = match &credential {
@@ -92,13 +97,24 @@ pub async fn password_login(
         };
         // The attempted address is recorded only as a keyed hash: the audit log must not become a list
         // of addresses people typed.
-        let attempted = hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..8]);
-        let audit = NewAuditEvent::new(&org.id, &anonymous, "login.failed")
-            .change(None, Some(json!({"method": "password", "email_fingerprint": attempted})));
+        let attempted =
+            hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..8]);
+        let audit = NewAuditEvent::new(&org.id, &anonymous, "login.failed").change(
+            None,
+            Some(json!({"method": "password", "email_fingerprint": attempted})),
+        );
         services.store.append_audit(&audit).await?;
         return Err(LoginError::InvalidCredentials);
     };
-    let (session, token) = start(services, org, &user, vec!["pwd".into()], oauth::ACR_PASSWORD, client).await?;
+    let (session, token) = start(
+        services,
+        org,
+        &user,
+        vec!["pwd".into()],
+        oauth::ACR_PASSWORD,
+        client,
+    )
+    .await?;
     Ok((session, token))
 }
 
@@ -138,15 +154,27 @@ pub async fn start(
 
 /// The live session behind a cookie value: not revoked, within its absolute and idle lifetimes, its user
 /// enabled and not signed out everywhere since.
-pub async fn from_cookie(services: &Services, org: &Organization, token: &str) -> Result<Option<(Session, User)>> {
+pub async fn from_cookie(
+    services: &Services,
+    org: &Organization,
+    token: &str,
+) -> Result<Option<(Session, User)>> {
     let hash = services.secrets.token_hash(token);
-    let Some(session) = services.store.session_by_hash(&hash).await? else { return Ok(None) };
+    let Some(session) = services.store.session_by_hash(&hash).await? else {
+        return Ok(None);
+    };
     let now = time_now();
     let idle_limit = org.settings.session_idle_timeout_secs as i64;
-    if session.org_id != org.id || session.revoked_at.is_some() || session.expires_at <= now || session.last_seen_at + idle_limit <= now {
+    if session.org_id != org.id
+        || session.revoked_at.is_some()
+        || session.expires_at <= now
+        || session.last_seen_at + idle_limit <= now
+    {
         return Ok(None);
     }
-    let Some(user) = services.store.user_by_id(&session.user_id).await? else { return Ok(None) };
+    let Some(user) = services.store.user_by_id(&session.user_id).await? else {
+        return Ok(None);
+    };
     if user.disabled || user.session_version != session.session_version {
         return Ok(None);
     }
@@ -156,9 +184,16 @@ pub async fn from_cookie(services: &Services, org: &Organization, token: &str) -
     Ok(Some((session, user)))
 }
 
-pub async fn end(services: &Services, org: &Organization, token: &str, client: &ClientInfo) -> Result<bool> {
+pub async fn end(
+    services: &Services,
+    org: &Organization,
+    token: &str,
+    client: &ClientInfo,
+) -> Result<bool> {
     let hash = services.secrets.token_hash(token);
-    let Some(session) = services.store.session_by_hash(&hash).await? else { return Ok(false) };
+    let Some(session) = services.store.session_by_hash(&hash).await? else {
+        return Ok(false);
+    };
     if session.org_id != org.id {
         return Ok(false);
     }
@@ -170,5 +205,8 @@ pub async fn end(services: &Services, org: &Organization, token: &str, client: &
         user_agent: client.user_agent.clone(),
     };
     let audit = NewAuditEvent::new(&org.id, &actor, "logout").target("session", &session.public_id);
-    Ok(services.store.revoke_session(&hash, time_now(), &audit).await?)
+    Ok(services
+        .store
+        .revoke_session(&hash, time_now(), &audit)
+        .await?)
 }

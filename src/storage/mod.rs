@@ -18,8 +18,8 @@ use crate::config::{Config, DatabaseKind};
 use crate::keys::SigningKeyRecord;
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;
-use crate::sessions::Session;
 use crate::orgs::{Organization, Role};
+use crate::sessions::Session;
 use crate::users::{Credential, CredentialKind, Member, User};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,12 @@ pub trait Store: Send + Sync + 'static {
 
     // Organizations. Every mutation takes the audit event that records it and writes both in one
     // transaction: an action is never stored without its audit entry, nor the other way round.
-    async fn create_org(&self, org: &Organization, keys: &[SigningKeyRecord], audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn create_org(
+        &self,
+        org: &Organization,
+        keys: &[SigningKeyRecord],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     async fn org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>>;
     async fn org_by_id(&self, id: &str) -> StoreResult<Option<Organization>>;
     async fn list_orgs(&self) -> StoreResult<Vec<Organization>>;
@@ -71,16 +76,28 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<()>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    async fn user_by_email(&self, org_id: &str, email_normalized: &str) -> StoreResult<Option<User>>;
+    async fn user_by_email(
+        &self,
+        org_id: &str,
+        email_normalized: &str,
+    ) -> StoreResult<Option<User>>;
     async fn list_users(&self, org_id: &str) -> StoreResult<Vec<User>>;
-    async fn credentials(&self, user_id: &str, kind: CredentialKind) -> StoreResult<Vec<Credential>>;
+    async fn credentials(
+        &self,
+        user_id: &str,
+        kind: CredentialKind,
+    ) -> StoreResult<Vec<Credential>>;
     /// Increments the user's session version (revoking every token and session issued before); returns it.
     async fn bump_session_version(&self, user_id: &str, audit: &NewAuditEvent) -> StoreResult<i64>;
     async fn list_members(&self, org_id: &str) -> StoreResult<Vec<Member>>;
 
     // Signing keys.
     async fn signing_keys(&self, org_id: &str) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn add_signing_keys(&self, keys: &[SigningKeyRecord], audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn add_signing_keys(
+        &self,
+        keys: &[SigningKeyRecord],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     /// Retires the active key of `alg`, activates `promote_kid`, inserts `new_keys` and drops retired keys
     /// whose publication window has ended, all at once.
     #[allow(clippy::too_many_arguments)]
@@ -100,20 +117,46 @@ pub trait Store: Send + Sync + 'static {
     async fn session_by_hash(&self, id_hash: &[u8]) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()>;
     /// Marks the session revoked; false if it was already revoked or does not exist.
-    async fn revoke_session(&self, id_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<bool>;
+    async fn revoke_session(
+        &self,
+        id_hash: &[u8],
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
 
     // One-time tokens.
     async fn insert_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()>;
-    async fn one_time_token(&self, token_hash: &[u8], purpose: &str) -> StoreResult<Option<OneTimeToken>>;
+    async fn one_time_token(
+        &self,
+        token_hash: &[u8],
+        purpose: &str,
+    ) -> StoreResult<Option<OneTimeToken>>;
     /// Consumes the token if it is unconsumed and unexpired; true only for the caller that consumed it.
-    async fn consume_one_time_token(&self, token_hash: &[u8], purpose: &str, now: i64) -> StoreResult<bool>;
+    async fn consume_one_time_token(
+        &self,
+        token_hash: &[u8],
+        purpose: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     // Consents.
     async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>>;
-    async fn save_consent(&self, user_id: &str, app_id: &str, scope: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        scope: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
 
     // Grants, authorization codes, refresh tokens, revoked access tokens.
-    async fn create_grant(&self, grant: &Grant, code: Option<&AuthorizationCode>, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn create_grant(
+        &self,
+        grant: &Grant,
+        code: Option<&AuthorizationCode>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     async fn grant(&self, id: &str) -> StoreResult<Option<Grant>>;
     async fn code_by_hash(&self, code_hash: &[u8]) -> StoreResult<Option<AuthorizationCode>>;
     /// Consumes the code and stores the first refresh token in one transaction. False when the code had
@@ -135,8 +178,19 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
     /// Revokes a grant and every token issued from it; false if it was already revoked.
-    async fn revoke_grant(&self, id: &str, now: i64, reason: &str, audit: &NewAuditEvent) -> StoreResult<bool>;
-    async fn revoke_access_token(&self, jti: &str, expires_at: i64, audit: &NewAuditEvent) -> StoreResult<()>;
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        now: i64,
+        reason: &str,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     /// JTIs of revoked access tokens that have not expired yet.
     async fn revoked_access_tokens(&self, now: i64) -> StoreResult<Vec<String>>;
 
@@ -145,7 +199,12 @@ pub trait Store: Send + Sync + 'static {
     /// Appends many events in one transaction (one disk sync for all): the audit writer's group commit.
     async fn append_audit_batch(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
     /// Events with `seq > after_seq`, oldest first.
-    async fn audit_events(&self, org_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+    async fn audit_events(
+        &self,
+        org_id: &str,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEvent>>;
     /// The last seq and hash of the organization's chain.
     async fn audit_head(&self, org_id: &str) -> StoreResult<Option<(i64, String)>>;
 }
@@ -154,9 +213,10 @@ pub trait Store: Send + Sync + 'static {
 pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
     Ok(match config.database_kind() {
         DatabaseKind::Sqlite => Arc::new(sqlite::SqliteStore::connect(&config.database_url).await?),
-        DatabaseKind::Postgres => {
-            Arc::new(postgres::PgStore::connect(&config.database_url, config.database_max_connections).await?)
-        }
+        DatabaseKind::Postgres => Arc::new(
+            postgres::PgStore::connect(&config.database_url, config.database_max_connections)
+                .await?,
+        ),
     })
 }
 
@@ -171,7 +231,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> StoreRe
 /// Maps a unique-constraint violation to a [`StoreError::Conflict`] with a message the caller can show.
 fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!("{what} already exists")),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} already exists"))
+        }
         _ => StoreError::Database(e),
     }
 }

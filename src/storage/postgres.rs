@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnection, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use super::migrate;
 use super::{Store, StoreError, StoreResult};
@@ -13,8 +13,8 @@ use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent};
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;
-use crate::sessions::Session;
 use crate::orgs::{Organization, Role};
+use crate::sessions::Session;
 use crate::users::{Credential, CredentialKind, Member, User};
 
 /// Arbitrary but fixed: the advisory lock id that serializes migrations across instances.
@@ -51,30 +51,43 @@ impl PgStore {
 
     async fn migrate_impl(&self) -> StoreResult<Vec<String>> {
         let mut conn = self.pool.acquire().await?;
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK_ID).execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_ID)
+            .execute(&mut *conn)
+            .await?;
         let result = apply_migrations(&mut conn).await;
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK_ID).execute(&mut *conn).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_ID)
+            .execute(&mut *conn)
+            .await;
         Ok(result?)
     }
 }
 
 /// Applies pending migrations, each in its own transaction. The caller holds the advisory lock.
 async fn apply_migrations(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(migrate::CREATE_TABLE).execute(&mut *conn).await?;
+    sqlx::query(migrate::CREATE_TABLE)
+        .execute(&mut *conn)
+        .await?;
     let mut applied = Vec::new();
     for m in migrate::POSTGRES {
-        let done = sqlx::query("SELECT 1 FROM latchkey_migrations WHERE version = $1").bind(m.version).fetch_optional(&mut *conn).await?;
+        let done = sqlx::query("SELECT 1 FROM latchkey_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *conn)
+            .await?;
         if done.is_some() {
             continue;
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(m.sql)).await?;
-        sqlx::query("INSERT INTO latchkey_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(crate::time_now())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO latchkey_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(crate::time_now())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         applied.push(m.name.to_string());
     }

@@ -7,7 +7,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnection, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
 
 use super::migrate;
 use super::{Store, StoreError, StoreResult};
@@ -16,8 +19,8 @@ use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent};
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;
-use crate::sessions::Session;
 use crate::orgs::{Organization, Role};
+use crate::sessions::Session;
 use crate::users::{Credential, CredentialKind, Member, User};
 
 pub struct SqliteStore {
@@ -35,8 +38,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = connect_with_retry(SqlitePoolOptions::new().max_connections(1), &options).await?;
-        let reader = connect_with_retry(SqlitePoolOptions::new().max_connections(8), &options).await?;
+        let writer =
+            connect_with_retry(SqlitePoolOptions::new().max_connections(1), &options).await?;
+        let reader =
+            connect_with_retry(SqlitePoolOptions::new().max_connections(8), &options).await?;
         Ok(Self { writer, reader })
     }
 
@@ -55,7 +60,9 @@ impl SqliteStore {
 
     async fn migrate_impl(&self) -> StoreResult<Vec<String>> {
         let mut conn = self.writer.acquire().await?;
-        sqlx::query(migrate::CREATE_TABLE).execute(&mut *conn).await?;
+        sqlx::query(migrate::CREATE_TABLE)
+            .execute(&mut *conn)
+            .await?;
         let mut applied = Vec::new();
         for m in migrate::SQLITE {
             // BEGIN IMMEDIATE takes the write lock up front, so two processes migrating at once serialize.
@@ -79,7 +86,10 @@ impl SqliteStore {
 
 /// Switching a fresh database to WAL needs a moment of exclusive access, and SQLite answers "database is
 /// locked" at once instead of waiting when several processes open a new database together. Retry briefly.
-async fn connect_with_retry(pool: SqlitePoolOptions, options: &SqliteConnectOptions) -> StoreResult<SqlitePool> {
+async fn connect_with_retry(
+    pool: SqlitePoolOptions,
+    options: &SqliteConnectOptions,
+) -> StoreResult<SqlitePool> {
     let mut attempt = 0;
     loop {
         match pool.clone().connect_with(options.clone()).await {
@@ -94,8 +104,14 @@ async fn connect_with_retry(pool: SqlitePoolOptions, options: &SqliteConnectOpti
 }
 
 /// Applies `m` unless it already was; returns whether it ran. The caller holds the transaction.
-async fn apply_migration(conn: &mut SqliteConnection, m: &migrate::Migration) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("SELECT 1 FROM latchkey_migrations WHERE version = $1").bind(m.version).fetch_optional(&mut *conn).await?;
+async fn apply_migration(
+    conn: &mut SqliteConnection,
+    m: &migrate::Migration,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("SELECT 1 FROM latchkey_migrations WHERE version = $1")
+        .bind(m.version)
+        .fetch_optional(&mut *conn)
+        .await?;
     if done.is_some() {
         return Ok(false);
     }

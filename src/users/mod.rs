@@ -44,7 +44,14 @@ impl CredentialKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Password, Self::Totp, Self::Webauthn, Self::RecoveryCode].into_iter().find(|k| k.as_str() == text)
+        [
+            Self::Password,
+            Self::Totp,
+            Self::Webauthn,
+            Self::RecoveryCode,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 }
 
@@ -79,7 +86,12 @@ pub fn normalize_email(email: &str) -> Result<(String, String)> {
         return Err(bad());
     }
     let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
-    if local.is_empty() || local.len() > 64 || domain.is_empty() || domain.starts_with('.') || domain.ends_with('.') {
+    if local.is_empty()
+        || local.len() > 64
+        || domain.is_empty()
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
         return Err(bad());
     }
     if !domain.contains('.') && domain != "localhost" {
@@ -111,7 +123,12 @@ pub fn check_password_basics(password: &str, email: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn create(services: &Services, actor: &Actor, org: &Organization, input: NewUser<'_>) -> Result<User> {
+pub async fn create(
+    services: &Services,
+    actor: &Actor,
+    org: &Organization,
+    input: NewUser<'_>,
+) -> Result<User> {
     let (email, email_normalized) = normalize_email(input.email)?;
     let name = match input.name {
         Some(n) => Some(crate::orgs::validate_name("name", n)?),
@@ -120,8 +137,16 @@ pub async fn create(services: &Services, actor: &Actor, org: &Organization, inpu
     if let Some(password) = input.password {
         check_password_basics(password, &email)?;
     }
-    if services.store.user_by_email(&org.id, &email_normalized).await?.is_some() {
-        return Err(Error::Conflict(format!("a user with email {email} already exists in {}", org.slug)));
+    if services
+        .store
+        .user_by_email(&org.id, &email_normalized)
+        .await?
+        .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "a user with email {email} already exists in {}",
+            org.slug
+        )));
     }
     let now = time_now();
     let user = User {
@@ -138,7 +163,11 @@ pub async fn create(services: &Services, actor: &Actor, org: &Organization, inpu
     };
     let mut credentials = Vec::new();
     if let Some(password) = input.password {
-        let hash = services.passwords.hash(password).await.map_err(|e| Error::Internal(e.to_string()))?;
+        let hash = services
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         credentials.push(Credential {
             id: crypto::random_id("cred"),
             user_id: user.id.clone(),
@@ -155,8 +184,13 @@ pub async fn create(services: &Services, actor: &Actor, org: &Organization, inpu
     if let Some(role) = input.role {
         after["role"] = serde_json::Value::String(role.as_str().into());
     }
-    let audit = NewAuditEvent::new(&org.id, actor, "user.created").target("user", &user.id).change(None, Some(after));
-    services.store.create_user(&user, &credentials, input.role, &audit).await?;
+    let audit = NewAuditEvent::new(&org.id, actor, "user.created")
+        .target("user", &user.id)
+        .change(None, Some(after));
+    services
+        .store
+        .create_user(&user, &credentials, input.role, &audit)
+        .await?;
     Ok(user)
 }
 
@@ -166,8 +200,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.COM ").unwrap(), ("Ann@Example.COM".into(), "ann@example.com".into()));
-        for bad in ["", "ann", "@example.com", "ann@", "ann@nodot", "a b@example.com", "ann@.example.com"] {
+        assert_eq!(
+            normalize_email(" Ann@Example.COM ").unwrap(),
+            ("Ann@Example.COM".into(), "ann@example.com".into())
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@",
+            "ann@nodot",
+            "a b@example.com",
+            "ann@.example.com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -854,7 +854,7 @@ async fn es256_app_gets_es256_id_tokens_that_verify_against_the_jwks() {
 /// happens when an operator registers the app with the CLI against a running server) must not break
 /// token issuance for that app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: token::respond signs with the cached key ring, which has no ES256 signer until the 30 s refresh: server_error for a newly registered ES256 app"]
+
 async fn es256_app_registered_after_the_keys_were_cached_can_get_tokens_at_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let fx = fixture(&app).await;
