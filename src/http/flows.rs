@@ -23,19 +23,33 @@ fn page_error(org: &Organization, status: StatusCode, message: &str) -> Response
     Page::error(&org.name, status, message).into_response()
 }
 
+/// The signed-in session, if any. A database failure is an error, not "signed out": treating it as
+/// signed out would send users to re-enter passwords during an outage.
 async fn current_session(
     state: &AppState,
     org: &Organization,
     headers: &HeaderMap,
-) -> Option<(Session, User)> {
-    let token = pages::cookie_value(
+) -> Result<Option<(Session, User)>, crate::error::Error> {
+    let Some(token) = pages::cookie_value(
         headers,
         &pages::session_cookie_name(&state.services.config, &org.slug),
-    )?;
-    sessions::from_cookie(&state.services, org, &token)
-        .await
-        .ok()
-        .flatten()
+    ) else {
+        return Ok(None);
+    };
+    sessions::from_cookie(&state.services, org, &token).await
+}
+
+fn unavailable(org: &Organization) -> Response {
+    let mut response = page_error(
+        org,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "We cannot check your sign-in right now. Please try again in a moment.",
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    response
 }
 
 fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> Response {
@@ -79,19 +93,24 @@ async fn proceed(
     req: &ValidRequest,
     pending_id: Option<&str>,
     resumed_from: Option<i64>,
+    consent_just_given: bool,
     headers: &HeaderMap,
     client: &ClientInfo,
 ) -> Response {
     let provider = &state.provider;
-    let session = current_session(state, org, headers).await;
+    let Ok(session) = current_session(state, org, headers).await else {
+        return unavailable(org);
+    };
     let consented = match &session {
-        Some((_, user)) => provider
+        Some((_, user)) => match provider
             .services
             .store
             .consent_scope(&user.id, &req.app.id)
             .await
-            .ok()
-            .flatten(),
+        {
+            Ok(scope) => scope,
+            Err(_) => return unavailable(org),
+        },
         None => None,
     };
     let step = authorize::next_step(
@@ -99,6 +118,7 @@ async fn proceed(
         session.as_ref().map(|(s, _)| s),
         consented.as_deref(),
         resumed_from,
+        consent_just_given,
         time_now(),
     );
     let base = format!("/o/{}", org.slug);
@@ -211,6 +231,7 @@ pub async fn authorize(
         &req,
         None,
         None,
+        false,
         &headers,
         &client_info(&addr, &headers),
     )
@@ -275,6 +296,7 @@ pub async fn resume(
         &req,
         query.req.as_deref(),
         Some(created_at),
+        false,
         &headers,
         &client_info(&addr, &headers),
     )
@@ -470,7 +492,10 @@ pub async fn consent_form(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let Some((_, user)) = current_session(&state, &org, &headers).await else {
+    let Ok(session) = current_session(&state, &org, &headers).await else {
+        return unavailable(&org);
+    };
+    let Some((_, user)) = session else {
         return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
     };
     let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
@@ -537,7 +562,10 @@ pub async fn consent_submit(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let Some((_, user)) = current_session(&state, &org, &headers).await else {
+    let Ok(session) = current_session(&state, &org, &headers).await else {
+        return unavailable(&org);
+    };
+    let Some((_, user)) = session else {
         return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
     };
     let client = client_info(&addr, &headers);
@@ -560,6 +588,7 @@ pub async fn consent_submit(
                 &req,
                 Some(&req_id),
                 Some(created_at),
+                true,
                 &headers,
                 &client,
             )
@@ -625,6 +654,11 @@ pub async fn logout(
     };
     // Which client is this for, and is the hint genuine?
     let mut client_id = params.client_id.clone().filter(|c| !c.is_empty());
+    let Ok(session) = current_session(&state, &org, &headers).await else {
+        return unavailable(&org);
+    };
+    // A hint lets the sign-out skip confirmation only if it names the signed-in user (and session): any
+    // ID token from this organization would otherwise let a third-party page sign anyone out.
     let mut hint_valid = false;
     if let Some(hint) = params.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         let kid = jwt::peek_kid(hint).unwrap_or_default();
@@ -664,7 +698,14 @@ pub async fn logout(
                     );
                 }
                 client_id = aud;
-                hint_valid = true;
+                let sub = claims.get("sub").and_then(Value::as_str);
+                let sid = claims.get("sid").and_then(Value::as_str);
+                hint_valid = match &session {
+                    Some((s, user)) => {
+                        sub == Some(user.id.as_str()) && sid.is_none_or(|sid| sid == s.public_id)
+                    }
+                    None => true,
+                };
             }
             Err(_) => {
                 return page_error(

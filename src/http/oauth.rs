@@ -365,16 +365,21 @@ pub async fn introspection_endpoint(
         return OAuthResponse::from(OAuthError::invalid_request("token is required"))
             .into_response();
     };
-    let _ = app;
-    match introspect::introspect(
+    let answer = introspect::introspect(
         &state.provider,
         &org,
         &token,
         params.token_type_hint.as_deref(),
     )
-    .await
-    {
-        Ok(body) => json_no_store(StatusCode::OK, body),
+    .await;
+    match answer {
+        // RFC 7662 §4: a client learns only about its own tokens; anything else is simply inactive.
+        Ok(body)
+            if body.get("client_id").and_then(Value::as_str) == Some(app.client_id.as_str()) =>
+        {
+            json_no_store(StatusCode::OK, body)
+        }
+        Ok(_) => json_no_store(StatusCode::OK, json!({ "active": false })),
         Err(e) => OAuthResponse::from(e).into_response(),
     }
 }

@@ -88,6 +88,12 @@ impl IntoResponse for Page {
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // Not `no-referrer`: under it browsers send `Origin: null` on our own form posts, and the Origin
+        // check must see the real origin. `same-origin` still sends nothing to other sites.
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }

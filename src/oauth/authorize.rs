@@ -304,13 +304,15 @@ pub enum Step {
     Fail(&'static str),
 }
 
-/// `resumed_from` is when a stored request began (None for a request arriving now): with prompt=login,
-/// only a sign-in after that moment counts, so a fresh request always goes to the login page.
+/// `resumed_from` is when a stored request began (None for a request arriving now): with prompt=login or
+/// max_age, a sign-in after that moment satisfies the request, so a fresh request always goes to the login
+/// page and a resumed one never loops back to it. `consent_just_given` likewise satisfies prompt=consent.
 pub fn next_step(
     req: &ValidRequest,
     session: Option<&Session>,
     consented: Option<&str>,
     resumed_from: Option<i64>,
+    consent_just_given: bool,
     now: i64,
 ) -> Step {
     let Some(session) = session else {
@@ -323,7 +325,8 @@ pub fn next_step(
     if req.prompt.login && resumed_from.is_none_or(|t| session.auth_time < t) {
         return Step::Login;
     }
-    if req.max_age.is_some_and(|max| now - session.auth_time > max) {
+    let signed_in_for_this_request = resumed_from.is_some_and(|t| session.auth_time >= t);
+    if !signed_in_for_this_request && req.max_age.is_some_and(|max| now - session.auth_time > max) {
         return if req.prompt.none {
             Step::Fail("login_required")
         } else {
@@ -335,7 +338,7 @@ pub fn next_step(
             .iter()
             .all(|s| has_scope(granted, s))
     });
-    if !req.app.first_party && (req.prompt.consent || !covered) {
+    if !req.app.first_party && !consent_just_given && (req.prompt.consent || !covered) {
         return if req.prompt.none {
             Step::Fail("consent_required")
         } else {

@@ -111,12 +111,17 @@ pub fn s256(input: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(input.as_bytes()))
 }
 
-/// `at_hash`: the left half of the SHA-256 of the access token, base64url.
-pub fn at_hash(access_token: &str) -> String {
+/// `at_hash`: the left half of the hash that goes with the ID token's `alg` (SHA-256 for RS256/ES256;
+/// SHA-512 for EdDSA with Ed25519, as relying-party libraries expect), base64url.
+pub fn at_hash(alg: &str, access_token: &str) -> String {
     use base64::Engine;
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(access_token.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    let digest = if alg == "EdDSA" {
+        sha2::Sha512::digest(access_token.as_bytes()).to_vec()
+    } else {
+        sha2::Sha256::digest(access_token.as_bytes()).to_vec()
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
 #[cfg(test)]
@@ -129,6 +134,12 @@ mod tests {
             s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn at_hash_follows_the_algorithm() {
+        assert_eq!(at_hash("RS256", "token").len(), 22);
+        assert_eq!(at_hash("EdDSA", "token").len(), 43);
     }
 
     #[test]

@@ -460,7 +460,7 @@ async fn respond(
             if let Some(sid) = &grant.session_id {
                 id.insert("sid".into(), json!(sid));
             }
-            id.insert("at_hash".into(), json!(at_hash(&access_token)));
+            id.insert("at_hash".into(), json!(at_hash(alg, &access_token)));
             for (k, v) in user_claims(user, &grant.scope) {
                 id.insert(k.into(), v);
             }

@@ -14,6 +14,7 @@ mod config;
 mod durability;
 mod oauth;
 mod oauth_negative;
+mod oauth_review;
 mod oauth_support;
 mod server;
 mod storage;
