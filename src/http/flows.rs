@@ -2,14 +2,14 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::oauth::{client_info, org_or_404};
+use super::oauth::{OrgFromPath, client_info};
 use super::pages::{self, Page, escape, see_other};
 use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
 use crate::oauth::{jwt, parse_scope};
@@ -204,15 +204,11 @@ async fn proceed(
 
 pub async fn authorize(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let Ok(Query(params)) = params else {
         return page_error(
             &org,
@@ -276,15 +272,11 @@ async fn load_request(
 
 pub async fn resume(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<PendingQuery>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let (params, req, created_at) = match load_request(&state, &org, query.req.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -334,14 +326,10 @@ fn login_page(
 
 pub async fn login_form(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
     Query(query): Query<PendingQuery>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let (_, req, _) = match load_request(&state, &org, query.req.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -371,16 +359,12 @@ pub struct LoginForm {
 
 pub async fn login_submit(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let config = state.services.config.clone();
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let Ok(axum::Form(form)) = form else {
         return page_error(
             &org,
@@ -479,14 +463,10 @@ fn scope_description(scope: &str) -> &'static str {
 
 pub async fn consent_form(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
     Query(query): Query<PendingQuery>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let req_id = query.req.clone().unwrap_or_default();
     let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
         Ok(found) => found,
@@ -531,16 +511,12 @@ pub struct ConsentForm {
 
 pub async fn consent_submit(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<axum::Form<ConsentForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let config = state.services.config.clone();
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let Ok(axum::Form(form)) = form else {
         return page_error(
             &org,
@@ -626,7 +602,7 @@ pub struct LogoutParams {
 /// signed out at once; without one they confirm first, so a third-party page cannot sign them out.
 pub async fn logout(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     method: axum::http::Method,
     headers: HeaderMap,
@@ -634,10 +610,6 @@ pub async fn logout(
     body: axum::body::Bytes,
 ) -> Response {
     let config = state.services.config.clone();
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let params: LogoutParams = if method == axum::http::Method::POST {
         match serde_urlencoded::from_bytes(&body) {
             Ok(p) => p,

@@ -1,6 +1,5 @@
 //! The HTTP edge: routing, middleware and error rendering. Handlers parse, call the domain, render.
 
-pub mod extract;
 mod flows;
 mod health;
 pub mod oauth;

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -90,6 +91,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OAuthForm<T> {
     }
 }
 
+/// The organization named by the `{slug}` path segment; unknown slugs are a 404 before anything else runs.
+pub struct OrgFromPath(pub Arc<Organization>);
+
+impl FromRequestParts<AppState> for OrgFromPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(slug) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        org_or_404(state, &slug).await.map(OrgFromPath)
+    }
+}
+
 pub async fn org_or_404(state: &AppState, slug: &str) -> Result<Arc<Organization>, Response> {
     match state.provider.org(slug).await {
         Ok(Some(org)) => Ok(org),
@@ -158,13 +176,9 @@ fn allow_origin(response: &mut Response, origin: Option<&str>, allowed: &[String
 /// Preflight for the CORS-enabled endpoints.
 pub async fn preflight(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let origin = request_origin(&headers);
     let allowed = org_origins(&state, &org).await;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -194,12 +208,8 @@ pub async fn preflight(
 
 pub async fn openid_configuration(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let mut response =
         axum::Json(discovery::metadata(&state.provider.issuer(&org))).into_response();
     response.headers_mut().insert(
@@ -211,13 +221,9 @@ pub async fn openid_configuration(
 
 pub async fn jwks(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let keys = match state.provider.keys.get(&state.services, &org.id).await {
         Ok(keys) => keys,
         Err(e) => return Problem::from(e).into_response(),
@@ -271,20 +277,12 @@ async fn authenticated_client(
 
 pub async fn token_endpoint(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<OAuthForm<TokenRequest>, OAuthResponse>,
+    OAuthForm(request): OAuthForm<TokenRequest>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let origin = request_origin(&headers);
-    let OAuthForm(request) = match form {
-        Ok(form) => form,
-        Err(e) => return e.into_response(),
-    };
     let (app, _) = match authenticated_client(
         &state,
         &org,
@@ -329,18 +327,10 @@ pub struct TokenParam {
 
 pub async fn introspection_endpoint(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
-    form: Result<OAuthForm<TokenParam>, OAuthResponse>,
+    OAuthForm(params): OAuthForm<TokenParam>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
-    let OAuthForm(params) = match form {
-        Ok(form) => form,
-        Err(e) => return e.into_response(),
-    };
     let (app, presented) = match authenticated_client(
         &state,
         &org,
@@ -386,20 +376,12 @@ pub async fn introspection_endpoint(
 
 pub async fn revocation_endpoint(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<OAuthForm<TokenParam>, OAuthResponse>,
+    OAuthForm(params): OAuthForm<TokenParam>,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let origin = request_origin(&headers);
-    let OAuthForm(params) = match form {
-        Ok(form) => form,
-        Err(e) => return e.into_response(),
-    };
     let (app, _) = match authenticated_client(
         &state,
         &org,
@@ -455,15 +437,11 @@ pub struct UserinfoForm {
 
 pub async fn userinfo(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    OrgFromPath(org): OrgFromPath,
     method: Method,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let org = match org_or_404(&state, &slug).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
     let origin = request_origin(&headers);
     let from_header = headers
         .get(header::AUTHORIZATION)
