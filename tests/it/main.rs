@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod config;
 mod durability;
+mod keys;
 mod logs;
 mod oauth;
 mod oauth_negative;

@@ -1,0 +1,87 @@
+//! Scheduled signing-key rotation: keys older than `key_rotation_days` are rotated, younger ones are not,
+//! on both backends.
+
+use latchkey::audit::Actor;
+use latchkey::keys::{self, KeyState};
+use latchkey::orgs::NewOrganization;
+use latchkey::service::Services;
+
+use crate::helpers::{Backend, TestDb, test_config_with};
+
+async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let services = Services::open(test_config_with(
+        &db,
+        &[("LATCHKEY_KEY_ROTATION_DAYS", "30")],
+    ))
+    .await
+    .unwrap();
+    let org = latchkey::orgs::create(
+        &services,
+        &Actor::operator(),
+        NewOrganization {
+            slug: "sched",
+            name: "Sched",
+        },
+    )
+    .await
+    .unwrap();
+    let before = services.store.signing_keys(&org.id).await.unwrap();
+    let active = before
+        .iter()
+        .find(|k| k.state == KeyState::Active)
+        .unwrap()
+        .kid
+        .clone();
+    let next = before
+        .iter()
+        .find(|k| k.state == KeyState::Next)
+        .unwrap()
+        .kid
+        .clone();
+
+    // Young keys are left alone.
+    keys::rotate_due(&services).await.unwrap();
+    assert_eq!(services.store.signing_keys(&org.id).await.unwrap().len(), 2);
+
+    // Age the active key past the schedule.
+    let old = latchkey::time_now() - 31 * 86_400;
+    db.exec(&format!(
+        "UPDATE signing_keys SET activated_at = {old}, created_at = {old} WHERE kid = '{active}'"
+    ))
+    .await
+    .unwrap();
+    keys::rotate_due(&services).await.unwrap();
+    let after = services.store.signing_keys(&org.id).await.unwrap();
+    let state_of = |kid: &str| after.iter().find(|k| k.kid == kid).map(|k| k.state);
+    assert_eq!(
+        state_of(&active),
+        Some(KeyState::Retired),
+        "the old key is retired but still published"
+    );
+    assert_eq!(
+        state_of(&next),
+        Some(KeyState::Active),
+        "the pre-published next key signs now"
+    );
+    assert_eq!(
+        after.iter().filter(|k| k.state == KeyState::Next).count(),
+        1,
+        "a new next key is published"
+    );
+    assert!(
+        after
+            .iter()
+            .find(|k| k.kid == active)
+            .unwrap()
+            .publish_until
+            .unwrap()
+            > latchkey::time_now()
+    );
+}
+
+backend_tests! {
+    scheduled_rotation_rotates_only_old_keys => sqlite_scheduled_rotation_rotates_only_old_keys, postgres_scheduled_rotation_rotates_only_old_keys;
+}
