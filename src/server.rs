@@ -5,12 +5,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::ephemeral::redis::Redis;
 use crate::http::{self, AppState};
 use crate::service::{Services, StartupError};
 
@@ -23,15 +21,6 @@ pub struct Server {
 impl Server {
     pub async fn bind(services: Services) -> Result<Self, StartupError> {
         let config = services.config.clone();
-        let redis = match &config.redis_url {
-            Some(url) => Some(Arc::new(Redis::new(url).map_err(|e| {
-                StartupError::Setting {
-                    setting: "LATCHKEY_REDIS_URL",
-                    message: e.to_string(),
-                }
-            })?)),
-            None => None,
-        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -43,7 +32,6 @@ impl Server {
         let router = http::router(AppState {
             services: services.clone(),
             provider,
-            redis,
         });
         Ok(Self {
             listener,

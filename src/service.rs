@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::{Config, MasterKeySource};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::{MasterKey, SecretBox};
+use crate::ephemeral::{self, Ephemeral};
 use crate::storage::{self, Store};
 
 #[derive(Clone)]
@@ -13,6 +14,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub secrets: Arc<SecretBox>,
     pub passwords: PasswordHasher,
+    /// Rate-limit windows and one-time markers: Redis when configured, this process otherwise.
+    pub ephemeral: Arc<dyn Ephemeral>,
 }
 
 /// Start-up failures, each naming the setting (or resource) at fault so the operator sees one clear line.
@@ -75,11 +78,14 @@ impl Services {
         let secrets = master_key.secret_box();
         check_master_key(store.as_ref(), &secrets, key_setting).await?;
         let passwords = PasswordHasher::new(config.password_hash_workers, config.bcrypt_cost);
+        let ephemeral = ephemeral::from_config(config.redis_url.as_deref())
+            .map_err(|e| setting("LATCHKEY_REDIS_URL", e))?;
         Ok(Services {
             config: Arc::new(config),
             store,
             secrets: Arc::new(secrets),
             passwords,
+            ephemeral,
         })
     }
 }

@@ -1,35 +1,57 @@
-//! The Redis connection: one multiplexed connection manager that reconnects on its own.
+//! Ephemeral state in Redis, shared by every instance. Each rate-limit hit is one Lua script, so the
+//! check and the record are atomic across instances; time comes from the Redis server, so instance clocks
+//! need not agree.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RedisError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("redis: no answer within {0:?}")]
-    Timeout(Duration),
-}
+use super::{Decision, Ephemeral, EphemeralError};
 
 const TIMEOUT: Duration = Duration::from_secs(1);
+const PREFIX: &str = "latchkey:";
 
-pub struct Redis {
+/// Sliding-window log in a sorted set: drop hits older than the window, count, add this hit if under the
+/// limit. Returns {allowed, count, ms until the oldest hit leaves the window}.
+const SLIDING_WINDOW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+  count = count + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], window)
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local reset = 0
+if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+return {allowed, count, reset}
+";
+
+pub struct RedisEphemeral {
     client: redis::Client,
     /// Created on first use, so an instance starts (and reports not-ready) while Redis is still coming up.
     manager: OnceCell<ConnectionManager>,
+    script: redis::Script,
 }
 
-impl Redis {
-    pub fn new(url: &str) -> Result<Self, RedisError> {
+impl RedisEphemeral {
+    pub fn new(url: &str) -> Result<Self, EphemeralError> {
         Ok(Self {
             client: redis::Client::open(url)?,
             manager: OnceCell::new(),
+            script: redis::Script::new(SLIDING_WINDOW),
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+    async fn connection(&self) -> Result<ConnectionManager, EphemeralError> {
         let manager = tokio::time::timeout(
             TIMEOUT,
             self.manager.get_or_try_init(|| async {
@@ -40,15 +62,78 @@ impl Redis {
             }),
         )
         .await
-        .map_err(|_| RedisError::Timeout(TIMEOUT))??;
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
         Ok(manager.clone())
     }
 
-    pub async fn ping(&self) -> Result<(), RedisError> {
+    pub async fn ping(&self) -> Result<(), EphemeralError> {
         let mut conn = self.connection().await?;
         tokio::time::timeout(TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn))
             .await
-            .map_err(|_| RedisError::Timeout(TIMEOUT))??;
+            .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Ephemeral for RedisEphemeral {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, EphemeralError> {
+        let mut conn = self.connection().await?;
+        // A unique member per hit, so two hits in the same millisecond both count.
+        let member = hex::encode(crate::crypto::random_bytes(8));
+        let mut invocation = self.script.key(format!("{PREFIX}rl:{key}"));
+        invocation
+            .arg(window.as_millis() as u64)
+            .arg(limit)
+            .arg(member);
+        let (allowed, count, reset_ms): (i64, i64, i64) =
+            tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(Decision {
+            allowed: allowed == 1,
+            limit,
+            remaining: limit.saturating_sub(count.max(0) as u32),
+            reset_after: Duration::from_millis(reset_ms.max(0) as u64),
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), EphemeralError> {
+        let mut conn = self.connection().await?;
+        tokio::time::timeout(
+            TIMEOUT,
+            redis::cmd("DEL")
+                .arg(format!("{PREFIX}rl:{key}"))
+                .query_async::<i64>(&mut conn),
+        )
+        .await
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(())
+    }
+
+    async fn remember_once(&self, key: &str, ttl: Duration) -> Result<bool, EphemeralError> {
+        let mut conn = self.connection().await?;
+        let set: Option<String> = tokio::time::timeout(
+            TIMEOUT,
+            redis::cmd("SET")
+                .arg(format!("{PREFIX}once:{key}"))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(set.is_some())
     }
 }

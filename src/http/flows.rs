@@ -428,6 +428,20 @@ pub async fn login_submit(
         )
         .status(StatusCode::UNAUTHORIZED)
         .into_response(),
+        Err(LoginError::RateLimited(decision)) => {
+            let mut response = login_page(
+                &org,
+                &req_id,
+                &csrf,
+                &email,
+                Some("Too many sign-in attempts. Please wait a few minutes and try again."),
+                targets,
+            )
+            .status(StatusCode::TOO_MANY_REQUESTS)
+            .into_response();
+            super::rate_limit_headers(&mut response, &decision, "login", sessions::LOGIN_WINDOW);
+            response
+        }
         Err(LoginError::Busy) => {
             let mut response = page_error(
                 &org,

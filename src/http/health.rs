@@ -28,9 +28,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(_) => "timeout",
     };
-    let redis = match &state.redis {
+    let redis = match &state.services.config.redis_url {
         None => "not_configured",
-        Some(redis) => match redis.ping().await {
+        Some(_) => match state.services.ephemeral.ping().await {
             Ok(()) => "ok",
             Err(e) => {
                 tracing::warn!(error = %e, "readiness: redis check failed");

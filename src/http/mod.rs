@@ -23,7 +23,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::ephemeral::redis::Redis;
 use crate::oauth::provider::Provider;
 use crate::service::Services;
 use problem::Problem;
@@ -33,7 +32,6 @@ use problem::Problem;
 pub struct AppState {
     pub services: Services,
     pub provider: Arc<Provider>,
-    pub redis: Option<Arc<Redis>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -157,6 +155,29 @@ async fn drop_client_request_id(
 ) -> Request<axum::body::Body> {
     request.headers_mut().remove(REQUEST_ID);
     request
+}
+
+/// `Retry-After` and the IETF draft `RateLimit-Policy` / `RateLimit` headers for a limited answer.
+pub fn rate_limit_headers(
+    response: &mut axum::response::Response,
+    decision: &crate::ephemeral::Decision,
+    policy: &str,
+    window: Duration,
+) {
+    let reset = decision.reset_after.as_secs().max(1);
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&reset.to_string()) {
+        headers.insert(header::RETRY_AFTER, v);
+    }
+    let window = window.as_secs();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{policy}\";q={};w={window}", decision.limit)) {
+        headers.insert(HeaderName::from_static("ratelimit-policy"), v);
+    }
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("\"{policy}\";r={};t={reset}", decision.remaining))
+    {
+        headers.insert(HeaderName::from_static("ratelimit"), v);
+    }
 }
 
 async fn not_found() -> Problem {

@@ -24,6 +24,8 @@ pub enum LoginError {
     InvalidCredentials,
     /// The password pool is saturated.
     Busy,
+    /// Too many attempts for this account from this address; try again after `Decision::reset_after`.
+    RateLimited(crate::ephemeral::Decision),
     Other(Error),
 }
 
@@ -37,6 +39,26 @@ impl From<crate::storage::StoreError> for LoginError {
     fn from(e: crate::storage::StoreError) -> Self {
         LoginError::Other(e.into())
     }
+}
+
+/// Sign-in attempts allowed per account and client address in [`LOGIN_WINDOW`].
+pub const LOGIN_ATTEMPTS: u32 = 5;
+pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The rate-limit key for sign-in attempts: organization, account and address. The address is hashed
+/// with the token key, so the shared store never holds plain email addresses.
+fn login_limit_key(
+    services: &Services,
+    org: &Organization,
+    email: &str,
+    client: &ClientInfo,
+) -> String {
+    let account = hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..12]);
+    format!(
+        "login:{}:{account}:{}",
+        org.id,
+        client.ip.as_deref().unwrap_or("-")
+    )
 }
 
 /// Only idle-time changes this coarse are written back, so browsing does not write on every request.
@@ -61,6 +83,29 @@ pub async fn password_login(
     password: &str,
     client: &ClientInfo,
 ) -> Result<(Session, String), LoginError> {
+    // An attempt is counted before the password is checked, so concurrent guesses cannot slip past the
+    // limit; a successful sign-in forgets the count. The same limit applies whether or not the account
+    // exists, so it reveals nothing either.
+    let limit_key = login_limit_key(services, org, email, client);
+    let decision = services
+        .ephemeral
+        .hit(&limit_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
+        .await
+        .map_err(|e| LoginError::Other(Error::Internal(e.to_string())))?;
+    if !decision.allowed {
+        let actor = Actor {
+            actor_type: "anonymous".into(),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            ..Default::default()
+        };
+        let audit = NewAuditEvent::new(&org.id, &actor, "login.rate_limited").change(
+            None,
+            Some(json!({"retry_after_secs": decision.reset_after.as_secs()})),
+        );
+        services.store.append_audit(&audit).await?;
+        return Err(LoginError::RateLimited(decision));
+    }
     let user = match normalize_email(email) {
         Ok((_, normalized)) => services.store.user_by_email(&org.id, &normalized).await?,
         Err(_) => None,
@@ -106,6 +151,7 @@ pub async fn password_login(
         services.store.append_audit(&audit).await?;
         return Err(LoginError::InvalidCredentials);
     };
+    let _ = services.ephemeral.clear(&limit_key).await;
     let (session, token) = start(
         services,
         org,

@@ -18,5 +18,6 @@ mod oauth;
 mod oauth_negative;
 mod oauth_review;
 mod oauth_support;
+mod ratelimit;
 mod server;
 mod storage;
