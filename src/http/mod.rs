@@ -35,6 +35,7 @@ pub struct AppState {
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const DEGRADED: HeaderName = HeaderName::from_static("x-auth-degraded");
 
 /// A fresh random request id for every request; an incoming `X-Request-Id` is not trusted, so log lines
 /// cannot be forged or made to collide by a client. Request ids only need to be unique, not secret, so they
@@ -53,6 +54,7 @@ impl MakeRequestId for RandomRequestId {
 
 pub fn router(state: AppState) -> Router {
     let config = state.services.config.clone();
+    let state_ephemeral = state.services.ephemeral.clone();
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -111,7 +113,18 @@ pub fn router(state: AppState) -> Router {
     let hsts = config
         .is_https()
         .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    let ephemeral = state_ephemeral.clone();
     let middleware = ServiceBuilder::new()
+        .layer(axum::middleware::map_response(move |mut response: axum::response::Response| {
+            let degraded = ephemeral.degraded();
+            async move {
+                // Partner sites can fail closed on sensitive flows while limits are per instance.
+                if degraded {
+                    response.headers_mut().insert(DEGRADED, HeaderValue::from_static("1"));
+                }
+                response
+            }
+        }))
         .layer(axum::middleware::map_request(drop_client_request_id))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(

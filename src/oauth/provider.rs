@@ -90,6 +90,18 @@ impl Provider {
                 tokio::time::sleep(REVOCATION_REFRESH).await;
             }
         });
+        if provider.services.config.redis_url.is_some() {
+            // Probe Redis every second so degraded mode starts and ends on its own, with or without traffic.
+            let weak = Arc::downgrade(&provider);
+            tokio::spawn(async move {
+                loop {
+                    let Some(p) = weak.upgrade() else { break };
+                    let _ = p.services.ephemeral.ping().await;
+                    drop(p);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
         let weak = Arc::downgrade(&provider);
         tokio::spawn(async move {
             loop {

@@ -250,3 +250,40 @@ async fn parallel_wrong_passwords_are_limited_to_five_with_redis() {
         .unwrap();
     parallel_wrong_passwords_are_limited_to_five(app).await;
 }
+
+/// With Redis configured but unreachable the service keeps answering, and every response says it is
+/// degraded; with Redis reachable, no response carries the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_carry_x_auth_degraded_while_redis_is_unreachable() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("LATCHKEY_REDIS_URL", "redis://127.0.0.1:1")],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = app.get("/healthz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()
+            .get("x-auth-degraded")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let fx = fixture(&app).await;
+    let meta = app.get(&fx.path("/.well-known/openid-configuration")).await;
+    assert_eq!(meta.status(), StatusCode::OK);
+    assert!(meta.headers().get("x-auth-degraded").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_do_not_carry_x_auth_degraded_with_a_reachable_redis() {
+    let Some(url) = redis_url() else { return };
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("LATCHKEY_REDIS_URL", &url)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = app.get("/healthz").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("x-auth-degraded").is_none());
+}
