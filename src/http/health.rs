@@ -13,7 +13,9 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve: the database answers, and Redis too when one is configured.
+/// Ready to serve: the database answers. Redis, when configured, is checked and reported, but an
+/// unreachable Redis only makes the instance `degraded` (still 200): instances keep serving with local
+/// limits, and a 503 here would make a load balancer drain every instance at once.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = match tokio::time::timeout(
         std::time::Duration::from_secs(2),
@@ -38,14 +40,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }
         },
     };
-    let ready = database == "ok" && matches!(redis, "ok" | "not_configured");
+    let ready = database == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let summary = match (ready, redis) {
+        (false, _) => "not_ready",
+        (true, "unreachable") => "degraded",
+        (true, _) => "ready",
+    };
     let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
+        "status": summary,
         "checks": { "database": database, "database_backend": state.services.store.backend(), "redis": redis },
     });
     (status, Json(body))
