@@ -14,6 +14,7 @@ mod config;
 mod durability;
 mod keys;
 mod logs;
+mod multi_instance;
 mod oauth;
 mod oauth_negative;
 mod oauth_review;
