@@ -54,6 +54,16 @@ pub trait Ephemeral: Send + Sync + 'static {
     /// Remembers `key` for `ttl`; false if it was already remembered (a replay).
     async fn remember_once(&self, key: &str, ttl: Duration) -> Result<bool, EphemeralError>;
 
+    /// Tells every other instance `message` on `channel` (nothing to tell when there is only this one).
+    async fn publish(&self, _channel: &str, _message: &str) -> Result<(), EphemeralError> {
+        Ok(())
+    }
+
+    /// Messages other instances publish on `channel`; `None` when there are no other instances.
+    fn subscribe(&self, _channel: &str) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        None
+    }
+
     /// Checks the shared backend (always fine in memory).
     async fn ping(&self) -> Result<(), EphemeralError> {
         Ok(())

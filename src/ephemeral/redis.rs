@@ -75,6 +75,38 @@ impl RedisEphemeral {
     }
 }
 
+/// Keeps a subscription to `channel` alive (reconnecting after errors) and forwards its messages.
+async fn forward_messages(
+    client: redis::Client,
+    channel: String,
+    tx: tokio::sync::mpsc::Sender<String>,
+) {
+    use futures_util::StreamExt;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&channel).await.is_ok() {
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(msg) = messages.next().await {
+                        if let Ok(payload) = msg.get_payload::<String>() {
+                            if tx.send(payload).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, channel = %channel, "redis subscription failed; retrying")
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 #[async_trait]
 impl Ephemeral for RedisEphemeral {
     fn backend(&self) -> &'static str {
@@ -105,6 +137,30 @@ impl Ephemeral for RedisEphemeral {
             remaining: limit.saturating_sub(count.max(0) as u32),
             reset_after: Duration::from_millis(reset_ms.max(0) as u64),
         })
+    }
+
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), EphemeralError> {
+        let mut conn = self.connection().await?;
+        tokio::time::timeout(
+            TIMEOUT,
+            redis::cmd("PUBLISH")
+                .arg(format!("{PREFIX}{channel}"))
+                .arg(message)
+                .query_async::<i64>(&mut conn),
+        )
+        .await
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(())
+    }
+
+    fn subscribe(&self, channel: &str) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(forward_messages(
+            self.client.clone(),
+            format!("{PREFIX}{channel}"),
+            tx,
+        ));
+        Some(rx)
     }
 
     async fn clear(&self, key: &str) -> Result<(), EphemeralError> {

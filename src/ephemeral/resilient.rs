@@ -98,6 +98,15 @@ impl Ephemeral for Resilient {
         redis_or_local!(self, remember_once(key, ttl))
     }
 
+    async fn publish(&self, channel: &str, message: &str) -> Result<(), EphemeralError> {
+        // Nobody to tell when Redis is down: other instances fall back to re-reading the database.
+        redis_or_local!(self, publish(channel, message))
+    }
+
+    fn subscribe(&self, channel: &str) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        self.redis.subscribe(channel)
+    }
+
     async fn ping(&self) -> Result<(), EphemeralError> {
         match self.redis.ping().await {
             Ok(()) => {

@@ -16,7 +16,10 @@ use super::keyring::KeyRing;
 /// How long an application or organization record is served from memory. Changes made elsewhere (the
 /// CLI, another instance) are seen within this time; changes made here are seen at once.
 const RECORD_TTL: Duration = Duration::from_secs(5);
-/// How often the revoked-access-token list is re-read, for revocations made by other instances.
+/// Channel on which instances announce revoked access tokens to each other (through Redis).
+pub const REVOCATION_CHANNEL: &str = "revoked-access-tokens";
+/// How often the revoked-access-token list is re-read from the database: the backstop for announcements
+/// missed while Redis was unreachable, and the only path without Redis.
 pub const REVOCATION_REFRESH: Duration = Duration::from_secs(2);
 
 struct Cached<T> {
@@ -90,6 +93,15 @@ impl Provider {
                 tokio::time::sleep(REVOCATION_REFRESH).await;
             }
         });
+        if let Some(mut announcements) = provider.services.ephemeral.subscribe(REVOCATION_CHANNEL) {
+            let weak = Arc::downgrade(&provider);
+            tokio::spawn(async move {
+                while let Some(jti) = announcements.recv().await {
+                    let Some(p) = weak.upgrade() else { break };
+                    p.mark_revoked(&jti);
+                }
+            });
+        }
         if provider.services.config.redis_url.is_some() {
             // Probe Redis every second so degraded mode starts and ends on its own, with or without traffic.
             let weak = Arc::downgrade(&provider);
@@ -143,6 +155,20 @@ impl Provider {
             .read()
             .map(|set| set.contains(jti))
             .unwrap_or(false)
+    }
+
+    /// Records a revocation made here and announces it to the other instances, so they refuse the token at
+    /// once rather than at their next database refresh.
+    pub async fn revoke_announced(&self, jti: &str) {
+        self.mark_revoked(jti);
+        if let Err(e) = self
+            .services
+            .ephemeral
+            .publish(REVOCATION_CHANNEL, jti)
+            .await
+        {
+            tracing::warn!(error = %e, "could not announce a revocation; other instances see it within their refresh");
+        }
     }
 
     pub fn mark_revoked(&self, jti: &str) {

@@ -68,6 +68,6 @@ pub async fn revoke(
             Some(json!({"sub": claims.get("sub"), "client_id": app.client_id})),
         );
     services.store.revoke_access_token(jti, exp, &audit).await?;
-    provider.mark_revoked(jti);
+    provider.revoke_announced(jti).await;
     Ok(())
 }

@@ -343,6 +343,38 @@ async fn two_instances_share_limits_and_revocations_and_survive_a_redis_outage()
         "and the grant's access token, at once"
     );
 
+    // An access token revoked on A (RFC 7009) is refused by B at once: the revocation is announced
+    // through Redis rather than waiting for B's periodic database refresh.
+    for _ in 0..5 {
+        let issued: Value = http
+            .post(format!("{base_a}/o/shared/token"))
+            .header("authorization", &basic)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = issued["access_token"].as_str().unwrap();
+        assert_eq!(introspect(&base_b, token).await["active"], true);
+        let revoked = http
+            .post(format!("{base_a}/o/shared/revoke"))
+            .header("authorization", &basic)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), StatusCode::OK);
+        // Allow the announcement a moment to cross Redis, far less than the 2 s database refresh.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            introspect(&base_b, token).await["active"],
+            false,
+            "B refuses it at once"
+        );
+    }
+
     // 3. Redis stops: both instances keep serving, say they are degraded, and lose nothing written now.
     assert!(!degraded(&http, &base_a).await && !degraded(&http, &base_b).await);
     redis.stop();
