@@ -88,10 +88,10 @@ async fn forward_messages(
                 if pubsub.subscribe(&channel).await.is_ok() {
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
-                        if let Ok(payload) = msg.get_payload::<String>() {
-                            if tx.send(payload).await.is_err() {
-                                return;
-                            }
+                        if let Ok(payload) = msg.get_payload::<String>()
+                            && tx.send(payload).await.is_err()
+                        {
+                            return;
                         }
                     }
                 }
