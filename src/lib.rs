@@ -4,11 +4,13 @@
 //! without HTTP; `storage` is the database interface with its SQLite and PostgreSQL implementations;
 //! `http` is the thin web edge; `cli` the command line.
 
+pub mod accounts;
 pub mod apps;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod email;
 pub mod ephemeral;
 pub mod error;
 pub mod http;

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use crate::apps::Application;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::config::{Config, DatabaseKind};
+use crate::email::OutgoingEmail;
 use crate::keys::SigningKeyRecord;
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;
@@ -138,6 +139,10 @@ pub trait Store: Send + Sync + 'static {
         purpose: &str,
         now: i64,
     ) -> StoreResult<bool>;
+
+    // Email outbox.
+    /// Queues one email on its own (most emails are queued by the store method of the action that sends them).
+    async fn enqueue_email(&self, email: &OutgoingEmail) -> StoreResult<()>;
 
     // Consents.
     async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>>;

@@ -213,6 +213,23 @@ macro_rules! impl_store {
                 })
             }
 
+            /// Queues an email inside `tx`, so it is stored exactly when the action that sends it is.
+            async fn insert_email_tx(tx: &mut Tx<'_>, email: &OutgoingEmail) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO email_outbox (id, org_id, recipient, subject, body_text, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&email.id)
+                .bind(&email.org_id)
+                .bind(&email.recipient)
+                .bind(&email.subject)
+                .bind(&email.body_text)
+                .bind(email.created_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             async fn insert_refresh_tx(tx: &mut Tx<'_>, token: &RefreshToken) -> StoreResult<()> {
                 sqlx::query(&format!("INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
                     .bind(&token.token_hash)
@@ -732,6 +749,13 @@ macro_rules! impl_store {
                 .execute(self.write_pool())
                 .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn enqueue_email(&self, email: &OutgoingEmail) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                Self::insert_email_tx(&mut tx, email).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>> {

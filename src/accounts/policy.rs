@@ -1,0 +1,1 @@
+//! Per-organization password policy (being written).
