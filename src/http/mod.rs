@@ -1,5 +1,7 @@
 //! The HTTP edge: routing, middleware and error rendering. Handlers parse, call the domain, render.
 
+mod account;
+mod accounts;
 mod flows;
 mod health;
 pub mod oauth;
@@ -106,6 +108,53 @@ pub fn router(state: AppState) -> Router {
             get(flows::consent_form).post(flows::consent_submit),
         )
         .route("/o/{slug}/logout", get(flows::logout).post(flows::logout))
+        .route(
+            "/o/{slug}/signup",
+            get(accounts::signup_form).post(accounts::signup_submit),
+        )
+        .route("/o/{slug}/verify-email", get(accounts::verify_email))
+        .route(
+            "/o/{slug}/verify-email/resend",
+            get(accounts::resend_form).post(accounts::resend_submit),
+        )
+        .route(
+            "/o/{slug}/forgot-password",
+            get(accounts::forgot_form).post(accounts::forgot_submit),
+        )
+        .route(
+            "/o/{slug}/reset-password",
+            get(accounts::reset_form).post(accounts::reset_submit),
+        )
+        .route("/o/{slug}/account", get(account::account))
+        .route(
+            "/o/{slug}/account/profile",
+            axum::routing::post(account::profile_submit),
+        )
+        .route(
+            "/o/{slug}/account/password",
+            axum::routing::post(account::password_submit),
+        )
+        .route(
+            "/o/{slug}/account/sessions/revoke",
+            axum::routing::post(account::revoke_submit),
+        )
+        .route(
+            "/o/{slug}/account/sessions/revoke-others",
+            axum::routing::post(account::revoke_others_submit),
+        )
+        .route(
+            "/o/{slug}/account/signout",
+            axum::routing::post(account::signout_submit),
+        )
+        .route("/o/{slug}/api/me/sessions", get(account::api_list_sessions))
+        .route(
+            "/o/{slug}/api/me/sessions/revoke-others",
+            axum::routing::post(account::api_revoke_other_sessions),
+        )
+        .route(
+            "/o/{slug}/api/me/sessions/{id}",
+            axum::routing::delete(account::api_revoke_session),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -216,6 +216,53 @@ pub fn csrf_token(config: &Config, headers: &HeaderMap) -> (String, Option<Strin
     }
 }
 
+/// The CSRF token for forms of a signed-in page: derived from the session secret with the token key, so
+/// it is per session, needs no storage, and dies with the session.
+pub fn session_csrf(secrets: &crate::crypto::SecretBox, session_token: &str) -> String {
+    hex::encode(&secrets.token_hash(&format!("csrf:{session_token}"))[..16])
+}
+
+/// A form field with its label; `value` is escaped here.
+pub fn field(label: &str, name: &str, kind: &str, value: &str, extra: &str) -> String {
+    format!(
+        "<label for=\"{name}\">{label}</label>\
+         <input id=\"{name}\" name=\"{name}\" type=\"{kind}\" value=\"{value}\" {extra}>",
+        label = escape(label),
+        value = escape(value),
+    )
+}
+
+pub fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+        escape(value)
+    )
+}
+
+/// The error banner at the top of a form, announced to screen readers.
+pub fn error_banner(message: Option<&str>) -> String {
+    message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
+        .unwrap_or_default()
+}
+
+/// A `return_to` target is followed only if it is a path on our own hosted pages of this organization:
+/// never another site (`//evil`, `https://…`, `/\evil`), so these pages cannot be used as open redirects.
+pub fn safe_return_to(slug: &str, raw: Option<&str>) -> Option<String> {
+    let raw = raw?.trim();
+    let prefix = format!("/o/{slug}/");
+    let ok = raw.starts_with(&prefix)
+        && !raw.contains("//")
+        && !raw.contains('\\')
+        && !raw.chars().any(|c| c.is_control() || c.is_whitespace())
+        && !raw
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .contains("/../");
+    ok.then(|| raw.to_string())
+}
+
 pub async fn stylesheet() -> Response {
     let mut response = CSS.into_response();
     let headers = response.headers_mut();
@@ -240,6 +287,27 @@ mod tests {
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn return_to_stays_on_our_pages() {
+        assert_eq!(
+            safe_return_to("acme", Some("/o/acme/account")).as_deref(),
+            Some("/o/acme/account")
+        );
+        for bad in [
+            "https://evil.example/o/acme/account",
+            "//evil.example/o/acme/",
+            "/o/acme//evil.example",
+            "/o/acme/\\evil.example",
+            "/o/other/account",
+            "/o/acme/../other/account",
+            "/o/acme/account\nSet-Cookie:x",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_return_to("acme", Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_return_to("acme", None), None);
     }
 
     #[test]

@@ -47,6 +47,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
         response
     }
 }
@@ -62,6 +67,10 @@ impl From<Error> for Problem {
             Error::NotFound(what) => {
                 Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }
+            Error::Busy => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is busy; try again shortly",
+            ),
             Error::Storage(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
                 tracing::warn!("database pool exhausted");
                 Problem::new(

@@ -14,3 +14,7 @@ pub struct OneTimeToken {
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
 }
+
+/// Purposes, one per kind of token.
+pub const VERIFY_EMAIL_PURPOSE: &str = "verify_email";
+pub const PASSWORD_RESET_PURPOSE: &str = "password_reset";

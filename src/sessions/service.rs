@@ -22,6 +22,9 @@ pub struct ClientInfo {
 pub enum LoginError {
     /// Wrong email or password; deliberately one answer for both.
     InvalidCredentials,
+    /// Right password, but the address is not confirmed yet. Only someone who knows the password learns
+    /// this, so it reveals nothing to others.
+    EmailNotVerified,
     /// The password pool is saturated.
     Busy,
     /// Too many attempts for this account from this address; try again after `Decision::reset_after`.
@@ -152,6 +155,13 @@ pub async fn password_login(
         return Err(LoginError::InvalidCredentials);
     };
     let _ = services.ephemeral.clear(&limit_key).await;
+    if !user.email_verified {
+        let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "login.refused")
+            .target("user", &user.id)
+            .change(None, Some(json!({"reason": "email_not_verified"})));
+        services.store.append_audit(&audit).await?;
+        return Err(LoginError::EmailNotVerified);
+    }
     let (session, token) = start(
         services,
         org,
@@ -164,15 +174,15 @@ pub async fn password_login(
     Ok((session, token))
 }
 
-/// Creates a session for `user` and returns it with the cookie value (the only copy of the secret).
-pub async fn start(
+/// A new session for `user` and its cookie value (the only copy of the secret); not stored yet.
+pub fn new_session(
     services: &Services,
     org: &Organization,
     user: &User,
     amr: Vec<String>,
     acr: &str,
     client: &ClientInfo,
-) -> Result<(Session, String)> {
+) -> (Session, String) {
     let now = time_now();
     let token = crypto::random_token();
     let session = Session {
@@ -191,6 +201,19 @@ pub async fn start(
         expires_at: now + org.settings.session_absolute_lifetime_secs as i64,
         revoked_at: None,
     };
+    (session, token)
+}
+
+/// Creates a session for `user` and returns it with the cookie value (the only copy of the secret).
+pub async fn start(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    amr: Vec<String>,
+    acr: &str,
+    client: &ClientInfo,
+) -> Result<(Session, String)> {
+    let (session, token) = new_session(services, org, user, amr, acr, client);
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "login.succeeded")
         .target("session", &session.public_id)
         .change(None, Some(json!({"amr": session.amr, "acr": session.acr})));
@@ -254,5 +277,59 @@ pub async fn end(
     Ok(services
         .store
         .revoke_session(&hash, time_now(), &audit)
+        .await?)
+}
+
+/// Whether a stored session is live for `user` under the organization's timeouts.
+fn is_live(org: &Organization, user: &User, session: &Session, now: i64) -> bool {
+    session.org_id == org.id
+        && session.revoked_at.is_none()
+        && session.expires_at > now
+        && session.last_seen_at + org.settings.session_idle_timeout_secs as i64 > now
+        && session.session_version == user.session_version
+}
+
+/// The user's live sessions, newest first.
+pub async fn list(services: &Services, org: &Organization, user: &User) -> Result<Vec<Session>> {
+    let now = time_now();
+    Ok(services
+        .store
+        .user_sessions(&user.id, now)
+        .await?
+        .into_iter()
+        .filter(|s| is_live(org, user, s, now))
+        .collect())
+}
+
+/// Signs out one of the user's sessions (by its public id); false if there was no such session.
+pub async fn revoke(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    public_id: &str,
+    client: &ClientInfo,
+) -> Result<bool> {
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "session.revoked")
+        .target("session", public_id);
+    Ok(services
+        .store
+        .revoke_user_session(&user.id, public_id, time_now(), &audit)
+        .await?)
+}
+
+/// Signs out every session of the user but `keep` (the one making the request); returns how many.
+pub async fn revoke_others(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    keep: &str,
+    client: &ClientInfo,
+) -> Result<u64> {
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "session.revoked_others")
+        .target("user", &user.id)
+        .change(None, Some(json!({"kept": keep})));
+    Ok(services
+        .store
+        .revoke_other_sessions(&user.id, keep, time_now(), &audit)
         .await?)
 }

@@ -125,6 +125,25 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
 
+    /// The user's sessions that are neither revoked nor past their absolute lifetime, newest first.
+    async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>>;
+    /// Revokes one of the user's sessions by its public id; false if there was no such live session.
+    async fn revoke_user_session(
+        &self,
+        user_id: &str,
+        public_id: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Revokes every live session of the user but `keep_public_id`; returns how many.
+    async fn revoke_other_sessions(
+        &self,
+        user_id: &str,
+        keep_public_id: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<u64>;
+
     // One-time tokens.
     async fn insert_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()>;
     async fn one_time_token(
@@ -139,6 +158,63 @@ pub trait Store: Send + Sync + 'static {
         purpose: &str,
         now: i64,
     ) -> StoreResult<bool>;
+
+    // Accounts: sign-up, verification, reset and password changes. Each writes its tokens, its email and
+    // its audit event in one transaction, so an acknowledged action never loses its email.
+    async fn register_user(
+        &self,
+        user: &User,
+        credentials: &[Credential],
+        verification: &OneTimeToken,
+        email: &OutgoingEmail,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Stores a one-time token and/or an email together with the audit event.
+    async fn issue_one_time_token(
+        &self,
+        token: Option<&OneTimeToken>,
+        email: Option<&OutgoingEmail>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Counts one failed attempt against a live token (unconsumed, unexpired, under `max_attempts`); returns
+    /// the new count, or `None` when the token is not live or already at the limit.
+    async fn count_token_attempt(
+        &self,
+        token_hash: &[u8],
+        purpose: &str,
+        max_attempts: i64,
+        now: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// Consumes the verification token and marks the user's email verified; false (nothing written) if
+    /// the token was not live.
+    async fn verify_email(
+        &self,
+        token_hash: &[u8],
+        user_id: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Replaces the user's password and signs them out everywhere: session_version is bumped and every
+    /// session revoked. `consume` (token hash, purpose) must be live and is consumed, else nothing is written
+    /// and `None` is returned. `new_session` (the caller's fresh session) is stored under the new version.
+    #[allow(clippy::too_many_arguments)]
+    async fn replace_password(
+        &self,
+        user_id: &str,
+        password: &Credential,
+        consume: Option<(&[u8], &str)>,
+        new_session: Option<&Session>,
+        email: Option<&OutgoingEmail>,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<i64>>;
+    async fn update_user_name(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
 
     // Email outbox.
     /// Queues one email on its own (most emails are queued by the store method of the action that sends them).

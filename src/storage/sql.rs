@@ -213,6 +213,97 @@ macro_rules! impl_store {
                 })
             }
 
+            async fn insert_user_tx(tx: &mut Tx<'_>, user: &User, credentials: &[Credential]) -> StoreResult<()> {
+                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+                    .bind(&user.id)
+                    .bind(&user.org_id)
+                    .bind(&user.email)
+                    .bind(&user.email_normalized)
+                    .bind(user.email_verified)
+                    .bind(&user.name)
+                    .bind(user.session_version)
+                    .bind(user.disabled)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| conflict_or(e, &format!("a user with email {}", user.email)))?;
+                for c in credentials {
+                    Self::insert_credential_tx(tx, c).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_credential_tx(tx: &mut Tx<'_>, c: &Credential) -> StoreResult<()> {
+                sqlx::query(&format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                    .bind(&c.id)
+                    .bind(&c.user_id)
+                    .bind(c.kind.as_str())
+                    .bind(&c.name)
+                    .bind(&c.secret)
+                    .bind(&c.data)
+                    .bind(c.created_at)
+                    .bind(c.last_used_at)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_session_tx(tx: &mut Tx<'_>, session: &Session) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                ))
+                .bind(&session.id_hash)
+                .bind(&session.org_id)
+                .bind(&session.user_id)
+                .bind(&session.public_id)
+                .bind(session.auth_time)
+                .bind(json_list(&session.amr))
+                .bind(&session.acr)
+                .bind(&session.ip)
+                .bind(&session.user_agent)
+                .bind(session.session_version)
+                .bind(session.created_at)
+                .bind(session.last_seen_at)
+                .bind(session.expires_at)
+                .bind(session.revoked_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_one_time_tx(tx: &mut Tx<'_>, token: &OneTimeToken) -> StoreResult<()> {
+                sqlx::query(&format!(
+                    "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                ))
+                .bind(&token.token_hash)
+                .bind(&token.org_id)
+                .bind(&token.user_id)
+                .bind(&token.purpose)
+                .bind(&token.data)
+                .bind(token.attempts)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .bind(token.consumed_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Consumes a live one-time token inside `tx`; true only for the caller that consumed it.
+            async fn consume_one_time_tx(tx: &mut Tx<'_>, token_hash: &[u8], purpose: &str, now: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE one_time_tokens SET consumed_at = $3 \
+                     WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3",
+                )
+                .bind(token_hash)
+                .bind(purpose)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             /// Queues an email inside `tx`, so it is stored exactly when the action that sends it is.
             async fn insert_email_tx(tx: &mut Tx<'_>, email: &OutgoingEmail) -> StoreResult<()> {
                 sqlx::query(
@@ -465,33 +556,7 @@ macro_rules! impl_store {
                 audit: &NewAuditEvent,
             ) -> StoreResult<()> {
                 let mut tx = self.write_pool().begin().await?;
-                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
-                    .bind(&user.id)
-                    .bind(&user.org_id)
-                    .bind(&user.email)
-                    .bind(&user.email_normalized)
-                    .bind(user.email_verified)
-                    .bind(&user.name)
-                    .bind(user.session_version)
-                    .bind(user.disabled)
-                    .bind(user.created_at)
-                    .bind(user.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| conflict_or(e, &format!("a user with email {}", user.email)))?;
-                for c in credentials {
-                    sqlx::query(&format!("INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-                        .bind(&c.id)
-                        .bind(&c.user_id)
-                        .bind(c.kind.as_str())
-                        .bind(&c.name)
-                        .bind(&c.secret)
-                        .bind(&c.data)
-                        .bind(c.created_at)
-                        .bind(c.last_used_at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Self::insert_user_tx(&mut tx, user, credentials).await?;
                 if let Some(role) = role {
                     sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
                         .bind(&user.org_id)
@@ -652,25 +717,7 @@ macro_rules! impl_store {
 
             async fn create_session(&self, session: &Session, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.write_pool().begin().await?;
-                sqlx::query(&format!(
-                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-                ))
-                .bind(&session.id_hash)
-                .bind(&session.org_id)
-                .bind(&session.user_id)
-                .bind(&session.public_id)
-                .bind(session.auth_time)
-                .bind(json_list(&session.amr))
-                .bind(&session.acr)
-                .bind(&session.ip)
-                .bind(&session.user_agent)
-                .bind(session.session_version)
-                .bind(session.created_at)
-                .bind(session.last_seen_at)
-                .bind(session.expires_at)
-                .bind(session.revoked_at)
-                .execute(&mut *tx)
-                .await?;
+                Self::insert_session_tx(&mut tx, session).await?;
                 Self::append_audit_tx(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
@@ -710,20 +757,9 @@ macro_rules! impl_store {
             }
 
             async fn insert_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()> {
-                sqlx::query(&format!(
-                    "INSERT INTO one_time_tokens ({ONE_TIME_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                ))
-                .bind(&token.token_hash)
-                .bind(&token.org_id)
-                .bind(&token.user_id)
-                .bind(&token.purpose)
-                .bind(&token.data)
-                .bind(token.attempts)
-                .bind(token.created_at)
-                .bind(token.expires_at)
-                .bind(token.consumed_at)
-                .execute(self.write_pool())
-                .await?;
+                let mut tx = self.write_pool().begin().await?;
+                Self::insert_one_time_tx(&mut tx, token).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -739,16 +775,194 @@ macro_rules! impl_store {
             }
 
             async fn consume_one_time_token(&self, token_hash: &[u8], purpose: &str, now: i64) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                let done = Self::consume_one_time_tx(&mut tx, token_hash, purpose, now).await?;
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                     ORDER BY created_at DESC, public_id"
+                ))
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::session_from_row).collect()
+            }
+
+            async fn revoke_user_session(&self, user_id: &str, public_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
                 let done = sqlx::query(
-                    "UPDATE one_time_tokens SET consumed_at = $3 \
-                     WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3",
+                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND public_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(public_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn revoke_other_sessions(&self, user_id: &str, keep_public_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<u64> {
+                let mut tx = self.write_pool().begin().await?;
+                let count = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND public_id <> $2 AND revoked_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(keep_public_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(count)
+            }
+
+            async fn register_user(
+                &self,
+                user: &User,
+                credentials: &[Credential],
+                verification: &OneTimeToken,
+                email: &OutgoingEmail,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                Self::insert_user_tx(&mut tx, user, credentials).await?;
+                Self::insert_one_time_tx(&mut tx, verification).await?;
+                Self::insert_email_tx(&mut tx, email).await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn issue_one_time_token(
+                &self,
+                token: Option<&OneTimeToken>,
+                email: Option<&OutgoingEmail>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                if let Some(token) = token {
+                    Self::insert_one_time_tx(&mut tx, token).await?;
+                }
+                if let Some(email) = email {
+                    Self::insert_email_tx(&mut tx, email).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn count_token_attempt(
+                &self,
+                token_hash: &[u8],
+                purpose: &str,
+                max_attempts: i64,
+                now: i64,
+            ) -> StoreResult<Option<i64>> {
+                let row = sqlx::query(
+                    "UPDATE one_time_tokens SET attempts = attempts + 1 \
+                     WHERE token_hash = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 AND attempts < $4 \
+                     RETURNING attempts",
                 )
                 .bind(token_hash)
                 .bind(purpose)
                 .bind(now)
-                .execute(self.write_pool())
+                .bind(max_attempts)
+                .fetch_optional(self.write_pool())
                 .await?;
-                Ok(done.rows_affected() == 1)
+                row.map(|r| r.try_get::<i64, _>("attempts")).transpose().map_err(Into::into)
+            }
+
+            async fn verify_email(&self, token_hash: &[u8], user_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                if !Self::consume_one_time_tx(&mut tx, token_hash, $crate::onetime::VERIFY_EMAIL_PURPOSE, now).await? {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $2 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn replace_password(
+                &self,
+                user_id: &str,
+                password: &Credential,
+                consume: Option<(&[u8], &str)>,
+                new_session: Option<&Session>,
+                email: Option<&OutgoingEmail>,
+                now: i64,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<Option<i64>> {
+                let mut tx = self.write_pool().begin().await?;
+                if let Some((hash, purpose)) = consume
+                    && !Self::consume_one_time_tx(&mut tx, hash, purpose, now).await?
+                {
+                    return Ok(None);
+                }
+                sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND kind = 'password'")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_credential_tx(&mut tx, password).await?;
+                let row = sqlx::query(
+                    "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1 \
+                     RETURNING session_version",
+                )
+                .bind(user_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("user {user_id}")))?;
+                let version: i64 = row.try_get("session_version")?;
+                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(session) = new_session {
+                    let mut session = session.clone();
+                    session.session_version = version;
+                    Self::insert_session_tx(&mut tx, &session).await?;
+                }
+                if let Some(email) = email {
+                    Self::insert_email_tx(&mut tx, email).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(Some(version))
+            }
+
+            async fn update_user_name(&self, user_id: &str, name: Option<&str>, now: i64, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                let done = sqlx::query("UPDATE users SET name = $2, updated_at = $3 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    return Err(StoreError::NotFound(format!("user {user_id}")));
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn enqueue_email(&self, email: &OutgoingEmail) -> StoreResult<()> {

@@ -1,0 +1,131 @@
+//! Changing the password from the account page. The current password must be given; afterwards every
+//! other session is gone (session_version is bumped) and the current one continues under a new id.
+
+use serde_json::json;
+
+use super::{check_password, hashing_error, page_url, user_actor, wake_mailer};
+use crate::audit::NewAuditEvent;
+use crate::crypto::password::PasswordError;
+use crate::email::OutgoingEmail;
+use crate::error::{Error, Result};
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::sessions::Session;
+use crate::sessions::service::{self as sessions, ClientInfo};
+use crate::users::{Credential, CredentialKind, User};
+use crate::{crypto, time_now};
+
+/// Returns the replacement session and its cookie value.
+pub async fn change(
+    services: &Services,
+    org: &Organization,
+    session: &Session,
+    user: &User,
+    current: &str,
+    new_password: &str,
+    client: &ClientInfo,
+) -> Result<(Session, String)> {
+    let stored = services
+        .store
+        .credentials(&user.id, CredentialKind::Password)
+        .await?
+        .into_iter()
+        .next();
+    let current_ok = match &stored {
+        Some(c) => {
+            let text = String::from_utf8_lossy(&c.secret).into_owned();
+            match services.passwords.verify(current, &text).await {
+                Ok(v) => v.ok,
+                Err(PasswordError::UnknownFormat) => false,
+                Err(e) => return Err(hashing_error(e)),
+            }
+        }
+        None => false,
+    };
+    if !current_ok {
+        let audit =
+            NewAuditEvent::new(&org.id, &user_actor(user, client), "password.change_failed")
+                .target("user", &user.id);
+        services.store.append_audit(&audit).await?;
+        return Err(Error::invalid(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    check_password(org, new_password, &user.email, user.name.as_deref())
+        .map_err(|e| rename_field(e, "new_password"))?;
+    let secret = services
+        .passwords
+        .hash(new_password)
+        .await
+        .map_err(hashing_error)?;
+    let now = time_now();
+    let credential = Credential {
+        id: crypto::random_id("cred"),
+        user_id: user.id.clone(),
+        kind: CredentialKind::Password,
+        name: None,
+        secret: secret.into_bytes(),
+        data: "{}".into(),
+        created_at: now,
+        last_used_at: None,
+    };
+    // The session continues, but under a new id: a privilege change never keeps an old cookie valid.
+    let (replacement, token) = sessions::new_session(
+        services,
+        org,
+        user,
+        session.amr.clone(),
+        session.acr.as_deref().unwrap_or(crate::oauth::ACR_PASSWORD),
+        client,
+    );
+    let replacement = Session {
+        auth_time: session.auth_time,
+        ..replacement
+    };
+    let notice = OutgoingEmail::new(
+        &org.id,
+        &user.email,
+        &format!("Your {} password was changed", org.name),
+        format!(
+            "The password of your {org} account was changed just now, and your other devices were signed out.\n\n\
+             If this was not you, reset your password at once:\n{reset}\n",
+            org = org.name,
+            reset = page_url(services, org, "forgot-password"),
+        ),
+    );
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "password.changed")
+        .target("user", &user.id)
+        .change(
+            None,
+            Some(json!({"other_sessions_revoked": true, "session": replacement.public_id})),
+        );
+    let version = services
+        .store
+        .replace_password(
+            &user.id,
+            &credential,
+            None,
+            Some(&replacement),
+            Some(&notice),
+            now,
+            &audit,
+        )
+        .await?
+        .ok_or_else(|| Error::Internal("password replacement wrote nothing".into()))?;
+    wake_mailer(services);
+    Ok((
+        Session {
+            session_version: version,
+            ..replacement
+        },
+        token,
+    ))
+}
+
+fn rename_field(e: Error, field: &str) -> Error {
+    match e {
+        Error::Invalid { message, .. } => Error::invalid(field, message),
+        other => other,
+    }
+}

@@ -1,0 +1,267 @@
+//! Password reset. A request opens a reset session (256-bit id, 15 minutes) and emails a link and a
+//! 6-digit code; the code (typed, or carried by the link) together with the session id proves the mailbox.
+//! Five wrong codes lock the session for good; a successful reset consumes it, signs the user out
+//! everywhere and sends a notification.
+//!
+//! A request for an unknown address opens a session too (one that no code opens), so the answer and its
+//! cost are the same whether or not the address is registered.
+
+use rand::Rng;
+use rand::rngs::OsRng;
+use serde_json::json;
+
+use super::{
+    anonymous_actor, check_password, email_fingerprint, hashing_error, page_url, user_actor,
+    wake_mailer,
+};
+use crate::audit::NewAuditEvent;
+use crate::email::OutgoingEmail;
+use crate::error::{Error, Result};
+use crate::onetime::{OneTimeToken, PASSWORD_RESET_PURPOSE};
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::sessions::service::ClientInfo;
+use crate::users::{Credential, CredentialKind, User, normalize_email};
+use crate::{crypto, time_now};
+
+pub const SESSION_TTL_SECS: i64 = 15 * 60;
+/// Wrong codes after which a reset session is locked for good.
+pub const MAX_CODE_ATTEMPTS: i64 = 5;
+
+fn code_hash(services: &Services, session_id: &str, code: &str) -> Vec<u8> {
+    services
+        .secrets
+        .token_hash(&format!("reset-code:{session_id}:{code}"))
+}
+
+/// Opens a reset session and returns its id (for the requesting browser). Only an invalid address is an
+/// error; known or not, everything else looks the same.
+pub async fn request(
+    services: &Services,
+    org: &Organization,
+    email: &str,
+    client: &ClientInfo,
+) -> Result<String> {
+    let (_, normalized) = normalize_email(email)?;
+    let user = services
+        .store
+        .user_by_email(&org.id, &normalized)
+        .await?
+        .filter(|u| !u.disabled);
+    let session_id = crypto::random_token();
+    let code = format!("{:06}", OsRng.gen_range(0..1_000_000u32));
+    let now = time_now();
+    let token = OneTimeToken {
+        token_hash: services.secrets.token_hash(&session_id),
+        org_id: org.id.clone(),
+        user_id: user.as_ref().map(|u| u.id.clone()),
+        purpose: PASSWORD_RESET_PURPOSE.into(),
+        data: json!({ "code_hash": hex::encode(code_hash(services, &session_id, &code)) })
+            .to_string(),
+        attempts: 0,
+        created_at: now,
+        expires_at: now + SESSION_TTL_SECS,
+        consumed_at: None,
+    };
+    let mut audit = NewAuditEvent::new(
+        &org.id,
+        &anonymous_actor(client),
+        "password_reset.requested",
+    )
+    .change(
+        None,
+        Some(json!({"email_fingerprint": email_fingerprint(services, &normalized)})),
+    );
+    let message = user.as_ref().map(|user| {
+        audit = audit.clone().target("user", &user.id);
+        let link = page_url(
+            services,
+            org,
+            &format!("reset-password?session={session_id}&code={code}"),
+        );
+        let body = format!(
+            "Someone asked to reset the password of your {org} account.\n\n\
+             Your code is {code}\n\nOr open this link within 15 minutes:\n{link}\n\n\
+             If this was not you, ignore this message: your password stays as it is.\n",
+            org = org.name,
+        );
+        OutgoingEmail::new(
+            &org.id,
+            &user.email,
+            &format!("Reset your {} password", org.name),
+            body,
+        )
+    });
+    services
+        .store
+        .issue_one_time_token(Some(&token), message.as_ref(), &audit)
+        .await?;
+    if message.is_some() {
+        wake_mailer(services);
+    }
+    Ok(session_id)
+}
+
+#[derive(Debug)]
+pub enum ResetError {
+    /// Unknown, expired or already used.
+    Expired,
+    /// Too many wrong codes.
+    Locked,
+    WrongCode {
+        attempts_left: i64,
+    },
+    /// The new password breaks the policy (the code was right and is not used up).
+    Invalid(Error),
+    Other(Error),
+}
+
+impl From<Error> for ResetError {
+    fn from(e: Error) -> Self {
+        ResetError::Other(e)
+    }
+}
+
+impl From<crate::storage::StoreError> for ResetError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        ResetError::Other(e.into())
+    }
+}
+
+/// Whether a reset session can still be used (for showing the form before anything is typed).
+pub async fn is_open(services: &Services, org: &Organization, session_id: &str) -> Result<bool> {
+    let token = services
+        .store
+        .one_time_token(
+            &services.secrets.token_hash(session_id),
+            PASSWORD_RESET_PURPOSE,
+        )
+        .await?;
+    Ok(token.is_some_and(|t| {
+        t.org_id == org.id
+            && t.consumed_at.is_none()
+            && t.expires_at > time_now()
+            && t.attempts < MAX_CODE_ATTEMPTS
+    }))
+}
+
+/// Checks the code and sets the new password. On success the user is signed out everywhere.
+pub async fn complete(
+    services: &Services,
+    org: &Organization,
+    session_id: &str,
+    code: &str,
+    new_password: &str,
+    client: &ClientInfo,
+) -> Result<User, ResetError> {
+    let hash = services.secrets.token_hash(session_id);
+    let Some(token) = services
+        .store
+        .one_time_token(&hash, PASSWORD_RESET_PURPOSE)
+        .await?
+    else {
+        return Err(ResetError::Expired);
+    };
+    let now = time_now();
+    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= now {
+        return Err(ResetError::Expired);
+    }
+    if token.attempts >= MAX_CODE_ATTEMPTS {
+        return Err(ResetError::Locked);
+    }
+    let stored_code = serde_json::from_str::<serde_json::Value>(&token.data)
+        .ok()
+        .and_then(|d| {
+            d.get("code_hash")
+                .and_then(|h| h.as_str())
+                .map(str::to_string)
+        })
+        .and_then(|h| hex::decode(h).ok())
+        .unwrap_or_default();
+    let code = code.trim();
+    let code_ok = token.user_id.is_some()
+        && crypto::constant_time_eq(&code_hash(services, session_id, code), &stored_code);
+    let user = match &token.user_id {
+        Some(id) if code_ok => services.store.user_by_id(id).await?,
+        _ => None,
+    };
+    let Some(user) = user else {
+        let attempts = services
+            .store
+            .count_token_attempt(&hash, PASSWORD_RESET_PURPOSE, MAX_CODE_ATTEMPTS, now)
+            .await?;
+        let left = attempts.map_or(0, |a| MAX_CODE_ATTEMPTS - a);
+        let mut audit = NewAuditEvent::new(
+            &org.id,
+            &anonymous_actor(client),
+            "password_reset.code_failed",
+        )
+        .change(None, Some(json!({"attempts_left": left})));
+        if let Some(id) = &token.user_id {
+            audit = audit.target("user", id);
+        }
+        if left == 0 {
+            audit.action = "password_reset.locked".into();
+        }
+        services.store.append_audit(&audit).await?;
+        return Err(if left == 0 {
+            ResetError::Locked
+        } else {
+            ResetError::WrongCode {
+                attempts_left: left,
+            }
+        });
+    };
+    check_password(org, new_password, &user.email, user.name.as_deref())
+        .map_err(ResetError::Invalid)?;
+    let secret = services
+        .passwords
+        .hash(new_password)
+        .await
+        .map_err(hashing_error)?;
+    let credential = Credential {
+        id: crypto::random_id("cred"),
+        user_id: user.id.clone(),
+        kind: CredentialKind::Password,
+        name: None,
+        secret: secret.into_bytes(),
+        data: "{}".into(),
+        created_at: now,
+        last_used_at: None,
+    };
+    let notice = OutgoingEmail::new(
+        &org.id,
+        &user.email,
+        &format!("Your {} password was changed", org.name),
+        format!(
+            "The password of your {org} account was reset just now, and every device was signed out.\n\n\
+             If this was not you, reset your password again at once:\n{reset}\n",
+            org = org.name,
+            reset = page_url(services, org, "forgot-password"),
+        ),
+    );
+    let audit = NewAuditEvent::new(
+        &org.id,
+        &user_actor(&user, client),
+        "password_reset.completed",
+    )
+    .target("user", &user.id)
+    .change(None, Some(json!({"signed_out_everywhere": true})));
+    let done = services
+        .store
+        .replace_password(
+            &user.id,
+            &credential,
+            Some((&hash, PASSWORD_RESET_PURPOSE)),
+            None,
+            Some(&notice),
+            now,
+            &audit,
+        )
+        .await?;
+    if done.is_none() {
+        return Err(ResetError::Expired);
+    }
+    wake_mailer(services);
+    Ok(user)
+}

@@ -1,0 +1,145 @@
+//! Self-registration. The answer is the same whether or not the address is registered: a new address gets
+//! an account and a verification link, a known one gets a note that someone tried to sign up with it.
+
+use serde_json::json;
+
+use super::verification;
+use super::{
+    anonymous_actor, check_password, email_fingerprint, hashing_error, page_url, user_actor,
+    wake_mailer,
+};
+use crate::audit::NewAuditEvent;
+use crate::email::OutgoingEmail;
+use crate::error::{Error, Result};
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::sessions::service::ClientInfo;
+use crate::storage::StoreError;
+use crate::users::{Credential, CredentialKind, User, normalize_email};
+use crate::{crypto, time_now};
+
+pub struct SignUp<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub name: Option<&'a str>,
+    /// A pending authorization request to continue after verification.
+    pub continue_request: Option<&'a str>,
+}
+
+/// Registers a new account, or (for a known address) tells its owner. Input errors come back as
+/// `Error::Invalid` naming the field; everything else looks like success to the caller.
+pub async fn sign_up(
+    services: &Services,
+    org: &Organization,
+    input: SignUp<'_>,
+    client: &ClientInfo,
+) -> Result<()> {
+    if !org.settings.self_registration {
+        return Err(Error::NotFound("sign-up".into()));
+    }
+    let (email, email_normalized) = normalize_email(input.email)?;
+    let name = match input.name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => Some(crate::orgs::validate_name("name", n)?),
+        None => None,
+    };
+    check_password(org, input.password, &email, name.as_deref())?;
+    // The slow hash runs before the lookup's outcome matters, so both paths cost the same.
+    let hash = services
+        .passwords
+        .hash(input.password)
+        .await
+        .map_err(hashing_error)?;
+    if let Some(existing) = services
+        .store
+        .user_by_email(&org.id, &email_normalized)
+        .await?
+    {
+        return notify_existing(services, org, &existing, client).await;
+    }
+    let now = time_now();
+    let user = User {
+        id: crypto::random_id("usr"),
+        org_id: org.id.clone(),
+        email: email.clone(),
+        email_normalized,
+        email_verified: false,
+        name,
+        session_version: 1,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let password = Credential {
+        id: crypto::random_id("cred"),
+        user_id: user.id.clone(),
+        kind: CredentialKind::Password,
+        name: None,
+        secret: hash.into_bytes(),
+        data: "{}".into(),
+        created_at: now,
+        last_used_at: None,
+    };
+    let (token, email_message) =
+        verification::new_link(services, org, &user, input.continue_request);
+    let mut after = serde_json::to_value(&user).unwrap_or_default();
+    after["has_password"] = json!(true);
+    after["self_registered"] = json!(true);
+    let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "user.signed_up")
+        .target("user", &user.id)
+        .change(None, Some(after));
+    match services
+        .store
+        .register_user(&user, &[password], &token, &email_message, &audit)
+        .await
+    {
+        Ok(()) => {
+            wake_mailer(services);
+            Ok(())
+        }
+        // Someone registered the same address a moment ago: answer as for any known address.
+        Err(StoreError::Conflict(_)) => match services
+            .store
+            .user_by_email(&org.id, &user.email_normalized)
+            .await?
+        {
+            Some(existing) => notify_existing(services, org, &existing, client).await,
+            None => Err(Error::Internal("sign-up conflict without a user".into())),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn notify_existing(
+    services: &Services,
+    org: &Organization,
+    existing: &User,
+    client: &ClientInfo,
+) -> Result<()> {
+    let body = format!(
+        "Someone, perhaps you, tried to create a new {org} account with this email address.\n\n\
+         You already have an account. To sign in, go to:\n{signin}\n\n\
+         Forgot your password? Reset it here:\n{reset}\n\n\
+         If this was not you, you can ignore this message; nothing has changed.\n",
+        org = org.name,
+        signin = page_url(services, org, "account"),
+        reset = page_url(services, org, "forgot-password"),
+    );
+    let message = OutgoingEmail::new(
+        &org.id,
+        &existing.email,
+        &format!("You already have a {} account", org.name),
+        body,
+    );
+    let audit = NewAuditEvent::new(&org.id, &anonymous_actor(client), "signup.existing_email")
+        .target("user", &existing.id)
+        .change(
+            None,
+            Some(json!({"email_fingerprint": email_fingerprint(services, &existing.email)})),
+        );
+    services
+        .store
+        .issue_one_time_token(None, Some(&message), &audit)
+        .await?;
+    wake_mailer(services);
+    Ok(())
+}

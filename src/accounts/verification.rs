@@ -1,0 +1,151 @@
+//! Email verification by magic link: 128 bits from the OS CSPRNG, stored as a keyed hash, 30 minutes,
+//! single use.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+
+use super::{anonymous_actor, email_fingerprint, page_url, user_actor, wake_mailer};
+use crate::audit::NewAuditEvent;
+use crate::email::OutgoingEmail;
+use crate::error::Result;
+use crate::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::sessions::service::ClientInfo;
+use crate::users::{User, normalize_email};
+use crate::{crypto, time_now};
+
+pub const LINK_TTL_SECS: i64 = 30 * 60;
+
+/// A fresh verification token for `user` and the email that carries its link. Nothing is stored yet: the
+/// caller stores both with the action that needs them.
+pub fn new_link(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    continue_request: Option<&str>,
+) -> (OneTimeToken, OutgoingEmail) {
+    let secret = URL_SAFE_NO_PAD.encode(crypto::random_bytes(16));
+    let now = time_now();
+    let token = OneTimeToken {
+        token_hash: services.secrets.token_hash(&secret),
+        org_id: org.id.clone(),
+        user_id: Some(user.id.clone()),
+        purpose: VERIFY_EMAIL_PURPOSE.into(),
+        data: json!({ "req": continue_request }).to_string(),
+        attempts: 0,
+        created_at: now,
+        expires_at: now + LINK_TTL_SECS,
+        consumed_at: None,
+    };
+    let link = page_url(services, org, &format!("verify-email?token={secret}"));
+    let body = format!(
+        "Welcome to {org}.\n\nConfirm your email address by opening this link within 30 minutes:\n{link}\n\n\
+         If you did not create an account, ignore this message.\n",
+        org = org.name,
+    );
+    let email = OutgoingEmail::new(
+        &org.id,
+        &user.email,
+        &format!("Confirm your email for {}", org.name),
+        body,
+    );
+    (token, email)
+}
+
+/// What a valid link leads to.
+#[derive(Debug)]
+pub struct Verified {
+    pub user: User,
+    /// The pending authorization request the user was in when they signed up, if any.
+    pub continue_request: Option<String>,
+}
+
+/// Consumes a verification link. `None` when the link is unknown, expired or already used.
+pub async fn verify(
+    services: &Services,
+    org: &Organization,
+    secret: &str,
+    client: &ClientInfo,
+) -> Result<Option<Verified>> {
+    let hash = services.secrets.token_hash(secret);
+    let Some(token) = services
+        .store
+        .one_time_token(&hash, VERIFY_EMAIL_PURPOSE)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let now = time_now();
+    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= now {
+        return Ok(None);
+    }
+    let Some(user) = (match &token.user_id {
+        Some(id) => services.store.user_by_id(id).await?,
+        None => None,
+    }) else {
+        return Ok(None);
+    };
+    let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "email.verified")
+        .target("user", &user.id)
+        .change(
+            Some(json!({"email_verified": user.email_verified})),
+            Some(json!({"email_verified": true})),
+        );
+    if !services
+        .store
+        .verify_email(&hash, &user.id, now, &audit)
+        .await?
+    {
+        return Ok(None);
+    }
+    let continue_request = serde_json::from_str::<serde_json::Value>(&token.data)
+        .ok()
+        .and_then(|d| d.get("req").and_then(|r| r.as_str()).map(str::to_string));
+    let mut user = user;
+    user.email_verified = true;
+    Ok(Some(Verified {
+        user,
+        continue_request,
+    }))
+}
+
+/// Sends a new link to an unverified account. The caller answers the same whatever happened here.
+pub async fn resend(
+    services: &Services,
+    org: &Organization,
+    email: &str,
+    client: &ClientInfo,
+) -> Result<()> {
+    let (_, normalized) = normalize_email(email)?;
+    let user = services.store.user_by_email(&org.id, &normalized).await?;
+    let audit = NewAuditEvent::new(
+        &org.id,
+        &anonymous_actor(client),
+        "email.verification_requested",
+    )
+    .change(
+        None,
+        Some(json!({"email_fingerprint": email_fingerprint(services, &normalized)})),
+    );
+    match user.filter(|u| !u.email_verified && !u.disabled) {
+        Some(user) => {
+            let (token, message) = new_link(services, org, &user, None);
+            let audit = audit.target("user", &user.id);
+            services
+                .store
+                .issue_one_time_token(Some(&token), Some(&message), &audit)
+                .await?;
+            wake_mailer(services);
+        }
+        // One transaction either way, so the timing does not tell.
+        None => {
+            services
+                .store
+                .issue_one_time_token(None, None, &audit)
+                .await?;
+        }
+    }
+    Ok(())
+}
