@@ -1,0 +1,211 @@
+//! Enumeration protection: sign-in, sign-up, forgot-password and resend-verification answer a registered
+//! address exactly as they answer an unknown one (status, body, header names), and take the same time.
+//!
+//! Timing is measured, not assumed: requests for known and unknown addresses are interleaved (so drift
+//! and noise from other processes hit both sides alike) and the medians must differ by less than 5 ms.
+
+use std::time::{Duration, Instant};
+
+use latchkey::audit::Actor;
+use latchkey::users::NewUser;
+use reqwest::StatusCode;
+
+use crate::helpers::{Backend, TestApp, random_hex};
+use crate::oauth_support::{Answer, Browser, fixture, hidden_field};
+
+const SAMPLES: usize = 15;
+const MAX_MEDIAN_GAP: Duration = Duration::from_millis(5);
+
+/// What a caller can see of an answer, with the per-request randomness (the address typed and cookie
+/// values) masked out.
+fn observable(answer: &Answer, email: &str) -> (StatusCode, String, Vec<String>) {
+    let body = answer.body.replace(email, "EMAIL");
+    let mut headers: Vec<String> = answer
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id" | "content-length"))
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or_default();
+            match name.as_str() {
+                // Same cookie names and attributes; the values are random either way.
+                "set-cookie" => {
+                    let (first, attrs) = value.split_once(';').unwrap_or((value, ""));
+                    let cookie_name = first.split('=').next().unwrap_or_default();
+                    format!("set-cookie: {cookie_name}=…;{attrs}")
+                }
+                _ => format!("{name}: {value}"),
+            }
+        })
+        .collect();
+    headers.sort();
+    (answer.status, body, headers)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Sends `SAMPLES` requests for known and for unknown addresses, interleaved; checks the answers are
+/// indistinguishable and the median times close.
+async fn compare(
+    what: &str,
+    known: &[String],
+    mut send: impl AsyncFnMut(&str) -> Answer,
+) -> (Duration, Duration) {
+    let mut known_times = Vec::new();
+    let mut unknown_times = Vec::new();
+    let mut reference: Option<(StatusCode, String, Vec<String>)> = None;
+    for (i, known_email) in known.iter().enumerate().take(SAMPLES) {
+        let unknown_email = format!("nobody-{}@example.com", random_hex(6));
+        // Alternate which goes first so neither side always runs on a warmer machine.
+        let order: [(&str, bool); 2] = if i % 2 == 0 {
+            [(known_email, true), (&unknown_email, false)]
+        } else {
+            [(&unknown_email, false), (known_email, true)]
+        };
+        for (email, is_known) in order {
+            let started = Instant::now();
+            let answer = send(email).await;
+            let took = started.elapsed();
+            let seen = observable(&answer, email);
+            assert!(
+                !seen.0.is_server_error(),
+                "{what}: {} for {email}: {}",
+                seen.0,
+                answer.body
+            );
+            match &reference {
+                None => reference = Some(seen),
+                Some(expected) => assert_eq!(
+                    &seen,
+                    expected,
+                    "{what}: the answer for a {} address differs",
+                    if is_known { "registered" } else { "unknown" }
+                ),
+            }
+            if is_known {
+                known_times.push(took);
+            } else {
+                unknown_times.push(took);
+            }
+        }
+    }
+    let (k, u) = (median(known_times), median(unknown_times));
+    println!("{what}: median registered {k:?}, unknown {u:?}");
+    let gap = if k > u { k - u } else { u - k };
+    assert!(
+        gap < MAX_MEDIAN_GAP,
+        "{what}: median time for registered addresses {k:?} vs unknown {u:?} differs by {gap:?}"
+    );
+    (k, u)
+}
+
+async fn enumeration_is_not_possible(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fx = fixture(&app).await;
+    // Unverified accounts: the path where a registered address does the most extra work (a new
+    // verification link or reset code plus its email).
+    let mut known = Vec::new();
+    for _ in 0..SAMPLES {
+        let email = format!("known-{}@example.com", random_hex(6));
+        latchkey::users::create(
+            &app.services,
+            &Actor::operator(),
+            &fx.org,
+            NewUser {
+                email: &email,
+                password: Some("the real password 123"),
+                name: None,
+                verified: false,
+                role: None,
+            },
+        )
+        .await
+        .expect("create user");
+        known.push(email);
+    }
+    let slug = fx.org.slug.clone();
+    let mut browser = Browser::new(&app);
+    let page = browser.get(&format!("/o/{slug}/login")).await;
+    let csrf = hidden_field(&page.body, "csrf");
+
+    compare("sign-in", &known, async |email| {
+        browser
+            .post_form(
+                &format!("/o/{slug}/login"),
+                &[
+                    ("csrf", &csrf),
+                    ("email", email),
+                    ("password", "wrong password 456"),
+                ],
+            )
+            .await
+    })
+    .await;
+
+    compare("sign-up", &known, async |email| {
+        browser
+            .post_form(
+                &format!("/o/{slug}/signup"),
+                &[
+                    ("csrf", &csrf),
+                    ("name", ""),
+                    ("email", email),
+                    ("password", "a brand new password 789"),
+                ],
+            )
+            .await
+    })
+    .await;
+
+    compare("forgot-password", &known, async |email| {
+        let answer = browser
+            .post_form(
+                &format!("/o/{slug}/forgot-password"),
+                &[("csrf", &csrf), ("email", email)],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER);
+        answer
+    })
+    .await;
+
+    compare("resend-verification", &known, async |email| {
+        browser
+            .post_form(
+                &format!("/o/{slug}/verify-email/resend"),
+                &[("csrf", &csrf), ("email", email)],
+            )
+            .await
+    })
+    .await;
+
+    // The registered addresses did get mail (so the equal answers hid real work, not skipped it).
+    let mailed = app
+        .db
+        .scalar_i64(&format!(
+            "SELECT COUNT(*) FROM email_outbox WHERE recipient = '{}'",
+            known[0]
+        ))
+        .await;
+    assert!(
+        mailed >= 3,
+        "sign-up notice, reset code and verification link were queued, got {mailed}"
+    );
+    let strangers = app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM email_outbox WHERE recipient LIKE 'nobody-%'")
+        .await;
+    assert_eq!(
+        strangers, SAMPLES as i64,
+        "unknown addresses get only the sign-up verification mail"
+    );
+    app.stop().await;
+}
+
+backend_tests! {
+    enumeration_is_not_possible => enumeration_is_not_possible_sqlite, enumeration_is_not_possible_postgres;
+}
