@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::oauth::{OrgFromPath, client_info, org_or_404};
-use super::pages::{self, Page, error_banner, escape, field, hidden, see_other};
+use maud::html;
+
+use super::pages::{self, Page, error_banner, hidden, see_other};
 use super::problem::Problem;
 use crate::accounts;
 use crate::error::Error;
@@ -95,90 +97,83 @@ fn account_page(
     csrf: &str,
     notes: Notes<'_>,
 ) -> Page {
-    let slug = escape(&org.slug);
-    let csrf_field = hidden("csrf", csrf);
-    let rows: String = list
-        .iter()
-        .map(|s| {
-            let this = s.public_id == current.public_id;
-            let action = if this {
-                "<span class=\"badge\">This device</span>".to_string()
-            } else {
-                format!(
-                    "<form method=\"post\" action=\"/o/{slug}/account/sessions/revoke\" class=\"inline\">\
-                     {csrf_field}{id}<button type=\"submit\" class=\"secondary small\">Sign out</button></form>",
-                    id = hidden("session", &s.public_id),
-                )
-            };
-            format!(
-                "<li class=\"session\"><div><strong>{agent}</strong><br><span class=\"muted\">{ip} · signed in \
-                 {created} · last seen {seen}</span></div>{action}</li>",
-                agent = escape(s.user_agent.as_deref().unwrap_or("Unknown browser")),
-                ip = escape(s.ip.as_deref().unwrap_or("unknown address")),
-                created = format_time(s.created_at),
-                seen = format_time(s.last_seen_at),
-            )
-        })
-        .collect();
-    let others = if list.len() > 1 {
-        format!(
-            "<form method=\"post\" action=\"/o/{slug}/account/sessions/revoke-others\">{csrf_field}\
-             <button type=\"submit\" class=\"secondary\">Sign out all other sessions</button></form>"
-        )
-    } else {
-        String::new()
+    let slug = &org.slug;
+    let name_value = notes
+        .name_value
+        .unwrap_or(user.name.as_deref().unwrap_or_default());
+    let body = html! {
+        @if let Some(notice) = notes.notice {
+            p.notice role="status" { (notice) }
+        }
+        section aria-labelledby="profile-h" {
+            h2 id="profile-h" { "Profile" }
+            (error_banner(notes.profile_error))
+            p.muted {
+                (user.email) " · "
+                @if user.email_verified { "confirmed" } @else { "not confirmed" }
+            }
+            form method="post" action={ "/o/" (slug) "/account/profile" } {
+                (hidden("csrf", csrf))
+                label for="name" { "Name" }
+                input id="name" name="name" type="text" value=(name_value) autocomplete="name" maxlength="100";
+                button type="submit" { "Save profile" }
+            }
+        }
+        section aria-labelledby="password-h" {
+            h2 id="password-h" { "Password" }
+            (error_banner(notes.password_error))
+            form method="post" action={ "/o/" (slug) "/account/password" } {
+                (hidden("csrf", csrf))
+                label for="current_password" { "Current password" }
+                input id="current_password" name="current_password" type="password"
+                    autocomplete="current-password" required;
+                label for="new_password" { "New password" }
+                input id="new_password" name="new_password" type="password" autocomplete="new-password"
+                    required aria-describedby="password-rules";
+                p.muted id="password-rules" {
+                    (accounts::describe_password_rules(org)) " Other devices will be signed out."
+                }
+                button type="submit" { "Change password" }
+            }
+        }
+        section aria-labelledby="sessions-h" {
+            h2 id="sessions-h" { "Active sessions" }
+            ul.sessions {
+                @for s in list {
+                    li.session {
+                        div {
+                            strong { (s.user_agent.as_deref().unwrap_or("Unknown browser")) }
+                            br;
+                            span.muted {
+                                (s.ip.as_deref().unwrap_or("unknown address"))
+                                " · signed in " (format_time(s.created_at))
+                                " · last seen " (format_time(s.last_seen_at))
+                            }
+                        }
+                        @if s.public_id == current.public_id {
+                            span.badge { "This device" }
+                        } @else {
+                            form.inline method="post" action={ "/o/" (slug) "/account/sessions/revoke" } {
+                                (hidden("csrf", csrf))
+                                (hidden("session", &s.public_id))
+                                button.secondary.small type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if list.len() > 1 {
+                form method="post" action={ "/o/" (slug) "/account/sessions/revoke-others" } {
+                    (hidden("csrf", csrf))
+                    button.secondary type="submit" { "Sign out all other sessions" }
+                }
+            }
+        }
+        form method="post" action={ "/o/" (slug) "/account/signout" } {
+            (hidden("csrf", csrf))
+            button.secondary type="submit" { "Sign out" }
+        }
     };
-    let notice = notes
-        .notice
-        .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
-        .unwrap_or_default();
-    let body = format!(
-        "{notice}\
-         <section aria-labelledby=\"profile-h\"><h2 id=\"profile-h\">Profile</h2>{profile_error}\
-         <p class=\"muted\">{email} · {verified}</p>\
-         <form method=\"post\" action=\"/o/{slug}/account/profile\">{csrf_field}{name}\
-         <button type=\"submit\">Save profile</button></form></section>\
-         <section aria-labelledby=\"password-h\"><h2 id=\"password-h\">Password</h2>{password_error}\
-         <form method=\"post\" action=\"/o/{slug}/account/password\">{csrf_field}{current}{new}\
-         <p class=\"muted\" id=\"password-rules\">{rules} Other devices will be signed out.</p>\
-         <button type=\"submit\">Change password</button></form></section>\
-         <section aria-labelledby=\"sessions-h\"><h2 id=\"sessions-h\">Active sessions</h2>\
-         <ul class=\"sessions\">{rows}</ul>{others}</section>\
-         <form method=\"post\" action=\"/o/{slug}/account/signout\">{csrf_field}\
-         <button type=\"submit\" class=\"secondary\">Sign out</button></form>",
-        profile_error = error_banner(notes.profile_error),
-        password_error = error_banner(notes.password_error),
-        email = escape(&user.email),
-        verified = if user.email_verified {
-            "confirmed"
-        } else {
-            "not confirmed"
-        },
-        name = field(
-            "Name",
-            "name",
-            "text",
-            notes
-                .name_value
-                .unwrap_or(user.name.as_deref().unwrap_or_default()),
-            "autocomplete=\"name\" maxlength=\"100\""
-        ),
-        current = field(
-            "Current password",
-            "current_password",
-            "password",
-            "",
-            "autocomplete=\"current-password\" required"
-        ),
-        new = field(
-            "New password",
-            "new_password",
-            "password",
-            "",
-            "autocomplete=\"new-password\" required aria-describedby=\"password-rules\""
-        ),
-        rules = escape(&accounts::describe_password_rules(org)),
-    );
     Page::new(&org.name, "Your account", body)
 }
 
@@ -515,10 +510,10 @@ async fn sign_out(
     }
     let config = &state.services.config;
     let clear = pages::clear_cookie(config, &pages::session_cookie_name(config, &org.slug));
-    let body = format!(
-        "<p>You are signed out.</p><p><a href=\"/o/{}/account\">Sign in again</a></p>",
-        escape(&org.slug)
-    );
+    let body = html! {
+        p { "You are signed out." }
+        p { a href={ "/o/" (org.slug) "/account" } { "Sign in again" } }
+    };
     let mut page = Page::new(&org.name, "Signed out", body);
     page.cookies.push(clear);
     page.into_response()

@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::oauth::{OrgFromPath, client_info};
-use super::pages::{self, Page, error_banner, escape, field, hidden, see_other};
+use maud::{Markup, html};
+
+use super::pages::{self, Page, error_banner, hidden, see_other};
 use crate::accounts::reset::{self, ResetError};
 use crate::accounts::{signup, verification};
 use crate::error::Error;
@@ -104,9 +106,21 @@ pub struct ReqQuery {
 
 fn req_suffix(req: Option<&str>) -> String {
     match req.filter(|r| !r.is_empty()) {
-        Some(r) => format!("?req={}", escape(&urlencode(r))),
+        Some(r) => format!("?req={}", urlencode(r)),
         None => String::new(),
     }
+}
+
+/// A labelled text-like input; maud escapes the value.
+fn input(label: &str, name: &str, kind: &str, value: &str, autocomplete: &str) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        input id=(name) name=(name) type=(kind) value=(value) autocomplete=(autocomplete) required autofocus;
+    }
+}
+
+fn password_rules(org: &Organization) -> Markup {
+    html! { p.muted id="password-rules" { (crate::accounts::describe_password_rules(org)) } }
 }
 
 fn urlencode(text: &str) -> String {
@@ -130,40 +144,23 @@ struct SignUpView<'a> {
 }
 
 fn signup_page(org: &Organization, csrf: &str, view: SignUpView<'_>) -> Page {
-    let body = format!(
-        "{error}<form method=\"post\" action=\"/o/{slug}/signup\">{csrf}{req}\
-         {name}{email}{password}\
-         <p class=\"muted\" id=\"password-rules\">{rules}</p>\
-         <button type=\"submit\">Create account</button></form>\
-         <p class=\"muted links\">Already have an account? <a href=\"{signin}\">Sign in</a></p>",
-        error = error_banner(view.error),
-        slug = escape(&org.slug),
-        csrf = hidden("csrf", csrf),
-        req = view.req.map(|r| hidden("req", r)).unwrap_or_default(),
-        name = field(
-            "Name (optional)",
-            "name",
-            "text",
-            view.name,
-            "autocomplete=\"name\" maxlength=\"100\""
-        ),
-        email = field(
-            "Email",
-            "email",
-            "email",
-            view.email,
-            "autocomplete=\"email\" required autofocus"
-        ),
-        password = field(
-            "Password",
-            "password",
-            "password",
-            "",
-            "autocomplete=\"new-password\" required aria-describedby=\"password-rules\""
-        ),
-        rules = escape(&crate::accounts::describe_password_rules(org)),
-        signin = escape(&sign_in_href(org, view.req)),
-    );
+    let body = html! {
+        (error_banner(view.error))
+        form method="post" action={ "/o/" (org.slug) "/signup" } {
+            (hidden("csrf", csrf))
+            @if let Some(req) = view.req { (hidden("req", req)) }
+            label for="name" { "Name (optional)" }
+            input id="name" name="name" type="text" value=(view.name) autocomplete="name" maxlength="100";
+            label for="email" { "Email" }
+            input id="email" name="email" type="email" value=(view.email) autocomplete="email" required autofocus;
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" autocomplete="new-password" required
+                aria-describedby="password-rules";
+            (password_rules(org))
+            button type="submit" { "Create account" }
+        }
+        p.muted.links { "Already have an account? " a href=(sign_in_href(org, view.req)) { "Sign in" } }
+    };
     Page::new(&org.name, "Create your account", body)
 }
 
@@ -235,14 +232,16 @@ pub async fn signup_submit(
     };
     match signup::sign_up(&state.services, &org, input, &client_info(&addr, &headers)).await {
         Ok(()) => {
-            let body = format!(
-                "<p>We sent a message to <strong>{email}</strong>. Open the link in it within 30 minutes to \
-                 finish creating your account.</p>\
-                 <p class=\"muted\">No message? Check your spam folder, or \
-                 <a href=\"/o/{slug}/verify-email/resend\">send the link again</a>.</p>",
-                email = escape(email.trim()),
-                slug = escape(&org.slug),
-            );
+            let body = html! {
+                p {
+                    "We sent a message to " strong { (email.trim()) }
+                    ". Open the link in it within 30 minutes to finish creating your account."
+                }
+                p.muted {
+                    "No message? Check your spam folder, or "
+                    a href={ "/o/" (org.slug) "/verify-email/resend" } { "send the link again" } "."
+                }
+            };
             Page::new(&org.name, "Check your email", body).into_response()
         }
         Err(e) => {
@@ -286,21 +285,22 @@ pub async fn verify_email(
     match outcome {
         Ok(Some(verified)) => {
             let next = sign_in_href(&org, verified.continue_request.as_deref());
-            let body = format!(
-                "<p>Thank you. <strong>{email}</strong> is confirmed.</p>\
-                 <p><a class=\"button\" href=\"{next}\">Continue to sign in</a></p>",
-                email = escape(&verified.user.email),
-                next = escape(&next),
-            );
+            let body = html! {
+                p { "Thank you. " strong { (verified.user.email) } " is confirmed." }
+                p { a.button href=(next) { "Continue to sign in" } }
+            };
             Page::new(&org.name, "Email confirmed", body).into_response()
         }
         Ok(None) => {
-            let body = format!(
-                "<p>This link has expired or was already used.</p>\
-                 <p><a href=\"/o/{slug}/verify-email/resend\">Send a new link</a> or \
-                 <a href=\"/o/{slug}/account\">sign in</a> if you already confirmed your address.</p>",
-                slug = escape(&org.slug),
-            );
+            let body = html! {
+                p { "This link has expired or was already used." }
+                p {
+                    a href={ "/o/" (org.slug) "/verify-email/resend" } { "Send a new link" }
+                    " or "
+                    a href={ "/o/" (org.slug) "/account" } { "sign in" }
+                    " if you already confirmed your address."
+                }
+            };
             Page::new(&org.name, "Link expired", body)
                 .status(StatusCode::BAD_REQUEST)
                 .into_response()
@@ -316,21 +316,15 @@ pub async fn verify_email(
 }
 
 fn resend_page(org: &Organization, csrf: &str, email: &str, error: Option<&str>) -> Page {
-    let body = format!(
-        "{error}<p>Enter your email address and we will send you a new link to confirm it.</p>\
-         <form method=\"post\" action=\"/o/{slug}/verify-email/resend\">{csrf}{email}\
-         <button type=\"submit\">Send link</button></form>",
-        error = error_banner(error),
-        slug = escape(&org.slug),
-        csrf = hidden("csrf", csrf),
-        email = field(
-            "Email",
-            "email",
-            "email",
-            email,
-            "autocomplete=\"email\" required autofocus"
-        ),
-    );
+    let body = html! {
+        (error_banner(error))
+        p { "Enter your email address and we will send you a new link to confirm it." }
+        form method="post" action={ "/o/" (org.slug) "/verify-email/resend" } {
+            (hidden("csrf", csrf))
+            (input("Email", "email", "email", email, "email"))
+            button type="submit" { "Send link" }
+        }
+    };
     Page::new(&org.name, "Confirm your email", body)
 }
 
@@ -372,11 +366,12 @@ pub async fn resend_submit(
     let email = form.email.unwrap_or_default();
     match verification::resend(&state.services, &org, &email, &client_info(&addr, &headers)).await {
         Ok(()) => {
-            let body = format!(
-                "<p>If <strong>{email}</strong> belongs to an account waiting for confirmation, we sent it a \
-                 new link. It works for 30 minutes.</p>",
-                email = escape(email.trim()),
-            );
+            let body = html! {
+                p {
+                    "If " strong { (email.trim()) }
+                    " belongs to an account waiting for confirmation, we sent it a new link. It works for 30 minutes."
+                }
+            };
             Page::new(&org.name, "Check your email", body).into_response()
         }
         Err(e) => {
@@ -406,25 +401,17 @@ fn forgot_page(
     req: Option<&str>,
     error: Option<&str>,
 ) -> Page {
-    let body = format!(
-        "{error}<p>Enter the email address of your account. We will send you a code and a link to choose a \
-         new password.</p>\
-         <form method=\"post\" action=\"/o/{slug}/forgot-password\">{csrf}{req}{email}\
-         <button type=\"submit\">Send code</button></form>\
-         <p class=\"muted links\"><a href=\"{signin}\">Back to sign in</a></p>",
-        error = error_banner(error),
-        slug = escape(&org.slug),
-        csrf = hidden("csrf", csrf),
-        req = req.map(|r| hidden("req", r)).unwrap_or_default(),
-        email = field(
-            "Email",
-            "email",
-            "email",
-            email,
-            "autocomplete=\"email\" required autofocus"
-        ),
-        signin = escape(&sign_in_href(org, req)),
-    );
+    let body = html! {
+        (error_banner(error))
+        p { "Enter the email address of your account. We will send you a code and a link to choose a new password." }
+        form method="post" action={ "/o/" (org.slug) "/forgot-password" } {
+            (hidden("csrf", csrf))
+            @if let Some(req) = req { (hidden("req", req)) }
+            (input("Email", "email", "email", email, "email"))
+            button type="submit" { "Send code" }
+        }
+        p.muted.links { a href=(sign_in_href(org, req)) { "Back to sign in" } }
+    };
     Page::new(&org.name, "Reset your password", body)
 }
 
@@ -507,41 +494,31 @@ struct ResetView<'a> {
 }
 
 fn reset_page(org: &Organization, csrf: &str, view: ResetView<'_>) -> Page {
-    let body = format!(
-        "{error}<p>Enter the 6-digit code from the email we sent you and choose a new password.</p>\
-         <form method=\"post\" action=\"/o/{slug}/reset-password\">{csrf}{session}{req}{code}{password}\
-         <p class=\"muted\" id=\"password-rules\">{rules}</p>\
-         <button type=\"submit\">Set new password</button></form>",
-        error = error_banner(view.error),
-        slug = escape(&org.slug),
-        csrf = hidden("csrf", csrf),
-        session = hidden("session", view.session),
-        req = view.req.map(|r| hidden("req", r)).unwrap_or_default(),
-        code = field(
-            "Code",
-            "code",
-            "text",
-            view.code,
-            "inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{6}\" maxlength=\"6\" required autofocus"
-        ),
-        password = field(
-            "New password",
-            "password",
-            "password",
-            "",
-            "autocomplete=\"new-password\" required aria-describedby=\"password-rules\""
-        ),
-        rules = escape(&crate::accounts::describe_password_rules(org)),
-    );
+    let body = html! {
+        (error_banner(view.error))
+        p { "Enter the 6-digit code from the email we sent you and choose a new password." }
+        form method="post" action={ "/o/" (org.slug) "/reset-password" } {
+            (hidden("csrf", csrf))
+            (hidden("session", view.session))
+            @if let Some(req) = view.req { (hidden("req", req)) }
+            label for="code" { "Code" }
+            input id="code" name="code" type="text" value=(view.code) inputmode="numeric"
+                autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus;
+            label for="password" { "New password" }
+            input id="password" name="password" type="password" autocomplete="new-password" required
+                aria-describedby="password-rules";
+            (password_rules(org))
+            button type="submit" { "Set new password" }
+        }
+    };
     Page::new(&org.name, "Choose a new password", body)
 }
 
 fn reset_closed(org: &Organization, message: &str) -> Response {
-    let body = format!(
-        "<p>{}</p><p><a href=\"/o/{slug}/forgot-password\">Request a new code</a></p>",
-        escape(message),
-        slug = escape(&org.slug),
-    );
+    let body = html! {
+        p { (message) }
+        p { a href={ "/o/" (org.slug) "/forgot-password" } { "Request a new code" } }
+    };
     Page::new(&org.name, "Reset your password", body)
         .status(StatusCode::BAD_REQUEST)
         .into_response()
@@ -642,11 +619,10 @@ pub async fn reset_submit(
     match reset::complete(&state.services, &org, &session, &code, &password, &client).await {
         Ok(_) => {
             let clear = pages::clear_cookie(&state.services.config, reset_cookie_name(&state));
-            let body = format!(
-                "<p>Your password is changed, and every device that was signed in has been signed out.</p>\
-                 <p><a class=\"button\" href=\"{next}\">Sign in</a></p>",
-                next = escape(&sign_in_href(&org, req.as_deref())),
-            );
+            let body = html! {
+                p { "Your password is changed, and every device that was signed in has been signed out." }
+                p { a.button href=(sign_in_href(&org, req.as_deref())) { "Sign in" } }
+            };
             let mut page = Page::new(&org.name, "Password changed", body);
             page.cookies.push(clear);
             page.into_response()

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::oauth::{OrgFromPath, client_info};
-use super::pages::{self, Page, escape, see_other};
+use maud::{Markup, html};
+
+use super::pages::{self, Page, see_other};
 use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
 use crate::oauth::{jwt, parse_scope};
 use crate::orgs::Organization;
@@ -302,11 +304,11 @@ enum After {
 }
 
 impl After {
-    fn hidden_field(&self) -> String {
+    fn hidden_field(&self) -> Markup {
         match self {
             After::Request(id) => pages::hidden("req", id),
             After::Page(Some(to)) => pages::hidden("return_to", to),
-            After::Page(None) => String::new(),
+            After::Page(None) => html! {},
         }
     }
 
@@ -326,9 +328,6 @@ fn login_page(
     error: Option<&str>,
     targets: Vec<String>,
 ) -> Page {
-    let error_html = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
     let req_query = after
         .req()
         .map(|r| {
@@ -338,30 +337,25 @@ fn login_page(
             )
         })
         .unwrap_or_default();
-    let signup = if org.settings.self_registration {
-        format!(
-            " · <a href=\"/o/{slug}/signup{q}\">Create an account</a>",
-            slug = escape(&org.slug),
-            q = escape(&req_query)
-        )
-    } else {
-        String::new()
+    let body = html! {
+        (pages::error_banner(error))
+        form method="post" action={ "/o/" (org.slug) "/login" } {
+            (after.hidden_field())
+            (pages::hidden("csrf", csrf))
+            label for="email" { "Email" }
+            input id="email" name="email" type="email" autocomplete="username" required autofocus value=(email);
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" autocomplete="current-password" required;
+            button type="submit" { "Sign in" }
+        }
+        p.muted.links {
+            a href={ "/o/" (org.slug) "/forgot-password" (req_query) } { "Forgot your password?" }
+            @if org.settings.self_registration {
+                " · "
+                a href={ "/o/" (org.slug) "/signup" (req_query) } { "Create an account" }
+            }
+        }
     };
-    let body = format!(
-        "{error_html}<form method=\"post\" action=\"/o/{slug}/login\">\
-         {next}<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus value=\"{email}\">\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>\
-         <p class=\"muted links\"><a href=\"/o/{slug}/forgot-password{q}\">Forgot your password?</a>{signup}</p>",
-        slug = escape(&org.slug),
-        next = after.hidden_field(),
-        csrf = escape(csrf),
-        email = escape(email),
-        q = escape(&req_query),
-    );
     let mut page = Page::new(&org.name, "Sign in", body);
     page.form_targets = targets;
     page
@@ -510,13 +504,15 @@ pub async fn login_submit(
                 targets,
             )
             .status(StatusCode::FORBIDDEN);
-            page.body.push_str(&format!(
-                "<p class=\"muted\"><a href=\"/o/{slug}/verify-email/resend?email={email}\">Send the link again</a></p>",
-                slug = escape(&org.slug),
-                email = escape(
-                    &url::form_urlencoded::byte_serialize(email.trim().as_bytes()).collect::<String>()
-                ),
-            ));
+            let resend = format!(
+                "/o/{}/verify-email/resend?email={}",
+                org.slug,
+                url::form_urlencoded::byte_serialize(email.trim().as_bytes()).collect::<String>()
+            );
+            page.body = html! {
+                (page.body)
+                p.muted { a href=(resend) { "Send the link again" } }
+            };
             page.into_response()
         }
         Err(LoginError::RateLimited(decision)) => {
@@ -584,23 +580,22 @@ pub async fn consent_form(
         return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
     };
     let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
-    let items: String = parse_scope(&req.scope)
-        .iter()
-        .map(|s| format!("<li>{}</li>", escape(scope_description(s))))
-        .collect();
-    let body = format!(
-        "<p><strong>{app}</strong> wants to:</p><ul class=\"scopes\">{items}</ul>\
-         <p class=\"muted\">Signed in as {email}.</p>\
-         <form method=\"post\" action=\"/o/{slug}/consent\">\
-         <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
-        app = escape(&req.app.name),
-        email = escape(&user.email),
-        slug = escape(&org.slug),
-        req = escape(&req_id),
-        csrf = escape(&csrf),
-    );
+    let scopes = parse_scope(&req.scope);
+    let body = html! {
+        p { strong { (req.app.name) } " wants to:" }
+        ul.scopes {
+            @for scope in &scopes {
+                li { (scope_description(scope)) }
+            }
+        }
+        p.muted { "Signed in as " (user.email) "." }
+        form method="post" action={ "/o/" (org.slug) "/consent" } {
+            (pages::hidden("req", &req_id))
+            (pages::hidden("csrf", &csrf))
+            button type="submit" name="decision" value="allow" { "Allow" }
+            button.secondary type="submit" name="decision" value="deny" { "Deny" }
+        }
+    };
     let mut page = Page::new(&org.name, "Allow access?", body);
     page.form_targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
     page.cookies.extend(csrf_cookie);
@@ -836,28 +831,21 @@ pub async fn logout(
     let session_token = pages::cookie_value(&headers, &cookie_name);
     if !hint_valid && !confirmed && session_token.is_some() {
         let (csrf, csrf_cookie) = pages::csrf_token(&config, &headers);
-        let hidden = |name: &str, value: &Option<String>| {
-            value
-                .as_deref()
-                .map(|v| {
-                    format!(
-                        "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                        escape(v)
-                    )
-                })
-                .unwrap_or_default()
+        let optional = |name: &str, value: &Option<String>| match value {
+            Some(v) => pages::hidden(name, v),
+            None => html! {},
         };
-        let body = format!(
-            "<p>Do you want to sign out of {org}?</p><form method=\"post\" action=\"/o/{slug}/logout\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\">{c}{r}{s}\
-             <button type=\"submit\">Sign out</button></form>",
-            org = escape(&org.name),
-            slug = escape(&org.slug),
-            csrf = escape(&csrf),
-            c = hidden("client_id", &client_id),
-            r = hidden("post_logout_redirect_uri", &redirect),
-            s = hidden("state", &params.state),
-        );
+        let body = html! {
+            p { "Do you want to sign out of " (org.name) "?" }
+            form method="post" action={ "/o/" (org.slug) "/logout" } {
+                (pages::hidden("csrf", &csrf))
+                (pages::hidden("confirm", "yes"))
+                (optional("client_id", &client_id))
+                (optional("post_logout_redirect_uri", &redirect))
+                (optional("state", &params.state))
+                button type="submit" { "Sign out" }
+            }
+        };
         let mut page = Page::new(&org.name, "Sign out", body);
         page.form_targets = redirect
             .as_deref()
@@ -888,7 +876,11 @@ pub async fn logout(
             see_other(&location, vec![clear])
         }
         None => {
-            let mut page = Page::new(&org.name, "Signed out", "<p>You are signed out.</p>".into());
+            let mut page = Page::new(
+                &org.name,
+                "Signed out",
+                html! { p { "You are signed out." } },
+            );
             page.cookies.push(clear);
             page.into_response()
         }

@@ -1,29 +1,17 @@
 //! Server-rendered hosted pages (sign-in, consent, sign-out, errors) and the browser-facing helpers they
-//! need: cookies, CSRF and Origin checks, and page security headers. Every interpolated value goes through
-//! `escape`; there is no inline script or style.
+//! need: cookies, CSRF and Origin checks, and page security headers. Pages are `maud` templates, which
+//! escape every interpolated value unless it is explicitly marked pre-escaped; there is no inline script
+//! or style.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use maud::{DOCTYPE, Markup, html};
 
 use crate::config::Config;
 
 pub const CSS_PATH: &str = "/static/latchkey.css";
 pub const CSS: &str = include_str!("../../static/latchkey.css");
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// A rendered page. `form_targets` are extra origins a form on it may end up at (the client's redirect
 /// URI after a POST-redirect), for the CSP `form-action` directive.
@@ -31,13 +19,13 @@ pub struct Page {
     pub status: StatusCode,
     pub org_name: String,
     pub title: String,
-    pub body: String,
+    pub body: Markup,
     pub form_targets: Vec<String>,
     pub cookies: Vec<String>,
 }
 
 impl Page {
-    pub fn new(org_name: &str, title: &str, body: String) -> Self {
+    pub fn new(org_name: &str, title: &str, body: Markup) -> Self {
         Self {
             status: StatusCode::OK,
             org_name: org_name.to_string(),
@@ -54,25 +42,35 @@ impl Page {
     }
 
     pub fn error(org_name: &str, status: StatusCode, message: &str) -> Self {
-        let body = format!(
-            "<p>{}</p><p class=\"muted\">You can close this page and start again from the application.</p>",
-            escape(message)
-        );
+        let body = html! {
+            p { (message) }
+            p.muted { "You can close this page and start again from the application." }
+        };
         Self::new(org_name, "Something went wrong", body).status(status)
     }
 }
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        let html = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>{title} · {org}</title><link rel=\"stylesheet\" href=\"{CSS_PATH}\"></head>\
-             <body><main><p class=\"org\">{org}</p><h1>{title}</h1>{body}</main></body></html>",
-            title = escape(&self.title),
-            org = escape(&self.org_name),
-            body = self.body,
-        );
+        let html = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (self.title) " · " (self.org_name) }
+                    link rel="stylesheet" href=(CSS_PATH);
+                }
+                body {
+                    main {
+                        p.org { (self.org_name) }
+                        h1 { (self.title) }
+                        (self.body)
+                    }
+                }
+            }
+        }
+        .into_string();
         let mut csp = String::from(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; \
              base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -222,28 +220,17 @@ pub fn session_csrf(secrets: &crate::crypto::SecretBox, session_token: &str) -> 
     hex::encode(&secrets.token_hash(&format!("csrf:{session_token}"))[..16])
 }
 
-/// A form field with its label; `value` is escaped here.
-pub fn field(label: &str, name: &str, kind: &str, value: &str, extra: &str) -> String {
-    format!(
-        "<label for=\"{name}\">{label}</label>\
-         <input id=\"{name}\" name=\"{name}\" type=\"{kind}\" value=\"{value}\" {extra}>",
-        label = escape(label),
-        value = escape(value),
-    )
-}
-
-pub fn hidden(name: &str, value: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-        escape(value)
-    )
+pub fn hidden(name: &str, value: &str) -> Markup {
+    html! { input type="hidden" name=(name) value=(value); }
 }
 
 /// The error banner at the top of a form, announced to screen readers.
-pub fn error_banner(message: Option<&str>) -> String {
-    message
-        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
-        .unwrap_or_default()
+pub fn error_banner(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = message {
+            p.error role="alert" { (message) }
+        }
+    }
 }
 
 /// A `return_to` target is followed only if it is a path on our own hosted pages of this organization:
@@ -282,11 +269,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_html_specials() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+    fn page_text_is_escaped() {
+        let page = Page::new(
+            "<Org & Co>",
+            "\"Title\"",
+            html! { p { "<script>alert('x')</script>" } },
         );
+        let response = page.into_response();
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            response.into_body(),
+            usize::MAX,
+        ))
+        .expect("ready")
+        .expect("body");
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("&lt;Org &amp; Co&gt;"));
+        assert!(text.contains("&quot;Title&quot;"));
+        assert!(text.contains("&lt;script&gt;"));
+        assert!(!text.contains("<script>"));
     }
 
     #[test]

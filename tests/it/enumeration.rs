@@ -93,7 +93,7 @@ async fn compare(
     }
     let (k, u) = (median(known_times), median(unknown_times));
     println!("{what}: median registered {k:?}, unknown {u:?}");
-    let gap = if k > u { k - u } else { u - k };
+    let gap = k.abs_diff(u);
     assert!(
         gap < MAX_MEDIAN_GAP,
         "{what}: median time for registered addresses {k:?} vs unknown {u:?} differs by {gap:?}"

@@ -239,6 +239,7 @@ async fn two_instances_share_limits_and_revocations_and_survive_a_redis_outage()
                 "--email",
                 "second@example.com",
                 "--password-stdin",
+                "--verified",
             ],
             &env,
             Some("another password 12\n"),
