@@ -17,6 +17,9 @@ pub enum Error {
     /// Overloaded for a moment (the password-hashing pool is full); the client should retry shortly.
     #[error("busy, try again shortly")]
     Busy,
+    /// Too many requests of this kind; the client may retry after `decision.reset_after`.
+    #[error("rate limited ({})", .0.policy)]
+    RateLimited(crate::ratelimit::Limited),
     #[error("storage: {0}")]
     Storage(StoreError),
     /// A fault on our side. The message is logged, never sent to the client.

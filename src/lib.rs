@@ -18,6 +18,7 @@ pub mod keys;
 pub mod oauth;
 pub mod onetime;
 pub mod orgs;
+pub mod ratelimit;
 pub mod server;
 pub mod service;
 pub mod sessions;

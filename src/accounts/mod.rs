@@ -105,3 +105,19 @@ pub async fn update_name(
         .await?;
     Ok(())
 }
+
+/// The per-application cap on unauthenticated requests that send codes or links (resend verification,
+/// password reset); outside an authorization request it applies to the organization's own pages.
+pub(crate) fn code_requests_rule(
+    org: &Organization,
+    app_client_id: Option<&str>,
+) -> crate::ratelimit::Rule<'static> {
+    let app = app_client_id.unwrap_or("-");
+    crate::ratelimit::Rule {
+        policy: "code-requests",
+        key: format!("codes:{}:{app}", org.id),
+        limit: org.settings.rate_limits.code_requests_per_app_per_hour,
+        window: crate::ratelimit::HOUR,
+        subject: "application",
+    }
+}

@@ -19,6 +19,7 @@ use crate::email::OutgoingEmail;
 use crate::error::{Error, Result};
 use crate::onetime::{OneTimeToken, PASSWORD_RESET_PURPOSE};
 use crate::orgs::Organization;
+use crate::ratelimit::{self, Rule};
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::{Credential, CredentialKind, User, normalize_email};
@@ -40,9 +41,39 @@ pub async fn request(
     services: &Services,
     org: &Organization,
     email: &str,
+    app_client_id: Option<&str>,
     client: &ClientInfo,
 ) -> Result<String> {
     let (_, normalized) = normalize_email(email)?;
+    let limits = &org.settings.rate_limits;
+    let ip = client.ip.as_deref().unwrap_or("-");
+    ratelimit::enforce(
+        services,
+        org,
+        &anonymous_actor(client),
+        &[
+            super::code_requests_rule(org, app_client_id),
+            Rule {
+                policy: "reset-ip",
+                key: format!("reset-ip:{}:{ip}", org.id),
+                limit: limits.reset_per_ip_per_hour,
+                window: ratelimit::HOUR,
+                subject: ip,
+            },
+            Rule {
+                policy: "reset-email",
+                key: format!(
+                    "reset-email:{}:{}",
+                    org.id,
+                    ratelimit::key_part(services, &normalized)
+                ),
+                limit: limits.reset_per_email_per_hour,
+                window: ratelimit::HOUR,
+                subject: "email",
+            },
+        ],
+    )
+    .await?;
     let user = services
         .store
         .user_by_email(&org.id, &normalized)

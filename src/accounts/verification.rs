@@ -11,6 +11,7 @@ use crate::email::OutgoingEmail;
 use crate::error::Result;
 use crate::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
 use crate::orgs::Organization;
+use crate::ratelimit::{self, Rule};
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::{User, normalize_email};
@@ -116,9 +117,31 @@ pub async fn resend(
     services: &Services,
     org: &Organization,
     email: &str,
+    app_client_id: Option<&str>,
     client: &ClientInfo,
 ) -> Result<()> {
     let (_, normalized) = normalize_email(email)?;
+    let limits = &org.settings.rate_limits;
+    ratelimit::enforce(
+        services,
+        org,
+        &anonymous_actor(client),
+        &[
+            super::code_requests_rule(org, app_client_id),
+            Rule {
+                policy: "verify-email",
+                key: format!(
+                    "verify-email:{}:{}",
+                    org.id,
+                    ratelimit::key_part(services, &normalized)
+                ),
+                limit: limits.reset_per_email_per_hour,
+                window: ratelimit::HOUR,
+                subject: "email",
+            },
+        ],
+    )
+    .await?;
     let user = services.store.user_by_email(&org.id, &normalized).await?;
     let audit = NewAuditEvent::new(
         &org.id,

@@ -74,6 +74,13 @@ fn form_error(e: &Error) -> (StatusCode, String) {
             };
             (StatusCode::BAD_REQUEST, format!("{label} {message}."))
         }
+        Error::RateLimited(limited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many requests. Please try again in {} minutes.",
+                limited.decision.reset_after.as_secs().div_ceil(60).max(1)
+            ),
+        ),
         Error::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             "We are busy right now. Please try again in a moment.".into(),
@@ -86,6 +93,29 @@ fn form_error(e: &Error) -> (StatusCode, String) {
             )
         }
     }
+}
+
+/// The client application of a pending authorization request, for per-application limits.
+async fn app_of_request(state: &AppState, org: &Organization, req: Option<&str>) -> Option<String> {
+    let id = req.filter(|r| !r.is_empty())?;
+    crate::oauth::authorize::load_pending(&state.provider, org, id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|(params, _)| params.client_id)
+}
+
+/// Adds `Retry-After` (and the rate-limit headers) to a form page answering a refused request.
+fn with_limit_headers(mut response: Response, e: &Error) -> Response {
+    if let Error::RateLimited(limited) = e {
+        super::rate_limit_headers(
+            &mut response,
+            &limited.decision,
+            limited.policy,
+            limited.window,
+        );
+    }
+    response
 }
 
 fn retry_later(mut response: Response, status: StatusCode) -> Response {
@@ -364,7 +394,16 @@ pub async fn resend_submit(
         Err(r) => return r,
     };
     let email = form.email.unwrap_or_default();
-    match verification::resend(&state.services, &org, &email, &client_info(&addr, &headers)).await {
+    let app = app_of_request(&state, &org, form.req.as_deref()).await;
+    match verification::resend(
+        &state.services,
+        &org,
+        &email,
+        app.as_deref(),
+        &client_info(&addr, &headers),
+    )
+    .await
+    {
         Ok(()) => {
             let body = html! {
                 p {
@@ -378,7 +417,7 @@ pub async fn resend_submit(
             let (status, message) = form_error(&e);
             let page = resend_page(&org, &form.csrf.unwrap_or_default(), &email, Some(&message))
                 .status(status);
-            retry_later(page.into_response(), status)
+            with_limit_headers(retry_later(page.into_response(), status), &e)
         }
     }
 }
@@ -445,7 +484,16 @@ pub async fn forgot_submit(
     };
     let email = form.email.unwrap_or_default();
     let req = form.req.filter(|r| !r.is_empty());
-    match reset::request(&state.services, &org, &email, &client_info(&addr, &headers)).await {
+    let app = app_of_request(&state, &org, req.as_deref()).await;
+    match reset::request(
+        &state.services,
+        &org,
+        &email,
+        app.as_deref(),
+        &client_info(&addr, &headers),
+    )
+    .await
+    {
         Ok(session_id) => {
             let config = &state.services.config;
             let cookie = pages::set_cookie(
@@ -474,7 +522,7 @@ pub async fn forgot_submit(
                 Some(&message),
             )
             .status(status);
-            retry_later(page.into_response(), status)
+            with_limit_headers(retry_later(page.into_response(), status), &e)
         }
     }
 }

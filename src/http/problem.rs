@@ -67,6 +67,10 @@ impl From<Error> for Problem {
             Error::NotFound(what) => {
                 Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }
+            Error::RateLimited(_) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests; try again later",
+            ),
             Error::Busy => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the service is busy; try again shortly",
@@ -92,6 +96,20 @@ impl From<Error> for Problem {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        if let Error::RateLimited(limited) = &self {
+            let mut response = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests; try again later",
+            )
+            .into_response();
+            super::rate_limit_headers(
+                &mut response,
+                &limited.decision,
+                limited.policy,
+                limited.window,
+            );
+            return response;
+        }
         Problem::from(self).into_response()
     }
 }

@@ -24,6 +24,7 @@ pub struct OrgSettings {
     pub self_registration: bool,
     pub session_idle_timeout_secs: u64,
     pub session_absolute_lifetime_secs: u64,
+    pub rate_limits: crate::ratelimit::RateLimits,
 }
 
 impl Default for OrgSettings {
@@ -32,6 +33,7 @@ impl Default for OrgSettings {
             self_registration: true,
             session_idle_timeout_secs: 30 * 60,
             session_absolute_lifetime_secs: 12 * 3600,
+            rate_limits: Default::default(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! address exactly as they answer an unknown one (status, body, header names), and take the same time.
 //!
 //! Timing is measured, not assumed: requests for known and unknown addresses are interleaved (so drift
-//! and noise from other processes hit both sides alike) and the medians must differ by less than 5 ms.
+//! and noise from other processes hit both sides alike) and the medians must differ by less than 5 ms. A
+//! round that misses is measured once more before failing: a burst of load from another process can move
+//! one round's median, a real difference (a skipped hash is ~70 ms) shows in every round.
 
 use std::time::{Duration, Instant};
 
@@ -11,9 +13,9 @@ use latchkey::users::NewUser;
 use reqwest::StatusCode;
 
 use crate::helpers::{Backend, TestApp, random_hex};
-use crate::oauth_support::{Answer, Browser, fixture, hidden_field};
+use crate::oauth_support::{Answer, Browser, fixture, hidden_field, set_org_settings};
 
-const SAMPLES: usize = 15;
+const SAMPLES: usize = 25;
 const MAX_MEDIAN_GAP: Duration = Duration::from_millis(5);
 
 /// What a caller can see of an answer, with the per-request randomness (the address typed and cookie
@@ -48,10 +50,24 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 /// Sends `SAMPLES` requests for known and for unknown addresses, interleaved; checks the answers are
 /// indistinguishable and the median times close.
-async fn compare(
+async fn compare(what: &str, known: &[String], mut send: impl AsyncFnMut(&str) -> Answer) {
+    let mut gaps = Vec::new();
+    for round in 1..=2 {
+        let (k, u) = measure(what, known, &mut send).await;
+        println!("{what} (round {round}): median registered {k:?}, unknown {u:?}");
+        let gap = k.abs_diff(u);
+        if gap < MAX_MEDIAN_GAP {
+            return;
+        }
+        gaps.push(gap);
+    }
+    panic!("{what}: median times for registered and unknown addresses differ by {gaps:?}");
+}
+
+async fn measure(
     what: &str,
     known: &[String],
-    mut send: impl AsyncFnMut(&str) -> Answer,
+    send: &mut impl AsyncFnMut(&str) -> Answer,
 ) -> (Duration, Duration) {
     let mut known_times = Vec::new();
     let mut unknown_times = Vec::new();
@@ -91,14 +107,7 @@ async fn compare(
             }
         }
     }
-    let (k, u) = (median(known_times), median(unknown_times));
-    println!("{what}: median registered {k:?}, unknown {u:?}");
-    let gap = k.abs_diff(u);
-    assert!(
-        gap < MAX_MEDIAN_GAP,
-        "{what}: median time for registered addresses {k:?} vs unknown {u:?} differs by {gap:?}"
-    );
-    (k, u)
+    (median(known_times), median(unknown_times))
 }
 
 async fn enumeration_is_not_possible(backend: Backend) {
@@ -106,6 +115,12 @@ async fn enumeration_is_not_possible(backend: Backend) {
         return;
     };
     let fx = fixture(&app).await;
+    // This test is about answers and timing, not limits: lift the per-address reset limits it would hit.
+    set_org_settings(&app, &fx.org, |s| {
+        s.rate_limits.reset_per_ip_per_hour = 1000;
+        s.rate_limits.code_requests_per_app_per_hour = 1000;
+    })
+    .await;
     // Unverified accounts: the path where a registered address does the most extra work (a new
     // verification link or reset code plus its email).
     let mut known = Vec::new();
@@ -197,11 +212,14 @@ async fn enumeration_is_not_possible(backend: Backend) {
     );
     let strangers = app
         .db
-        .scalar_i64("SELECT COUNT(*) FROM email_outbox WHERE recipient LIKE 'nobody-%'")
+        .scalar_i64(
+            "SELECT COUNT(*) FROM email_outbox WHERE recipient LIKE 'nobody-%' \
+             AND subject NOT LIKE 'Confirm your email%'",
+        )
         .await;
     assert_eq!(
-        strangers, SAMPLES as i64,
-        "unknown addresses get only the sign-up verification mail"
+        strangers, 0,
+        "unknown addresses get only the verification mail of their new account"
     );
     app.stop().await;
 }

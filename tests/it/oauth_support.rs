@@ -652,3 +652,26 @@ pub fn hs256(header: &Value, payload: &Value, key: &[u8]) -> String {
     let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{signing_input}.{sig}")
 }
+
+/// Rewrites an organization's settings in the database. Call it before the first request for the
+/// organization: the server caches organizations for a few seconds.
+pub async fn set_org_settings(
+    app: &TestApp,
+    org: &Organization,
+    change: impl FnOnce(&mut latchkey::orgs::OrgSettings),
+) {
+    let mut settings = org.settings.clone();
+    change(&mut settings);
+    let json = serde_json::to_string(&settings)
+        .unwrap()
+        .replace('\'', "''");
+    let done = app
+        .db
+        .exec(&format!(
+            "UPDATE organizations SET settings = '{json}' WHERE id = '{}'",
+            org.id
+        ))
+        .await
+        .expect("update settings");
+    assert_eq!(done, 1);
+}
