@@ -15,6 +15,7 @@ const SWEEP_ABOVE: usize = 10_000;
 pub struct MemoryEphemeral {
     windows: Mutex<HashMap<String, VecDeque<Instant>>>,
     markers: Mutex<HashMap<String, Instant>>,
+    locks: Mutex<HashMap<String, Instant>>,
 }
 
 impl MemoryEphemeral {
@@ -97,6 +98,33 @@ impl Ephemeral for MemoryEphemeral {
                 Ok(true)
             }
         }
+    }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<(), EphemeralError> {
+        let now = Instant::now();
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.len() > SWEEP_ABOVE {
+            locks.retain(|_, until| *until > now);
+        }
+        locks.insert(key.to_string(), now + ttl);
+        Ok(())
+    }
+
+    async fn locked_for(&self, key: &str) -> Result<Option<Duration>, EphemeralError> {
+        let now = Instant::now();
+        let locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(locks
+            .get(key)
+            .filter(|until| **until > now)
+            .map(|until| *until - now))
+    }
+
+    async fn unlock(&self, key: &str) -> Result<(), EphemeralError> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        Ok(())
     }
 }
 

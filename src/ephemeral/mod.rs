@@ -54,6 +54,15 @@ pub trait Ephemeral: Send + Sync + 'static {
     /// Remembers `key` for `ttl`; false if it was already remembered (a replay).
     async fn remember_once(&self, key: &str, ttl: Duration) -> Result<bool, EphemeralError>;
 
+    /// Locks `key` for `ttl` (replacing any earlier lock on it).
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<(), EphemeralError>;
+
+    /// How much longer `key` stays locked; `None` when it is not locked.
+    async fn locked_for(&self, key: &str) -> Result<Option<Duration>, EphemeralError>;
+
+    /// Lifts a lock.
+    async fn unlock(&self, key: &str) -> Result<(), EphemeralError>;
+
     /// Tells every other instance `message` on `channel` (nothing to tell when there is only this one).
     async fn publish(&self, _channel: &str, _message: &str) -> Result<(), EphemeralError> {
         Ok(())

@@ -192,4 +192,47 @@ impl Ephemeral for RedisEphemeral {
         .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
         Ok(set.is_some())
     }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<(), EphemeralError> {
+        let mut conn = self.connection().await?;
+        tokio::time::timeout(
+            TIMEOUT,
+            redis::cmd("SET")
+                .arg(format!("{PREFIX}lock:{key}"))
+                .arg(1)
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async::<()>(&mut conn),
+        )
+        .await
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(())
+    }
+
+    async fn locked_for(&self, key: &str) -> Result<Option<Duration>, EphemeralError> {
+        let mut conn = self.connection().await?;
+        let millis: i64 = tokio::time::timeout(
+            TIMEOUT,
+            redis::cmd("PTTL")
+                .arg(format!("{PREFIX}lock:{key}"))
+                .query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        // -2: no such key; -1: no expiry (never set by us).
+        Ok((millis > 0).then(|| Duration::from_millis(millis as u64)))
+    }
+
+    async fn unlock(&self, key: &str) -> Result<(), EphemeralError> {
+        let mut conn = self.connection().await?;
+        tokio::time::timeout(
+            TIMEOUT,
+            redis::cmd("DEL")
+                .arg(format!("{PREFIX}lock:{key}"))
+                .query_async::<()>(&mut conn),
+        )
+        .await
+        .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(())
+    }
 }

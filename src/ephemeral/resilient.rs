@@ -98,6 +98,20 @@ impl Ephemeral for Resilient {
         redis_or_local!(self, remember_once(key, ttl))
     }
 
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<(), EphemeralError> {
+        redis_or_local!(self, lock(key, ttl))
+    }
+
+    async fn locked_for(&self, key: &str) -> Result<Option<Duration>, EphemeralError> {
+        redis_or_local!(self, locked_for(key))
+    }
+
+    async fn unlock(&self, key: &str) -> Result<(), EphemeralError> {
+        // Both: a lock set locally during an outage must not outlive a successful sign-in.
+        let _ = self.local.unlock(key).await;
+        redis_or_local!(self, unlock(key))
+    }
+
     async fn publish(&self, channel: &str, message: &str) -> Result<(), EphemeralError> {
         // Nobody to tell when Redis is down: other instances fall back to re-reading the database.
         redis_or_local!(self, publish(channel, message))

@@ -515,7 +515,7 @@ pub async fn login_submit(
             };
             page.into_response()
         }
-        Err(LoginError::RateLimited(decision)) => {
+        Err(LoginError::RateLimited(limited)) => {
             let mut response = login_page(
                 &org,
                 &after,
@@ -526,7 +526,12 @@ pub async fn login_submit(
             )
             .status(StatusCode::TOO_MANY_REQUESTS)
             .into_response();
-            super::rate_limit_headers(&mut response, &decision, "login", sessions::LOGIN_WINDOW);
+            super::rate_limit_headers(
+                &mut response,
+                &limited.decision,
+                limited.policy,
+                limited.window,
+            );
             response
         }
         Err(LoginError::Busy) => {

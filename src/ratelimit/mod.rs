@@ -19,6 +19,13 @@ use crate::service::Services;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
+    /// Sign-in attempts per account and client address per `login_window_secs`.
+    pub login_attempts: u32,
+    pub login_window_secs: u64,
+    /// Reaching the sign-in limit locks that account-and-address pair for the window, doubling each
+    /// time it is reached again within a day, up to this many seconds. Never permanent, and never for
+    /// other addresses, so an attacker cannot lock a victim out.
+    pub login_lockout_max_secs: u64,
     /// Password-reset requests per email address per hour.
     pub reset_per_email_per_hour: u32,
     /// Password-reset requests per client address per hour.
@@ -31,6 +38,9 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
+            login_attempts: 5,
+            login_window_secs: 300,
+            login_lockout_max_secs: 3600,
             reset_per_email_per_hour: 3,
             reset_per_ip_per_hour: 10,
             code_requests_per_app_per_hour: 100,
@@ -47,6 +57,13 @@ pub struct Limited {
 }
 
 pub const HOUR: Duration = Duration::from_secs(3600);
+pub const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The lock after the `strike`-th time (1-based) the sign-in limit was reached within a day.
+pub fn lockout(window: Duration, strike: u32, max: Duration) -> Duration {
+    let factor = 1u32 << strike.saturating_sub(1).min(16);
+    window.saturating_mul(factor).min(max).max(window.min(max))
+}
 
 /// One limit to check: `key` may be hit `limit` times per `window`.
 pub struct Rule<'a> {
@@ -98,4 +115,18 @@ pub fn key_part(services: &Services, value: &str) -> String {
             .secrets
             .token_hash(&format!("limit:{}", value.trim().to_lowercase()))[..12],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockouts_double_and_stop_at_the_cap() {
+        let five = Duration::from_secs(300);
+        let hour = Duration::from_secs(3600);
+        let locks: Vec<u64> = (1..=6).map(|s| lockout(five, s, hour).as_secs()).collect();
+        assert_eq!(locks, vec![300, 600, 1200, 2400, 3600, 3600]);
+        assert_eq!(lockout(five, 100, hour), hour, "never longer than the cap");
+    }
 }

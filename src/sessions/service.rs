@@ -27,8 +27,8 @@ pub enum LoginError {
     EmailNotVerified,
     /// The password pool is saturated.
     Busy,
-    /// Too many attempts for this account from this address; try again after `Decision::reset_after`.
-    RateLimited(crate::ephemeral::Decision),
+    /// Too many attempts for this account from this address; try again after `decision.reset_after`.
+    RateLimited(crate::ratelimit::Limited),
     Other(Error),
 }
 
@@ -44,10 +44,6 @@ impl From<crate::storage::StoreError> for LoginError {
     }
 }
 
-/// Sign-in attempts allowed per account and client address in [`LOGIN_WINDOW`].
-pub const LOGIN_ATTEMPTS: u32 = 5;
-pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// The rate-limit key for sign-in attempts: organization, account and address. The address is hashed
 /// with the token key, so the shared store never holds plain email addresses.
 fn login_limit_key(
@@ -62,6 +58,97 @@ fn login_limit_key(
         org.id,
         client.ip.as_deref().unwrap_or("-")
     )
+}
+
+/// Counts a sign-in attempt; `Some` when it must be refused. Reaching the limit locks this account and
+/// address pair for the window, doubling with every further time within a day (capped); the lock never
+/// reaches other addresses, so nobody can lock a victim out from elsewhere.
+async fn check_login_limit(
+    services: &Services,
+    org: &Organization,
+    limit_key: &str,
+    client: &ClientInfo,
+) -> Result<Option<crate::ratelimit::Limited>, LoginError> {
+    use crate::ephemeral::Decision;
+    let limits = &org.settings.rate_limits;
+    let window = std::time::Duration::from_secs(limits.login_window_secs.max(1));
+    let limit = limits.login_attempts.max(1);
+    let lock_key = format!("{limit_key}:lock");
+    let internal =
+        |e: crate::ephemeral::EphemeralError| LoginError::Other(Error::Internal(e.to_string()));
+    let refused = match services
+        .ephemeral
+        .locked_for(&lock_key)
+        .await
+        .map_err(internal)?
+    {
+        Some(left) => Some((left, None)),
+        None => {
+            let decision = services
+                .ephemeral
+                .hit(limit_key, limit, window)
+                .await
+                .map_err(internal)?;
+            if decision.allowed {
+                None
+            } else if services
+                .ephemeral
+                .remember_once(&format!("{limit_key}:episode"), window)
+                .await
+                .map_err(internal)?
+            {
+                // The first refusal of an episode escalates; concurrent ones must not each add a strike.
+                let strikes = services
+                    .ephemeral
+                    .hit(&format!("{limit_key}:strikes"), 1000, crate::ratelimit::DAY)
+                    .await
+                    .map_err(internal)?;
+                let strike = 1000 - strikes.remaining;
+                let lock = crate::ratelimit::lockout(
+                    window,
+                    strike,
+                    std::time::Duration::from_secs(limits.login_lockout_max_secs.max(1)),
+                );
+                services
+                    .ephemeral
+                    .lock(&lock_key, lock)
+                    .await
+                    .map_err(internal)?;
+                Some((lock, Some(strike)))
+            } else {
+                let left = services
+                    .ephemeral
+                    .locked_for(&lock_key)
+                    .await
+                    .map_err(internal)?;
+                Some((left.unwrap_or(decision.reset_after), None))
+            }
+        }
+    };
+    let Some((retry_after, strike)) = refused else {
+        return Ok(None);
+    };
+    let actor = Actor {
+        actor_type: "anonymous".into(),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        ..Default::default()
+    };
+    let audit = NewAuditEvent::new(&org.id, &actor, "login.rate_limited").change(
+        None,
+        Some(json!({"retry_after_secs": retry_after.as_secs(), "lockout_started": strike})),
+    );
+    services.store.append_audit(&audit).await?;
+    Ok(Some(crate::ratelimit::Limited {
+        decision: Decision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset_after: retry_after,
+        },
+        policy: "login",
+        window,
+    }))
 }
 
 /// Only idle-time changes this coarse are written back, so browsing does not write on every request.
@@ -90,24 +177,8 @@ pub async fn password_login(
     // limit; a successful sign-in forgets the count. The same limit applies whether or not the account
     // exists, so it reveals nothing either.
     let limit_key = login_limit_key(services, org, email, client);
-    let decision = services
-        .ephemeral
-        .hit(&limit_key, LOGIN_ATTEMPTS, LOGIN_WINDOW)
-        .await
-        .map_err(|e| LoginError::Other(Error::Internal(e.to_string())))?;
-    if !decision.allowed {
-        let actor = Actor {
-            actor_type: "anonymous".into(),
-            ip: client.ip.clone(),
-            user_agent: client.user_agent.clone(),
-            ..Default::default()
-        };
-        let audit = NewAuditEvent::new(&org.id, &actor, "login.rate_limited").change(
-            None,
-            Some(json!({"retry_after_secs": decision.reset_after.as_secs()})),
-        );
-        services.store.append_audit(&audit).await?;
-        return Err(LoginError::RateLimited(decision));
+    if let Some(limited) = check_login_limit(services, org, &limit_key, client).await? {
+        return Err(LoginError::RateLimited(limited));
     }
     let user = match normalize_email(email) {
         Ok((_, normalized)) => services.store.user_by_email(&org.id, &normalized).await?,
@@ -155,6 +226,10 @@ pub async fn password_login(
         return Err(LoginError::InvalidCredentials);
     };
     let _ = services.ephemeral.clear(&limit_key).await;
+    let _ = services
+        .ephemeral
+        .clear(&format!("{limit_key}:strikes"))
+        .await;
     if !user.email_verified {
         let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "login.refused")
             .target("user", &user.id)
