@@ -314,7 +314,11 @@ pub async fn verify_email(
     };
     match outcome {
         Ok(Some(verified)) => {
-            let next = sign_in_href(&org, verified.continue_request.as_deref());
+            // Continue the application's sign-in if its request is still open; else the account page.
+            let pending = app_of_request(&state, &org, verified.continue_request.as_deref())
+                .await
+                .and(verified.continue_request.as_deref());
+            let next = sign_in_href(&org, pending);
             let body = html! {
                 p { "Thank you. " strong { (verified.user.email) } " is confirmed." }
                 p { a.button href=(next) { "Continue to sign in" } }
