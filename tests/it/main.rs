@@ -7,6 +7,7 @@
 #[macro_use]
 pub mod helpers;
 
+mod accounts;
 mod audit;
 mod cli;
 mod concurrency;
