@@ -200,6 +200,16 @@ pub async fn complete(
     if token.attempts >= MAX_CODE_ATTEMPTS {
         return Err(ResetError::Locked);
     }
+    // The attempt is counted before the code is compared, so guesses sent in parallel cannot compare more
+    // codes than the limit (counting after the comparison let every request that read the token before
+    // the fifth count compare its code, and a right one among them win).
+    let Some(attempts) = services
+        .store
+        .count_token_attempt(&hash, PASSWORD_RESET_PURPOSE, MAX_CODE_ATTEMPTS, now)
+        .await?
+    else {
+        return Err(ResetError::Locked);
+    };
     let stored_code = serde_json::from_str::<serde_json::Value>(&token.data)
         .ok()
         .and_then(|d| {
@@ -217,11 +227,7 @@ pub async fn complete(
         _ => None,
     };
     let Some(user) = user else {
-        let attempts = services
-            .store
-            .count_token_attempt(&hash, PASSWORD_RESET_PURPOSE, MAX_CODE_ATTEMPTS, now)
-            .await?;
-        let left = attempts.map_or(0, |a| MAX_CODE_ATTEMPTS - a);
+        let left = MAX_CODE_ATTEMPTS - attempts;
         let mut audit = NewAuditEvent::new(
             &org.id,
             &anonymous_actor(client),
@@ -243,8 +249,14 @@ pub async fn complete(
             }
         });
     };
-    check_password(org, new_password, &user.email, user.name.as_deref())
-        .map_err(ResetError::Invalid)?;
+    if let Err(e) = check_password(org, new_password, &user.email, user.name.as_deref()) {
+        // The code was right: a password the policy refuses does not cost an attempt.
+        services
+            .store
+            .release_token_attempt(&hash, PASSWORD_RESET_PURPOSE)
+            .await?;
+        return Err(ResetError::Invalid(e));
+    }
     let secret = services
         .passwords
         .hash(new_password)

@@ -176,7 +176,7 @@ pub trait Store: Send + Sync + 'static {
         email: Option<&OutgoingEmail>,
         audit: &NewAuditEvent,
     ) -> StoreResult<()>;
-    /// Counts one failed attempt against a live token (unconsumed, unexpired, under `max_attempts`); returns
+    /// Counts one attempt against a live token (unconsumed, unexpired, under `max_attempts`); returns
     /// the new count, or `None` when the token is not live or already at the limit.
     async fn count_token_attempt(
         &self,
@@ -185,6 +185,9 @@ pub trait Store: Send + Sync + 'static {
         max_attempts: i64,
         now: i64,
     ) -> StoreResult<Option<i64>>;
+    /// Gives back one attempt counted by `count_token_attempt` (never below zero), for an attempt that
+    /// turned out right but could not finish for another reason.
+    async fn release_token_attempt(&self, token_hash: &[u8], purpose: &str) -> StoreResult<()>;
     /// Consumes the verification token and marks the user's email verified; false (nothing written) if
     /// the token was not live.
     async fn verify_email(

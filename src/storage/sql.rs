@@ -884,6 +884,18 @@ macro_rules! impl_store {
                 row.map(|r| r.try_get::<i64, _>("attempts")).transpose().map_err(Into::into)
             }
 
+            async fn release_token_attempt(&self, token_hash: &[u8], purpose: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE one_time_tokens SET attempts = attempts - 1 \
+                     WHERE token_hash = $1 AND purpose = $2 AND attempts > 0",
+                )
+                .bind(token_hash)
+                .bind(purpose)
+                .execute(self.write_pool())
+                .await?;
+                Ok(())
+            }
+
             async fn verify_email(&self, token_hash: &[u8], user_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
                 let mut tx = self.write_pool().begin().await?;
                 if !Self::consume_one_time_tx(&mut tx, token_hash, $crate::onetime::VERIFY_EMAIL_PURPOSE, now).await? {

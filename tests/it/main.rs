@@ -8,6 +8,7 @@
 pub mod helpers;
 
 mod account_limits;
+mod accounts;
 mod audit;
 mod cli;
 mod concurrency;
