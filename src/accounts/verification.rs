@@ -117,6 +117,7 @@ pub async fn resend(
     services: &Services,
     org: &Organization,
     email: &str,
+    continue_request: Option<&str>,
     app_client_id: Option<&str>,
     client: &ClientInfo,
 ) -> Result<()> {
@@ -154,7 +155,7 @@ pub async fn resend(
     );
     match user.filter(|u| !u.email_verified && !u.disabled) {
         Some(user) => {
-            let (token, message) = new_link(services, org, &user, None);
+            let (token, message) = new_link(services, org, &user, continue_request);
             let audit = audit.target("user", &user.id);
             services
                 .store

@@ -349,12 +349,19 @@ pub async fn verify_email(
     }
 }
 
-fn resend_page(org: &Organization, csrf: &str, email: &str, error: Option<&str>) -> Page {
+fn resend_page(
+    org: &Organization,
+    csrf: &str,
+    email: &str,
+    req: Option<&str>,
+    error: Option<&str>,
+) -> Page {
     let body = html! {
         (error_banner(error))
         p { "Enter your email address and we will send you a new link to confirm it." }
         form method="post" action={ "/o/" (org.slug) "/verify-email/resend" } {
             (hidden("csrf", csrf))
+            @if let Some(req) = req { (hidden("req", req)) }
             (input("Email", "email", "email", email, "email"))
             button type="submit" { "Send link" }
         }
@@ -375,7 +382,13 @@ pub async fn resend_form(
     Query(query): Query<EmailQuery>,
 ) -> Response {
     with_csrf(&state, &headers, |csrf| {
-        resend_page(&org, csrf, query.email.as_deref().unwrap_or_default(), None)
+        resend_page(
+            &org,
+            csrf,
+            query.email.as_deref().unwrap_or_default(),
+            query.req.as_deref().filter(|r| !r.is_empty()),
+            None,
+        )
     })
 }
 
@@ -398,11 +411,13 @@ pub async fn resend_submit(
         Err(r) => return r,
     };
     let email = form.email.unwrap_or_default();
-    let app = app_of_request(&state, &org, form.req.as_deref()).await;
+    let req = form.req.filter(|r| !r.is_empty());
+    let app = app_of_request(&state, &org, req.as_deref()).await;
     match verification::resend(
         &state.services,
         &org,
         &email,
+        req.as_deref().filter(|_| app.is_some()),
         app.as_deref(),
         &client_info(&addr, &headers),
     )
@@ -419,8 +434,14 @@ pub async fn resend_submit(
         }
         Err(e) => {
             let (status, message) = form_error(&e);
-            let page = resend_page(&org, &form.csrf.unwrap_or_default(), &email, Some(&message))
-                .status(status);
+            let page = resend_page(
+                &org,
+                &form.csrf.unwrap_or_default(),
+                &email,
+                req.as_deref(),
+                Some(&message),
+            )
+            .status(status);
             with_limit_headers(retry_later(page.into_response(), status), &e)
         }
     }

@@ -504,11 +504,15 @@ pub async fn login_submit(
                 targets,
             )
             .status(StatusCode::FORBIDDEN);
-            let resend = format!(
+            let mut resend = format!(
                 "/o/{}/verify-email/resend?email={}",
                 org.slug,
                 url::form_urlencoded::byte_serialize(email.trim().as_bytes()).collect::<String>()
             );
+            if let Some(req) = after.req() {
+                resend.push_str("&req=");
+                resend.extend(url::form_urlencoded::byte_serialize(req.as_bytes()));
+            }
             page.body = html! {
                 (page.body)
                 p.muted { a href=(resend) { "Send the link again" } }

@@ -304,6 +304,24 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            /// Ends the grants a browser session made (their refresh and access tokens die with them),
+            /// except `offline_access` grants, which exist to outlive the session.
+            async fn revoke_session_grants_tx(tx: &mut Tx<'_>, user_id: &str, session_public_ids: &[String], now: i64) -> StoreResult<()> {
+                for sid in session_public_ids {
+                    sqlx::query(
+                        "UPDATE token_families SET revoked_at = $3, revoked_reason = 'session_ended' \
+                         WHERE user_id = $1 AND session_id = $2 AND revoked_at IS NULL \
+                         AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
+                    )
+                    .bind(user_id)
+                    .bind(sid)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
             /// Queues an email inside `tx`, so it is stored exactly when the action that sends it is.
             async fn insert_email_tx(tx: &mut Tx<'_>, email: &OutgoingEmail) -> StoreResult<()> {
                 sqlx::query(
@@ -742,14 +760,19 @@ macro_rules! impl_store {
 
             async fn revoke_session(&self, id_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
                 let mut tx = self.write_pool().begin().await?;
-                let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL")
-                    .bind(id_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if done {
+                let revoked = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL \
+                     RETURNING user_id, public_id",
+                )
+                .bind(id_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let done = revoked.is_some();
+                if let Some(row) = revoked {
+                    let user_id: String = row.try_get("user_id")?;
+                    let public_id: String = row.try_get("public_id")?;
+                    Self::revoke_session_grants_tx(&mut tx, &user_id, &[public_id], now).await?;
                     Self::append_audit_tx(&mut tx, audit).await?;
                 }
                 tx.commit().await?;
@@ -806,6 +829,7 @@ macro_rules! impl_store {
                 .rows_affected()
                     == 1;
                 if done {
+                    Self::revoke_session_grants_tx(&mut tx, user_id, &[public_id.to_string()], now).await?;
                     Self::append_audit_tx(&mut tx, audit).await?;
                 }
                 tx.commit().await?;
@@ -814,18 +838,23 @@ macro_rules! impl_store {
 
             async fn revoke_other_sessions(&self, user_id: &str, keep_public_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<u64> {
                 let mut tx = self.write_pool().begin().await?;
-                let count = sqlx::query(
-                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND public_id <> $2 AND revoked_at IS NULL",
+                let rows = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND public_id <> $2 AND revoked_at IS NULL \
+                     RETURNING public_id",
                 )
                 .bind(user_id)
                 .bind(keep_public_id)
                 .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                .fetch_all(&mut *tx)
+                .await?;
+                let ended = rows
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("public_id"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Self::revoke_session_grants_tx(&mut tx, user_id, &ended, now).await?;
                 Self::append_audit_tx(&mut tx, audit).await?;
                 tx.commit().await?;
-                Ok(count)
+                Ok(ended.len() as u64)
             }
 
             async fn register_user(

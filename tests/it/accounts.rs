@@ -2054,3 +2054,108 @@ async fn idle_timeout_and_absolute_lifetime_are_enforced_on_the_server(backend: 
 backend_tests! {
     idle_timeout_and_absolute_lifetime_are_enforced_on_the_server => sqlite_idle_timeout_and_absolute_lifetime_are_enforced_on_the_server, postgres_idle_timeout_and_absolute_lifetime_are_enforced_on_the_server;
 }
+
+/// Tokens from a code flow with `scope`, and the session id (`sid`) they came from.
+async fn tokens_with_scope(
+    app: &TestApp,
+    fx: &Fixture,
+    client: &Client,
+    scope: &str,
+) -> (Value, String) {
+    let p = pkce();
+    let mut browser = Browser::new(app);
+    let walked = walk(
+        &mut browser,
+        &authorize_path(fx, client, scope, Some(&p), &[]),
+        Some((&fx.email, PASSWORD)),
+        "allow",
+    )
+    .await;
+    let answer = redeem(app, fx, client, &walked.code(), &p.verifier).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let issued = answer.json();
+    let (_, claims) = jwt_parts(issued["access_token"].as_str().unwrap());
+    let sid = claims["sid"].as_str().unwrap().to_string();
+    (issued, sid)
+}
+
+/// Signing a session out ends what it signed in to: the access and refresh tokens issued from it stop
+/// working at once. Grants with `offline_access` were asked for to outlive the session, and do.
+async fn signing_out_a_session_ends_its_tokens_but_not_offline_ones(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fx = fixture(&app).await;
+    let client = confidential_client(&app, &fx).await;
+    let (online, online_sid) = tokens_with_scope(&app, &fx, &client, "openid email").await;
+    let (offline, offline_sid) = tokens_with_scope(&app, &fx, &client, SCOPE).await;
+    let (keeper, _) = tokens_with_scope(&app, &fx, &client, "openid").await;
+    let keeper_token = keeper["access_token"].as_str().unwrap();
+    let online_token = online["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&app, &fx, &client, online_token).await["active"],
+        true
+    );
+
+    for sid in [&online_sid, &offline_sid] {
+        let (status, _, body) = api(
+            &app,
+            reqwest::Method::DELETE,
+            &fx.path(&format!("/api/me/sessions/{sid}")),
+            Some(keeper_token),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    assert_eq!(
+        introspect(&app, &fx, &client, online_token).await["active"],
+        false,
+        "the signed-out session's access token is dead at once"
+    );
+    let refreshed = token(
+        &app,
+        &fx,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", online["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refreshed.body
+    );
+    assert_eq!(refreshed.json()["error"], "invalid_grant");
+
+    let offline_token = offline["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&app, &fx, &client, offline_token).await["active"],
+        true
+    );
+    let refreshed = token(
+        &app,
+        &fx,
+        &client,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", offline["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::OK,
+        "offline access outlives the session"
+    );
+    assert_eq!(
+        introspect(&app, &fx, &client, keeper_token).await["active"],
+        true
+    );
+}
+
+backend_tests! {
+    signing_out_a_session_ends_its_tokens_but_not_offline_ones => sqlite_signing_out_a_session_ends_its_tokens, postgres_signing_out_a_session_ends_its_tokens;
+}
