@@ -24,16 +24,7 @@ pub fn page_url(services: &Services, org: &Organization, path_and_query: &str) -
     format!("{}/{path_and_query}", services.config.issuer_for(&org.slug))
 }
 
-/// The actor for something a signed-in (or identified) user did.
-pub fn user_actor(user: &User, client: &ClientInfo) -> Actor {
-    Actor {
-        actor_type: "user".into(),
-        id: Some(user.id.clone()),
-        role: None,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    }
-}
+pub use crate::sessions::service::user_actor;
 
 /// The actor for a request from someone not signed in.
 pub fn anonymous_actor(client: &ClientInfo) -> Actor {

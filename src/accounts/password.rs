@@ -12,8 +12,8 @@ use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo};
+use crate::time_now;
 use crate::users::{Credential, CredentialKind, User};
-use crate::{crypto, time_now};
 
 /// Returns the replacement session and its cookie value.
 pub async fn change(
@@ -60,16 +60,7 @@ pub async fn change(
         .await
         .map_err(hashing_error)?;
     let now = time_now();
-    let credential = Credential {
-        id: crypto::random_id("cred"),
-        user_id: user.id.clone(),
-        kind: CredentialKind::Password,
-        name: None,
-        secret: secret.into_bytes(),
-        data: "{}".into(),
-        created_at: now,
-        last_used_at: None,
-    };
+    let credential = Credential::password(&user.id, secret, now);
     // The session continues, but under a new id: a privilege change never keeps an old cookie valid.
     let (replacement, token) = sessions::new_session(
         services,

@@ -22,7 +22,7 @@ use crate::orgs::Organization;
 use crate::ratelimit::{self, Rule};
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
-use crate::users::{Credential, CredentialKind, User, normalize_email};
+use crate::users::{Credential, User, normalize_email};
 use crate::{crypto, time_now};
 
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
@@ -262,16 +262,7 @@ pub async fn complete(
         .hash(new_password)
         .await
         .map_err(hashing_error)?;
-    let credential = Credential {
-        id: crypto::random_id("cred"),
-        user_id: user.id.clone(),
-        kind: CredentialKind::Password,
-        name: None,
-        secret: secret.into_bytes(),
-        data: "{}".into(),
-        created_at: now,
-        last_used_at: None,
-    };
+    let credential = Credential::password(&user.id, secret, now);
     let notice = OutgoingEmail::new(
         &org.id,
         &user.email,

@@ -15,7 +15,7 @@ use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::storage::StoreError;
-use crate::users::{Credential, CredentialKind, User, normalize_email};
+use crate::users::{Credential, User, normalize_email};
 use crate::{crypto, time_now};
 
 pub struct SignUp<'a> {
@@ -69,16 +69,7 @@ pub async fn sign_up(
         created_at: now,
         updated_at: now,
     };
-    let password = Credential {
-        id: crypto::random_id("cred"),
-        user_id: user.id.clone(),
-        kind: CredentialKind::Password,
-        name: None,
-        secret: hash.into_bytes(),
-        data: "{}".into(),
-        created_at: now,
-        last_used_at: None,
-    };
+    let password = Credential::password(&user.id, hash, now);
     let (token, email_message) =
         verification::new_link(services, org, &user, input.continue_request);
     let mut after = serde_json::to_value(&user).unwrap_or_default();

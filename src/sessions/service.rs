@@ -154,7 +154,8 @@ async fn check_login_limit(
 /// Only idle-time changes this coarse are written back, so browsing does not write on every request.
 const TOUCH_GRANULARITY_SECS: i64 = 60;
 
-fn user_actor(user: &User, client: &ClientInfo) -> Actor {
+/// The actor for something a user did (or had done) from `client`.
+pub fn user_actor(user: &User, client: &ClientInfo) -> Actor {
     Actor {
         actor_type: "user".into(),
         id: Some(user.id.clone()),

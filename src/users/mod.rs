@@ -69,6 +69,22 @@ pub struct Credential {
     pub last_used_at: Option<i64>,
 }
 
+impl Credential {
+    /// A password credential from a stored hash (see `crypto::password`).
+    pub fn password(user_id: &str, hash: String, now: i64) -> Self {
+        Self {
+            id: crypto::random_id("cred"),
+            user_id: user_id.to_string(),
+            kind: CredentialKind::Password,
+            name: None,
+            secret: hash.into_bytes(),
+            data: "{}".into(),
+            created_at: now,
+            last_used_at: None,
+        }
+    }
+}
+
 /// An organization member as listed: the user and their role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Member {

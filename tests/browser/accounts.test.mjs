@@ -4,37 +4,18 @@
 // Mail is read through the real CLI (`latchkey outbox list/show`). Screenshots go to artifacts/browser/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
-
-const root = resolve(import.meta.dirname, '../..');
-const bin = process.env.LATCHKEY_BIN ?? join(root, 'target/debug/latchkey');
-const artifacts = join(root, 'artifacts/browser');
-mkdirSync(artifacts, { recursive: true });
-
-const freePort = () =>
-  new Promise((ok) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
+import { artifacts, freshServer, launch, watchCsp } from './support.mjs';
 
 let server;
-let env;
 let base;
+let cli;
 let app;
 let browser;
 const callbackUri = 'http://127.0.0.1:9/callback';
 const email = 'bea@example.com';
 const password = 'bea has a long password 1';
-
-const cli = (args, input) => execFileSync(bin, args, { env, input, encoding: 'utf8' });
 
 // The newest message to `to` whose subject matches, read through the CLI as an operator would.
 const latestMail = (to, subject) => {
@@ -44,38 +25,14 @@ const latestMail = (to, subject) => {
   return JSON.parse(cli(['--json', 'outbox', 'show', found.id]));
 };
 
-const launch = () =>
-  chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-
-const watchCsp = (page) => {
-  const violations = [];
-  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
-  return violations;
-};
-
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-browser-accounts-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  env = { PATH: process.env.PATH, LATCHKEY_DATA_DIR: join(dir, 'data'), LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_BCRYPT_COST: '10' };
+  const fresh = await freshServer('browser-accounts');
+  ({ base, cli } = fresh);
   cli(['org', 'create', '--slug', 'acme', '--name', 'Acme Inc']);
   app = JSON.parse(cli(['--json', 'app', 'create', '--org', 'acme', '--name', 'Acme Dashboard', '--type', 'confidential',
     '--redirect-uri', callbackUri, '--grant', 'authorization_code,refresh_token', '--first-party']));
-  server = spawn(bin, ['serve'], { env, stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) {
-        browser = await launch();
-        return;
-      }
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('server did not become ready');
+  server = await fresh.serve();
+  browser = await launch();
 });
 
 after(async () => {

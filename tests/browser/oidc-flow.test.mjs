@@ -4,65 +4,32 @@
 // Screenshots go to artifacts/browser/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
-
-const root = resolve(import.meta.dirname, '../..');
-const bin = process.env.LATCHKEY_BIN ?? join(root, 'target/debug/latchkey');
-const artifacts = join(root, 'artifacts/browser');
-mkdirSync(artifacts, { recursive: true });
-
-const freePort = () =>
-  new Promise((ok) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
+import { artifacts, freshServer, launch, watchCsp } from './support.mjs';
 
 let server;
-let env;
 let base;
 let app;
 const password = 'correct horse battery staple';
 
-const cli = (args, input) =>
-  execFileSync(bin, args, { env, input, encoding: 'utf8' });
-
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  env = { PATH: process.env.PATH, LATCHKEY_DATA_DIR: join(dir, 'data'), LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_BCRYPT_COST: '10' };
-  cli(['org', 'create', '--slug', 'acme', '--name', 'Acme Inc']);
-  app = JSON.parse(cli(['--json', 'app', 'create', '--org', 'acme', '--name', 'Acme Dashboard', '--type', 'confidential',
+  const fresh = await freshServer('browser');
+  base = fresh.base;
+  fresh.cli(['org', 'create', '--slug', 'acme', '--name', 'Acme Inc']);
+  app = JSON.parse(fresh.cli(['--json', 'app', 'create', '--org', 'acme', '--name', 'Acme Dashboard', '--type', 'confidential',
     '--redirect-uri', 'http://127.0.0.1:9/callback', '--grant', 'authorization_code,refresh_token']));
-  cli(['user', 'create', '--org', 'acme', '--email', 'ann@example.com', '--password-stdin', '--verified'], password + '\n');
-  server = spawn(bin, ['serve'], { env, stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    try { if ((await fetch(`${base}/readyz`)).ok) return; } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('server did not become ready');
+  fresh.cli(['user', 'create', '--org', 'acme', '--email', 'ann@example.com', '--password-stdin', '--verified'], password + '\n');
+  server = await fresh.serve();
 });
 
 after(() => server?.kill('SIGTERM'));
 
 test('sign in, consent and return to the application with a code', async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 800, height: 640 } });
-    const violations = [];
-    page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
+    const violations = watchCsp(page);
     const verifier = randomBytes(32).toString('base64url');
     const challenge = createHash('sha256').update(verifier).digest('base64url');
     const query = new URLSearchParams({
