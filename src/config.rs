@@ -34,6 +34,14 @@ pub enum LogFormat {
     Pretty,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordScheme {
+    /// bcrypt over an HMAC-SHA-256 pre-hash, at `bcrypt_cost`.
+    Bcrypt,
+    /// Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane).
+    Argon2id,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -57,6 +65,11 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Threads that may hash passwords at once; the bounded pool that keeps a login flood off other traffic.
     pub password_hash_workers: usize,
+    /// Hash requests that may wait for a worker; beyond that they are refused at once (503), so a login
+    /// flood cannot pile up behind the pool.
+    pub password_hash_queue: usize,
+    /// The scheme new password hashes use; hashes in the other scheme are upgraded at sign-in.
+    pub password_hash: PasswordScheme,
     pub bcrypt_cost: u32,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
@@ -88,6 +101,7 @@ const STRING_KEYS: &[&str] = &[
     "master_key_file",
     "log_format",
     "log_level",
+    "password_hash",
 ];
 const NUMBER_KEYS: &[&str] = &[
     "max_body_bytes",
@@ -95,6 +109,7 @@ const NUMBER_KEYS: &[&str] = &[
     "shutdown_grace_secs",
     "database_max_connections",
     "password_hash_workers",
+    "password_hash_queue",
     "bcrypt_cost",
     "access_token_ttl_secs",
     "refresh_token_ttl_secs",
@@ -321,6 +336,19 @@ impl Config {
             ));
         }
 
+        let password_hash = match layered.get("password_hash") {
+            None => PasswordScheme::Bcrypt,
+            Some((origin, raw)) => match raw.trim() {
+                "bcrypt" => PasswordScheme::Bcrypt,
+                "argon2id" => PasswordScheme::Argon2id,
+                other => {
+                    return Err(ConfigError::new(
+                        origin,
+                        format!("expected bcrypt or argon2id, got {other:?}"),
+                    ));
+                }
+            },
+        };
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as u64)
             .unwrap_or(2);
@@ -352,6 +380,13 @@ impl Config {
                 as u32,
             password_hash_workers: layered.number("password_hash_workers", cores.max(1), 1, 256)?
                 as usize,
+            password_hash_queue: layered.number(
+                "password_hash_queue",
+                4 * cores.max(1),
+                0,
+                100_000,
+            )? as usize,
+            password_hash,
             bcrypt_cost: layered.number("bcrypt_cost", 12, 10, 16)? as u32,
             access_token_ttl_secs,
             refresh_token_ttl_secs,

@@ -77,7 +77,12 @@ impl Services {
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
         let secrets = master_key.secret_box();
         check_master_key(store.as_ref(), &secrets, key_setting).await?;
-        let passwords = PasswordHasher::new(config.password_hash_workers, config.bcrypt_cost);
+        let passwords = PasswordHasher::new(
+            config.password_hash_workers,
+            config.password_hash_queue,
+            config.password_hash,
+            config.bcrypt_cost,
+        );
         let ephemeral = ephemeral::from_config(config.redis_url.as_deref())
             .map_err(|e| setting("LATCHKEY_REDIS_URL", e))?;
         Ok(Services {

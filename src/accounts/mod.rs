@@ -56,8 +56,7 @@ pub fn check_password(
     email: &str,
     name: Option<&str>,
 ) -> Result<(), Error> {
-    let _ = (org, name);
-    crate::users::check_password_basics(password, email)
+    policy::check(&org.settings.password_policy, password, email, name)
 }
 
 /// Tells the delivery worker that mail is waiting (it also polls, so this only saves latency).
@@ -67,8 +66,7 @@ pub fn wake_mailer(services: &Services) {
 
 /// One sentence describing the organization's password rules, for the forms that set a password.
 pub fn describe_password_rules(org: &Organization) -> String {
-    let _ = org;
-    "Use at least 10 characters; not your email address.".into()
+    policy::describe(&org.settings.password_policy)
 }
 
 /// Sets the user's display name (empty clears it).

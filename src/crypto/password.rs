@@ -1,23 +1,41 @@
 //! Password hashing on a bounded pool.
 //!
-//! bcrypt reads at most 72 bytes, so every password is first reduced with HMAC-SHA-256 under a fixed,
-//! public label and base64-encoded (44 bytes): no byte of a long password is silently ignored, and a leaked
-//! unsalted SHA-256 from elsewhere cannot be fed in directly ("password shucking"). The stored value is
-//! `bcrypt-hmac$` followed by the bcrypt string, so other schemes (argon2id) can sit beside it later.
+//! Two schemes, chosen by configuration (`password_hash`); both are recognised when verifying, and a hash
+//! in the other scheme (or with other parameters) is reported as needing a re-hash, which sign-in does.
+//!
+//! - `bcrypt-hmac$…`: bcrypt reads at most 72 bytes, so every password is first reduced with HMAC-SHA-256
+//!   under a fixed, public label and base64-encoded (44 bytes): no byte of a long password is silently
+//!   ignored, and a leaked unsalted SHA-256 from elsewhere cannot be fed in directly ("password shucking").
+//! - `argon2id$…`: Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane) over the password itself
+//!   (no length limit), as a PHC string.
 //!
 //! Hashing is CPU-bound and deliberately slow. It runs on the blocking pool behind a semaphore sized by
-//! configuration, so a login flood queues here instead of starving token, JWKS or introspection traffic.
+//! configuration, and at most `queue` further requests may wait for it: beyond that a request is refused at
+//! once with [`PasswordError::Busy`] (the HTTP edge answers 503 with `Retry-After`), so a login flood
+//! neither starves token, JWKS or introspection traffic nor piles up unbounded.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use rand::rngs::OsRng;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
-const SCHEME_PREFIX: &str = "bcrypt-hmac$";
+use crate::config::PasswordScheme;
+
+const BCRYPT_PREFIX: &str = "bcrypt-hmac$";
+const ARGON2_PREFIX: &str = "argon2id$";
 const PREHASH_LABEL: &[u8] = b"latchkey password prehash v1";
+
+/// OWASP's Argon2id recommendation: 19 MiB, 2 iterations, 1 degree of parallelism.
+const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+const ARGON2_ITERATIONS: u32 = 2;
+const ARGON2_LANES: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -32,63 +50,95 @@ pub enum PasswordError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Requests holding or waiting for a permit.
+    in_flight: Arc<AtomicUsize>,
+    capacity: usize,
+    scheme: PasswordScheme,
     cost: u32,
 }
 
+/// Releases an in-flight slot when the request finishes, however it finishes.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
+        .expect("valid Argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
 impl PasswordHasher {
-    pub fn new(workers: usize, cost: u32) -> Self {
+    /// `workers` hashes at once, at most `queue` more waiting; new hashes use `scheme` (bcrypt at `cost`).
+    pub fn new(workers: usize, queue: usize, scheme: PasswordScheme, cost: u32) -> Self {
+        let workers = workers.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(workers.max(1))),
+            permits: Arc::new(Semaphore::new(workers)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            capacity: workers + queue,
+            scheme,
             cost,
         }
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        let cost = self.cost;
-        let input = prehash(password);
-        self.run(move || {
-            bcrypt::hash(input, cost)
-                .map(|h| format!("{SCHEME_PREFIX}{h}"))
-                .map_err(|e| PasswordError::Hashing(e.to_string()))
-        })
-        .await
+        let password = password.to_string();
+        let (scheme, cost) = (self.scheme, self.cost);
+        self.run(move || hash_now(&password, scheme, cost)).await
     }
 
-    /// Checks `password` against `stored`. Also reports whether the hash was made under an older policy
-    /// (a lower cost) so the caller can re-hash after a successful login.
+    /// Checks `password` against `stored`. Also reports whether the hash was made under another policy
+    /// (the other scheme, a different cost or parameters) so the caller can re-hash after a successful login.
     pub async fn verify(&self, password: &str, stored: &str) -> Result<Verified, PasswordError> {
-        let bcrypt_hash = stored
-            .strip_prefix(SCHEME_PREFIX)
-            .ok_or(PasswordError::UnknownFormat)?
-            .to_string();
-        let input = prehash(password);
-        let cost = self.cost;
+        let password = password.to_string();
+        let stored = stored.to_string();
+        let (scheme, cost) = (self.scheme, self.cost);
         self.run(move || {
-            let ok =
-                bcrypt::verify(input, &bcrypt_hash).map_err(|_| PasswordError::UnknownFormat)?;
-            let stored_cost = bcrypt_hash
-                .get(4..6)
-                .and_then(|c| c.parse::<u32>().ok())
-                .unwrap_or(0);
+            let ok = verify_now(&password, &stored)?;
             Ok(Verified {
                 ok,
-                needs_rehash: ok && stored_cost != cost,
+                needs_rehash: ok && !is_current(&stored, scheme, cost),
             })
         })
         .await
     }
 
-    /// Spends the same time as a real verification; used when the account does not exist so that timing
-    /// does not reveal which emails are registered.
+    /// Spends the same time as a real verification under the configured scheme; used when the account does
+    /// not exist so that timing does not reveal which emails are registered.
     pub async fn verify_dummy(&self, password: &str) {
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let cost = self.cost;
-        let dummy = DUMMY
-            .get_or_init(|| bcrypt::hash(b"latchkey dummy password", cost).expect("bcrypt hash"))
-            .clone();
-        let input = prehash(password);
+        static BCRYPT: std::sync::OnceLock<(u32, String)> = std::sync::OnceLock::new();
+        static ARGON2: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let dummy = match self.scheme {
+            PasswordScheme::Bcrypt => {
+                let (cost, hash) = BCRYPT.get_or_init(|| {
+                    (
+                        self.cost,
+                        hash_now("latchkey dummy password", PasswordScheme::Bcrypt, self.cost)
+                            .expect("bcrypt hash"),
+                    )
+                });
+                if *cost == self.cost {
+                    hash.clone()
+                } else {
+                    // Another hasher in this process (tests) with another cost: make a matching one.
+                    hash_now("latchkey dummy password", PasswordScheme::Bcrypt, self.cost)
+                        .unwrap_or_default()
+                }
+            }
+            PasswordScheme::Argon2id => ARGON2
+                .get_or_init(|| {
+                    hash_now("latchkey dummy password", PasswordScheme::Argon2id, 0)
+                        .expect("argon2 hash")
+                })
+                .clone(),
+        };
+        let password = password.to_string();
         let _ = self
-            .run(move || Ok(bcrypt::verify(input, &dummy).unwrap_or(false)))
+            .run(move || Ok(verify_now(&password, &dummy).unwrap_or(false)))
             .await;
     }
 
@@ -96,6 +146,12 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
+        // Admission first: a full pool and queue refuses now rather than making the caller wait.
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(PasswordError::Busy);
+        }
+        let _slot = Slot(self.in_flight.clone());
         let _permit = self
             .permits
             .acquire()
@@ -119,51 +175,167 @@ fn prehash(password: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
+fn hash_now(password: &str, scheme: PasswordScheme, cost: u32) -> Result<String, PasswordError> {
+    match scheme {
+        PasswordScheme::Bcrypt => bcrypt::hash(prehash(password), cost)
+            .map(|h| format!("{BCRYPT_PREFIX}{h}"))
+            .map_err(|e| PasswordError::Hashing(e.to_string())),
+        PasswordScheme::Argon2id => {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| format!("{ARGON2_PREFIX}{h}"))
+                .map_err(|e| PasswordError::Hashing(e.to_string()))
+        }
+    }
+}
+
+fn verify_now(password: &str, stored: &str) -> Result<bool, PasswordError> {
+    if let Some(bcrypt_hash) = stored.strip_prefix(BCRYPT_PREFIX) {
+        return bcrypt::verify(prehash(password), bcrypt_hash)
+            .map_err(|_| PasswordError::UnknownFormat);
+    }
+    if let Some(phc) = stored.strip_prefix(ARGON2_PREFIX) {
+        let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::UnknownFormat)?;
+        // The parameters come from the stored hash, so older parameters still verify.
+        return Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok());
+    }
+    Err(PasswordError::UnknownFormat)
+}
+
+/// Whether `stored` was made with the configured scheme and parameters.
+fn is_current(stored: &str, scheme: PasswordScheme, cost: u32) -> bool {
+    match scheme {
+        PasswordScheme::Bcrypt => {
+            stored
+                .strip_prefix(BCRYPT_PREFIX)
+                .and_then(|h| h.get(4..6))
+                .and_then(|c| c.parse::<u32>().ok())
+                == Some(cost)
+        }
+        PasswordScheme::Argon2id => stored
+            .strip_prefix(ARGON2_PREFIX)
+            .and_then(|phc| PasswordHash::new(phc).ok())
+            .and_then(|h| Params::try_from(&h).ok())
+            .is_some_and(|p| {
+                p.m_cost() == ARGON2_MEMORY_KIB
+                    && p.t_cost() == ARGON2_ITERATIONS
+                    && p.p_cost() == ARGON2_LANES
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bcrypt_hasher(cost: u32) -> PasswordHasher {
+        PasswordHasher::new(2, 4, PasswordScheme::Bcrypt, cost)
+    }
+
     #[tokio::test]
-    async fn hash_then_verify() {
-        let hasher = PasswordHasher::new(2, 4);
-        let stored = hasher.hash("correct horse battery staple").await.unwrap();
-        assert!(stored.starts_with("bcrypt-hmac$$2b$04$"));
-        assert!(
-            hasher
+    async fn hash_then_verify_in_both_schemes() {
+        for hasher in [
+            bcrypt_hasher(4),
+            PasswordHasher::new(2, 4, PasswordScheme::Argon2id, 0),
+        ] {
+            let stored = hasher.hash("correct horse battery staple").await.unwrap();
+            let right = hasher
                 .verify("correct horse battery staple", &stored)
                 .await
-                .unwrap()
-                .ok
-        );
-        assert!(
-            !hasher
-                .verify("correct horse battery stapler", &stored)
-                .await
-                .unwrap()
-                .ok
-        );
+                .unwrap();
+            assert_eq!(
+                right,
+                Verified {
+                    ok: true,
+                    needs_rehash: false
+                }
+            );
+            assert!(
+                !hasher
+                    .verify("correct horse battery stapler", &stored)
+                    .await
+                    .unwrap()
+                    .ok
+            );
+        }
+        let stored = bcrypt_hasher(4).hash("pw").await.unwrap();
+        assert!(stored.starts_with("bcrypt-hmac$$2b$04$"));
+        let stored = PasswordHasher::new(1, 0, PasswordScheme::Argon2id, 0)
+            .hash("pw")
+            .await
+            .unwrap();
+        assert!(stored.starts_with("argon2id$$argon2id$v=19$m=19456,t=2,p=1$"));
     }
 
     #[tokio::test]
     async fn bytes_past_72_still_count() {
-        let hasher = PasswordHasher::new(1, 4);
-        let long = "a".repeat(100);
-        let stored = hasher.hash(&long).await.unwrap();
-        let mut other = "a".repeat(99);
-        other.push('b');
-        assert!(!hasher.verify(&other, &stored).await.unwrap().ok);
+        for hasher in [
+            bcrypt_hasher(4),
+            PasswordHasher::new(1, 0, PasswordScheme::Argon2id, 0),
+        ] {
+            let long = "a".repeat(100);
+            let stored = hasher.hash(&long).await.unwrap();
+            let mut other = "a".repeat(99);
+            other.push('b');
+            assert!(!hasher.verify(&other, &stored).await.unwrap().ok);
+            assert!(hasher.verify(&long, &stored).await.unwrap().ok);
+        }
     }
 
     #[tokio::test]
-    async fn older_cost_asks_for_rehash() {
-        let old = PasswordHasher::new(1, 4)
-            .hash("pw-123456789")
-            .await
-            .unwrap();
-        let v = PasswordHasher::new(1, 5)
-            .verify("pw-123456789", &old)
-            .await
-            .unwrap();
+    async fn another_cost_or_scheme_asks_for_rehash() {
+        let old = bcrypt_hasher(4).hash("pw-123456789").await.unwrap();
+        let v = bcrypt_hasher(5).verify("pw-123456789", &old).await.unwrap();
         assert!(v.ok && v.needs_rehash);
+        let argon = PasswordHasher::new(1, 0, PasswordScheme::Argon2id, 0);
+        let v = argon.verify("pw-123456789", &old).await.unwrap();
+        assert!(v.ok && v.needs_rehash, "bcrypt hashes move to argon2id");
+        let new = argon.hash("pw-123456789").await.unwrap();
+        let v = bcrypt_hasher(4).verify("pw-123456789", &new).await.unwrap();
+        assert!(v.ok && v.needs_rehash, "and back");
+        assert!(matches!(
+            argon.verify("x", "md5$abc").await,
+            Err(PasswordError::UnknownFormat)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_and_queue_refuses_at_once() {
+        let hasher = PasswordHasher::new(1, 1, PasswordScheme::Bcrypt, 4);
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let held = {
+            let (hasher, gate) = (hasher.clone(), gate.clone());
+            tokio::spawn(async move {
+                hasher
+                    .run(move || {
+                        gate.wait();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        // Wait until the first request holds the only worker.
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let queued = {
+            let hasher = hasher.clone();
+            tokio::spawn(async move { hasher.run(|| Ok(())).await })
+        };
+        while hasher.in_flight.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            matches!(hasher.hash("x").await, Err(PasswordError::Busy)),
+            "the third request finds the worker and the queue full"
+        );
+        gate.wait();
+        held.await.unwrap().unwrap();
+        queued.await.unwrap().unwrap();
+        assert!(hasher.hash("x").await.is_ok(), "and capacity comes back");
+        assert_eq!(hasher.in_flight.load(Ordering::Acquire), 0);
     }
 }

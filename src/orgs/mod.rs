@@ -25,6 +25,7 @@ pub struct OrgSettings {
     pub session_idle_timeout_secs: u64,
     pub session_absolute_lifetime_secs: u64,
     pub rate_limits: crate::ratelimit::RateLimits,
+    pub password_policy: crate::accounts::policy::PasswordPolicy,
 }
 
 impl Default for OrgSettings {
@@ -34,6 +35,7 @@ impl Default for OrgSettings {
             session_idle_timeout_secs: 30 * 60,
             session_absolute_lifetime_secs: 12 * 3600,
             rate_limits: Default::default(),
+            password_policy: Default::default(),
         }
     }
 }

@@ -151,6 +151,38 @@ async fn check_login_limit(
     }))
 }
 
+/// Stores the password again under the current policy (scheme and cost) after it was proven right. A
+/// failure here is logged, never a failed sign-in.
+async fn rehash(
+    services: &Services,
+    org: &Organization,
+    credential: &crate::users::Credential,
+    password: &str,
+    user: Option<&User>,
+    client: &ClientInfo,
+) {
+    let Some(user) = user else { return };
+    let result = async {
+        let hash = services
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "credential.rehashed")
+            .target("credential", &credential.id)
+            .change(None, Some(json!({"scheme": hash.split('$').next()})));
+        services
+            .store
+            .update_credential_secret(&credential.id, hash.as_bytes(), &audit)
+            .await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not re-hash a password under the current policy");
+    }
+}
+
 /// Only idle-time changes this coarse are written back, so browsing does not write on every request.
 const TOUCH_GRANULARITY_SECS: i64 = 60;
 
@@ -198,7 +230,13 @@ pub async fn password_login(
         Some(c) => {
             let stored = String::from_utf8_lossy(&c.secret).into_owned();
             match services.passwords.verify(password, &stored).await {
-                Ok(v) => v.ok && user.as_ref().is_some_and(|u| !u.disabled),
+                Ok(v) => {
+                    let ok = v.ok && user.as_ref().is_some_and(|u| !u.disabled);
+                    if ok && v.needs_rehash {
+                        rehash(services, org, c, password, user.as_ref(), client).await;
+                    }
+                    ok
+                }
                 Err(PasswordError::Busy) => return Err(LoginError::Busy),
                 Err(e) => return Err(LoginError::Other(Error::Internal(e.to_string()))),
             }

@@ -88,6 +88,15 @@ pub trait Store: Send + Sync + 'static {
         user_id: &str,
         kind: CredentialKind,
     ) -> StoreResult<Vec<Credential>>;
+    /// Replaces a credential's secret (a password re-hashed under the current policy).
+    async fn update_credential_secret(
+        &self,
+        credential_id: &str,
+        secret: &[u8],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Replaces an organization's name and settings.
+    async fn update_org(&self, org: &Organization, audit: &NewAuditEvent) -> StoreResult<()>;
     /// Increments the user's session version (revoking every token and session issued before); returns it.
     async fn bump_session_version(&self, user_id: &str, audit: &NewAuditEvent) -> StoreResult<i64>;
     async fn list_members(&self, org_id: &str) -> StoreResult<Vec<Member>>;

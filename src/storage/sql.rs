@@ -629,6 +629,42 @@ macro_rules! impl_store {
                 rows.iter().map(Self::credential_from_row).collect()
             }
 
+            async fn update_credential_secret(&self, credential_id: &str, secret: &[u8], audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                let done = sqlx::query("UPDATE credentials SET secret = $2 WHERE id = $1")
+                    .bind(credential_id)
+                    .bind(secret)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    return Err(StoreError::NotFound(format!("credential {credential_id}")));
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn update_org(&self, org: &Organization, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                let settings = serde_json::to_string(&org.settings)
+                    .map_err(|e| StoreError::Corrupt(format!("organization settings: {e}")))?;
+                let done = sqlx::query("UPDATE organizations SET name = $2, settings = $3, updated_at = $4 WHERE id = $1")
+                    .bind(&org.id)
+                    .bind(&org.name)
+                    .bind(settings)
+                    .bind(org.updated_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    return Err(StoreError::NotFound(format!("organization {}", org.slug)));
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn bump_session_version(&self, user_id: &str, audit: &NewAuditEvent) -> StoreResult<i64> {
                 let mut tx = self.write_pool().begin().await?;
                 let row = sqlx::query(

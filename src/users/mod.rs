@@ -124,21 +124,6 @@ pub struct NewUser<'a> {
     pub role: Option<Role>,
 }
 
-/// Minimum rules every password meets; the per-organization policy (accounts feature) adds to these.
-pub fn check_password_basics(password: &str, email: &str) -> Result<()> {
-    let chars = password.chars().count();
-    if chars < 10 {
-        return Err(Error::invalid("password", "must be at least 10 characters"));
-    }
-    if chars > 128 {
-        return Err(Error::invalid("password", "must be at most 128 characters"));
-    }
-    if password.trim().eq_ignore_ascii_case(email.trim()) {
-        return Err(Error::invalid("password", "must not be the email address"));
-    }
-    Ok(())
-}
-
 pub async fn create(
     services: &Services,
     actor: &Actor,
@@ -151,7 +136,7 @@ pub async fn create(
         None => None,
     };
     if let Some(password) = input.password {
-        check_password_basics(password, &email)?;
+        crate::accounts::check_password(org, password, &email, name.as_deref())?;
     }
     if services
         .store
@@ -183,17 +168,8 @@ pub async fn create(
             .passwords
             .hash(password)
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        credentials.push(Credential {
-            id: crypto::random_id("cred"),
-            user_id: user.id.clone(),
-            kind: CredentialKind::Password,
-            name: None,
-            secret: hash.into_bytes(),
-            data: "{}".into(),
-            created_at: now,
-            last_used_at: None,
-        });
+            .map_err(crate::accounts::hashing_error)?;
+        credentials.push(Credential::password(&user.id, hash, now));
     }
     let mut after = serde_json::to_value(&user).unwrap_or_default();
     after["has_password"] = serde_json::Value::Bool(input.password.is_some());
@@ -231,13 +207,5 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} should be rejected");
         }
-    }
-
-    #[test]
-    fn password_basics() {
-        assert!(check_password_basics("short", "a@example.com").is_err());
-        assert!(check_password_basics("a@example.com", "A@example.com").is_err());
-        assert!(check_password_basics("long enough password", "a@example.com").is_ok());
-        assert!(check_password_basics(&"x".repeat(129), "a@example.com").is_err());
     }
 }
