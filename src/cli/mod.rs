@@ -74,6 +74,75 @@ enum OrgCommand {
     },
     /// List organizations.
     List,
+    /// Show an organization with its settings.
+    Show {
+        #[arg(long)]
+        slug: String,
+    },
+    /// Change an organization's name or settings (only the options given change).
+    Update(OrgUpdate),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Toggle {
+    On,
+    Off,
+}
+
+impl Toggle {
+    fn on(self) -> bool {
+        matches!(self, Toggle::On)
+    }
+}
+
+#[derive(Args)]
+struct OrgUpdate {
+    #[arg(long)]
+    slug: String,
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Whether people may create their own accounts (the sign-up page).
+    #[arg(long, value_enum)]
+    self_registration: Option<Toggle>,
+    /// Sessions end after this many seconds without use (60–86400; default 1800).
+    #[arg(long, value_name = "SECS")]
+    session_idle_timeout: Option<u64>,
+    /// Sessions end this many seconds after sign-in whatever happens (300 s–30 days; default 43200).
+    #[arg(long, value_name = "SECS")]
+    session_absolute_lifetime: Option<u64>,
+    /// Shortest password allowed (8–128; default 10).
+    #[arg(long, value_name = "N")]
+    password_min_length: Option<u32>,
+    /// Longest password allowed (up to 128).
+    #[arg(long, value_name = "N")]
+    password_max_length: Option<u32>,
+    #[arg(long, value_enum)]
+    password_require_lowercase: Option<Toggle>,
+    #[arg(long, value_enum)]
+    password_require_uppercase: Option<Toggle>,
+    #[arg(long, value_enum)]
+    password_require_digit: Option<Toggle>,
+    #[arg(long, value_enum)]
+    password_require_symbol: Option<Toggle>,
+    /// Sign-in attempts per account and address per login window (default 5).
+    #[arg(long, value_name = "N")]
+    login_attempts: Option<u32>,
+    /// The sign-in limit's window and first lock, in seconds (default 300).
+    #[arg(long, value_name = "SECS")]
+    login_window: Option<u64>,
+    /// The longest a repeatedly reached sign-in limit locks an account for one address (default 3600).
+    #[arg(long, value_name = "SECS")]
+    login_lockout_max: Option<u64>,
+    /// Password-reset requests per email address per hour (default 3).
+    #[arg(long, value_name = "N")]
+    reset_per_email_per_hour: Option<u32>,
+    /// Password-reset requests per client address per hour (default 10).
+    #[arg(long, value_name = "N")]
+    reset_per_ip_per_hour: Option<u32>,
+    /// Code- and link-sending requests per application per hour (default 100).
+    #[arg(long, value_name = "N")]
+    code_requests_per_app_per_hour: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -328,6 +397,71 @@ async fn org_command(
                 )
             });
         }
+        OrgCommand::Show { slug } => {
+            let org = orgs::find(services, &slug).await?;
+            show_org(services, &org, out);
+        }
+        OrgCommand::Update(update) => {
+            let before = orgs::find(services, &update.slug).await?;
+            let mut settings = before.settings.clone();
+            let set = |target: &mut bool, toggle: Option<Toggle>| {
+                if let Some(t) = toggle {
+                    *target = t.on();
+                }
+            };
+            set(&mut settings.self_registration, update.self_registration);
+            let policy = &mut settings.password_policy;
+            set(
+                &mut policy.require_lowercase,
+                update.password_require_lowercase,
+            );
+            set(
+                &mut policy.require_uppercase,
+                update.password_require_uppercase,
+            );
+            set(&mut policy.require_digit, update.password_require_digit);
+            set(&mut policy.require_symbol, update.password_require_symbol);
+            if let Some(n) = update.password_min_length {
+                policy.min_length = n;
+            }
+            if let Some(n) = update.password_max_length {
+                policy.max_length = n;
+            }
+            if let Some(secs) = update.session_idle_timeout {
+                settings.session_idle_timeout_secs = secs;
+            }
+            if let Some(secs) = update.session_absolute_lifetime {
+                settings.session_absolute_lifetime_secs = secs;
+            }
+            let limits = &mut settings.rate_limits;
+            if let Some(n) = update.login_attempts {
+                limits.login_attempts = n;
+            }
+            if let Some(secs) = update.login_window {
+                limits.login_window_secs = secs;
+            }
+            if let Some(secs) = update.login_lockout_max {
+                limits.login_lockout_max_secs = secs;
+            }
+            if let Some(n) = update.reset_per_email_per_hour {
+                limits.reset_per_email_per_hour = n;
+            }
+            if let Some(n) = update.reset_per_ip_per_hour {
+                limits.reset_per_ip_per_hour = n;
+            }
+            if let Some(n) = update.code_requests_per_app_per_hour {
+                limits.code_requests_per_app_per_hour = n;
+            }
+            let org = orgs::update(
+                services,
+                &Actor::operator(),
+                &before,
+                update.name.as_deref(),
+                settings,
+            )
+            .await?;
+            show_org(services, &org, out);
+        }
         OrgCommand::List => {
             let list: Vec<_> = services
                 .store
@@ -356,6 +490,21 @@ async fn org_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn show_org(services: &Services, org: &orgs::Organization, out: &Output) {
+    let mut value = serde_json::to_value(org).unwrap_or_default();
+    value["issuer"] = json!(services.config.issuer_for(&org.slug));
+    out.show(&value, |v| {
+        format!(
+            "{} ({})\nname: {}\nissuer: {}\nsettings: {}",
+            org.slug,
+            org.id,
+            org.name,
+            v["issuer"].as_str().unwrap_or_default(),
+            serde_json::to_string_pretty(&org.settings).unwrap_or_default()
+        )
+    });
 }
 
 fn parse_grants(raw: &[String]) -> Result<Vec<GrantType>, Error> {

@@ -55,6 +55,8 @@ pub struct PasswordHasher {
     capacity: usize,
     scheme: PasswordScheme,
     cost: u32,
+    /// A hash of a fixed password under this hasher's scheme, for [`Self::verify_dummy`].
+    dummy: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Releases an in-flight slot when the request finishes, however it finishes.
@@ -82,6 +84,7 @@ impl PasswordHasher {
             capacity: workers + queue,
             scheme,
             cost,
+            dummy: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -109,37 +112,20 @@ impl PasswordHasher {
 
     /// Spends the same time as a real verification under the configured scheme; used when the account does
     /// not exist so that timing does not reveal which emails are registered.
-    pub async fn verify_dummy(&self, password: &str) {
-        static BCRYPT: std::sync::OnceLock<(u32, String)> = std::sync::OnceLock::new();
-        static ARGON2: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let dummy = match self.scheme {
-            PasswordScheme::Bcrypt => {
-                let (cost, hash) = BCRYPT.get_or_init(|| {
-                    (
-                        self.cost,
-                        hash_now("latchkey dummy password", PasswordScheme::Bcrypt, self.cost)
-                            .expect("bcrypt hash"),
-                    )
-                });
-                if *cost == self.cost {
-                    hash.clone()
-                } else {
-                    // Another hasher in this process (tests) with another cost: make a matching one.
-                    hash_now("latchkey dummy password", PasswordScheme::Bcrypt, self.cost)
-                        .unwrap_or_default()
-                }
-            }
-            PasswordScheme::Argon2id => ARGON2
-                .get_or_init(|| {
-                    hash_now("latchkey dummy password", PasswordScheme::Argon2id, 0)
-                        .expect("argon2 hash")
-                })
-                .clone(),
-        };
+    /// Refused with [`PasswordError::Busy`] exactly like a real verification, so a full pool answers
+    /// registered and unknown addresses alike.
+    pub async fn verify_dummy(&self, password: &str) -> Result<(), PasswordError> {
         let password = password.to_string();
-        let _ = self
-            .run(move || Ok(verify_now(&password, &dummy).unwrap_or(false)))
-            .await;
+        let (scheme, cost, dummy) = (self.scheme, self.cost, self.dummy.clone());
+        self.run(move || {
+            // Made once, on the pool like every hash, then reused.
+            let stored = dummy.get_or_init(|| {
+                hash_now("latchkey dummy password", scheme, cost).unwrap_or_default()
+            });
+            let _ = verify_now(&password, stored);
+            Ok(())
+        })
+        .await
     }
 
     async fn run<T: Send + 'static>(

@@ -134,3 +134,60 @@ pub async fn find(services: &Services, slug: &str) -> Result<Organization> {
         .await?
         .ok_or_else(|| Error::NotFound(format!("organization {slug:?}")))
 }
+
+impl OrgSettings {
+    /// Checks settings an operator changed; the error names the setting.
+    pub fn validate(&self) -> Result<()> {
+        let idle = self.session_idle_timeout_secs;
+        let absolute = self.session_absolute_lifetime_secs;
+        if !(60..=86_400).contains(&idle) {
+            return Err(Error::invalid(
+                "session_idle_timeout",
+                "must be 60 to 86400 seconds",
+            ));
+        }
+        if !(300..=30 * 86_400).contains(&absolute) {
+            return Err(Error::invalid(
+                "session_absolute_lifetime",
+                "must be 300 seconds to 30 days",
+            ));
+        }
+        if idle > absolute {
+            return Err(Error::invalid(
+                "session_idle_timeout",
+                "must not be longer than the absolute lifetime",
+            ));
+        }
+        self.password_policy.validate()?;
+        self.rate_limits.validate()
+    }
+}
+
+/// Replaces an organization's name and settings after checking them; audited with before and after.
+pub async fn update(
+    services: &Services,
+    actor: &Actor,
+    before: &Organization,
+    name: Option<&str>,
+    settings: OrgSettings,
+) -> Result<Organization> {
+    settings.validate()?;
+    let name = match name {
+        Some(n) => validate_name("name", n)?,
+        None => before.name.clone(),
+    };
+    let org = Organization {
+        name,
+        settings,
+        updated_at: time_now(),
+        ..before.clone()
+    };
+    let audit = NewAuditEvent::new(&org.id, actor, "org.updated")
+        .target("organization", &org.id)
+        .change(
+            Some(serde_json::to_value(before).unwrap_or_default()),
+            Some(serde_json::to_value(&org).unwrap_or_default()),
+        );
+    services.store.update_org(&org, &audit).await?;
+    Ok(org)
+}

@@ -48,6 +48,36 @@ impl Default for RateLimits {
     }
 }
 
+impl RateLimits {
+    pub fn validate(&self) -> Result<()> {
+        let positive = |field: &str, value: u64| {
+            if value == 0 {
+                Err(Error::invalid(field, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("login_attempts", self.login_attempts.into())?;
+        positive("login_window", self.login_window_secs)?;
+        positive(
+            "reset_per_email_per_hour",
+            self.reset_per_email_per_hour.into(),
+        )?;
+        positive("reset_per_ip_per_hour", self.reset_per_ip_per_hour.into())?;
+        positive(
+            "code_requests_per_app_per_hour",
+            self.code_requests_per_app_per_hour.into(),
+        )?;
+        if self.login_lockout_max_secs < self.login_window_secs {
+            return Err(Error::invalid(
+                "login_lockout_max",
+                "must not be shorter than the login window",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A refused request: what to tell the client (429 with `Retry-After`, `RateLimit-Policy`, `RateLimit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {

@@ -241,10 +241,10 @@ pub async fn password_login(
                 Err(e) => return Err(LoginError::Other(Error::Internal(e.to_string()))),
             }
         }
-        None => {
-            services.passwords.verify_dummy(password).await;
-            false
-        }
+        None => match services.passwords.verify_dummy(password).await {
+            Err(PasswordError::Busy) => return Err(LoginError::Busy),
+            _ => false,
+        },
     };
     let Some(user) = user.filter(|_| verified) else {
         let anonymous = Actor {

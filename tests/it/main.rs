@@ -22,6 +22,7 @@ mod oauth;
 mod oauth_negative;
 mod oauth_review;
 mod oauth_support;
+mod passwords;
 mod ratelimit;
 mod server;
 mod storage;

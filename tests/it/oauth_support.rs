@@ -50,9 +50,14 @@ impl Fixture {
 
 /// A fresh organization (random slug) with one verified user whose password is [`PASSWORD`].
 pub async fn fixture(app: &TestApp) -> Fixture {
+    fixture_with(&app.services).await
+}
+
+/// [`fixture`] made through `services` (for instance opened with another configuration than the server's).
+pub async fn fixture_with(services: &latchkey::service::Services) -> Fixture {
     let slug = format!("org-{}", crate::helpers::random_hex(4));
     let org = latchkey::orgs::create(
-        &app.services,
+        services,
         &Actor::operator(),
         NewOrganization {
             slug: &slug,
@@ -63,7 +68,7 @@ pub async fn fixture(app: &TestApp) -> Fixture {
     .expect("create org");
     let email = format!("alice-{}@example.com", crate::helpers::random_hex(3));
     let user = latchkey::users::create(
-        &app.services,
+        services,
         &Actor::operator(),
         &org,
         NewUser {
