@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod config;
 mod durability;
+mod email;
 mod keys;
 mod logs;
 mod multi_instance;
