@@ -77,6 +77,57 @@ pub struct Config {
     pub id_token_ttl_secs: u64,
     /// Rotate every organization's signing key this often; 0 turns scheduled rotation off.
     pub key_rotation_days: u64,
+    /// Where queued email is delivered; `None` keeps every message in the outbox (the development outbox,
+    /// read with `latchkey outbox list/show`).
+    pub smtp: Option<SmtpConfig>,
+    /// The sender of every email: `smtp_from`, by default `no-reply@{host of public_url}`.
+    pub smtp_from: lettre::message::Mailbox,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587 by default).
+    Starttls,
+    /// TLS from the first byte, "SMTPS" (port 465 by default).
+    Tls,
+    /// No encryption at all (port 25 by default): only for a relay on the same host or network.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// The SMTP relay the delivery worker hands messages to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// User name and password, both or neither.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field(
+                "username",
+                &self.credentials.as_ref().map(|(user, _)| user.as_str()),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +153,11 @@ const STRING_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "password_hash",
+    "smtp_host",
+    "smtp_tls",
+    "smtp_username",
+    "smtp_password",
+    "smtp_from",
 ];
 const NUMBER_KEYS: &[&str] = &[
     "max_body_bytes",
@@ -116,6 +172,7 @@ const NUMBER_KEYS: &[&str] = &[
     "authorization_code_ttl_secs",
     "id_token_ttl_secs",
     "key_rotation_days",
+    "smtp_port",
 ];
 
 /// Raw values after layering: the file first, the environment on top. Each value remembers where it came
@@ -363,6 +420,9 @@ impl Config {
             ));
         }
 
+        let smtp = resolve_smtp(&layered)?;
+        let smtp_from = resolve_smtp_from(&layered, &public_url)?;
+
         Ok(Config {
             listen,
             public_url,
@@ -398,6 +458,8 @@ impl Config {
             )?,
             id_token_ttl_secs,
             key_rotation_days: layered.number("key_rotation_days", 90, 0, 3650)?,
+            smtp,
+            smtp_from,
         })
     }
 
@@ -430,6 +492,119 @@ fn escape_sqlite_path(path: &str) -> String {
     path.replace('%', "%25")
         .replace('?', "%3F")
         .replace('#', "%23")
+}
+
+/// The SMTP settings: none without `smtp_host`, and then no other `smtp_*` setting may be given either
+/// (it would silently do nothing).
+fn resolve_smtp(layered: &Layered) -> Result<Option<SmtpConfig>, ConfigError> {
+    let text = |key: &str| {
+        layered
+            .get(key)
+            .map(|(origin, raw)| (origin, raw.trim()))
+            .filter(|(_, raw)| !raw.is_empty())
+    };
+    let Some((host_origin, host)) = text("smtp_host") else {
+        for key in ["smtp_port", "smtp_tls", "smtp_username", "smtp_password"] {
+            if let Some((origin, _)) = layered.get(key) {
+                return Err(ConfigError::new(
+                    origin,
+                    "has no effect without smtp_host (LATCHKEY_SMTP_HOST); set the host or remove this",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@')
+        || host.contains("://")
+        || host.parse::<SocketAddr>().is_ok()
+    {
+        return Err(ConfigError::new(
+            host_origin,
+            format!(
+                "expected a host name or IP address without scheme or port (use smtp_port), got {host:?}"
+            ),
+        ));
+    }
+    url::Host::parse(host).map_err(|e| {
+        ConfigError::new(
+            host_origin,
+            format!("not a valid host name ({e}): {host:?}"),
+        )
+    })?;
+    let tls = match layered.get("smtp_tls") {
+        None => SmtpTls::Starttls,
+        Some((origin, raw)) => match raw.trim() {
+            "starttls" => SmtpTls::Starttls,
+            "tls" => SmtpTls::Tls,
+            "none" => SmtpTls::None,
+            other => {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("expected starttls, tls or none, got {other:?}"),
+                ));
+            }
+        },
+    };
+    let port = layered.number("smtp_port", u64::from(tls.default_port()), 1, 65_535)? as u16;
+    let credentials = match (layered.get("smtp_username"), layered.get("smtp_password")) {
+        (None, None) => None,
+        (Some((origin, user)), None) => {
+            return Err(ConfigError::new(
+                origin,
+                format!(
+                    "a user name without a password: set smtp_password (LATCHKEY_SMTP_PASSWORD) too, or neither (user {user:?})"
+                ),
+            ));
+        }
+        (None, Some((origin, _))) => {
+            return Err(ConfigError::new(
+                origin,
+                "a password without a user name: set smtp_username (LATCHKEY_SMTP_USERNAME) too, or neither",
+            ));
+        }
+        (Some((origin, user)), Some((password_origin, password))) => {
+            if user.trim().is_empty() {
+                return Err(ConfigError::new(origin, "must not be empty"));
+            }
+            if password.is_empty() {
+                return Err(ConfigError::new(password_origin, "must not be empty"));
+            }
+            Some((user.trim().to_string(), password.to_string()))
+        }
+    };
+    Ok(Some(SmtpConfig {
+        host: host.to_string(),
+        port,
+        tls,
+        credentials,
+    }))
+}
+
+/// `smtp_from` as a mailbox (`addr@example.com` or `Name <addr@example.com>`), by default
+/// `no-reply@{host of public_url}` (`no-reply@localhost` when that host cannot be an address's domain).
+fn resolve_smtp_from(
+    layered: &Layered,
+    public_url: &Url,
+) -> Result<lettre::message::Mailbox, ConfigError> {
+    match layered.get("smtp_from") {
+        Some((origin, raw)) => raw.trim().parse().map_err(|e| {
+            ConfigError::new(
+                origin,
+                format!(
+                    "expected an email address such as no-reply@example.com or \"Name <no-reply@example.com>\", got {raw:?} ({e})"
+                ),
+            )
+        }),
+        None => {
+            let host = public_url.host_str().unwrap_or("localhost");
+            Ok(format!("no-reply@{host}")
+                .parse()
+                .unwrap_or_else(|_| lettre::message::Mailbox::new(
+                    None,
+                    lettre::Address::new("no-reply", "localhost").expect("a valid address"),
+                )))
+        }
+    }
 }
 
 fn parse_public_url(origin: &str, raw: &str) -> Result<Url, ConfigError> {
@@ -518,5 +693,109 @@ mod tests {
     fn unknown_database_scheme_is_rejected() {
         let err = load(&[("LATCHKEY_DATABASE_URL", "mysql://x")]).unwrap_err();
         assert_eq!(err.setting, "LATCHKEY_DATABASE_URL");
+    }
+
+    #[test]
+    fn smtp_is_off_by_default_and_the_sender_follows_public_url() {
+        let config = load(&[]).unwrap();
+        assert!(config.smtp.is_none());
+        assert_eq!(config.smtp_from.to_string(), "no-reply@127.0.0.1");
+        let config = load(&[("LATCHKEY_PUBLIC_URL", "https://id.example.com/auth")]).unwrap();
+        assert_eq!(config.smtp_from.to_string(), "no-reply@id.example.com");
+        let config = load(&[("LATCHKEY_LISTEN", "[::1]:9000")]).unwrap();
+        assert!(config.smtp_from.email.to_string().starts_with("no-reply@"));
+    }
+
+    #[test]
+    fn smtp_port_follows_the_tls_mode() {
+        for (mode, port) in [("starttls", 587), ("tls", 465), ("none", 25)] {
+            let config = load(&[
+                ("LATCHKEY_SMTP_HOST", "smtp.example.com"),
+                ("LATCHKEY_SMTP_TLS", mode),
+            ])
+            .unwrap();
+            assert_eq!(config.smtp.unwrap().port, port, "{mode}");
+        }
+        let smtp = load(&[("LATCHKEY_SMTP_HOST", "smtp.example.com")])
+            .unwrap()
+            .smtp
+            .unwrap();
+        assert_eq!((smtp.tls, smtp.port), (SmtpTls::Starttls, 587));
+        assert!(smtp.credentials.is_none());
+        let smtp = load(&[
+            ("LATCHKEY_SMTP_HOST", "127.0.0.1"),
+            ("LATCHKEY_SMTP_PORT", "2525"),
+            ("LATCHKEY_SMTP_TLS", "none"),
+            ("LATCHKEY_SMTP_USERNAME", "mailer"),
+            ("LATCHKEY_SMTP_PASSWORD", "s3cret"),
+            ("LATCHKEY_SMTP_FROM", "Acme Sign-in <login@acme.test>"),
+        ])
+        .unwrap();
+        let config = smtp.smtp.as_ref().unwrap();
+        assert_eq!(config.port, 2525);
+        assert_eq!(
+            config.credentials,
+            Some(("mailer".to_string(), "s3cret".to_string()))
+        );
+        assert!(
+            !format!("{config:?}").contains("s3cret"),
+            "Debug hides the password"
+        );
+        assert_eq!(smtp.smtp_from.email.to_string(), "login@acme.test");
+        assert_eq!(smtp.smtp_from.name.as_deref(), Some("Acme Sign-in"));
+    }
+
+    #[test]
+    fn smtp_mistakes_name_the_setting() {
+        let host = ("LATCHKEY_SMTP_HOST", "smtp.example.com");
+        for (env, setting) in [
+            (
+                vec![host, ("LATCHKEY_SMTP_TLS", "ssl")],
+                "LATCHKEY_SMTP_TLS",
+            ),
+            (
+                vec![host, ("LATCHKEY_SMTP_PORT", "0")],
+                "LATCHKEY_SMTP_PORT",
+            ),
+            (
+                vec![host, ("LATCHKEY_SMTP_PORT", "70000")],
+                "LATCHKEY_SMTP_PORT",
+            ),
+            (
+                vec![host, ("LATCHKEY_SMTP_USERNAME", "u")],
+                "LATCHKEY_SMTP_USERNAME",
+            ),
+            (
+                vec![host, ("LATCHKEY_SMTP_PASSWORD", "p")],
+                "LATCHKEY_SMTP_PASSWORD",
+            ),
+            (
+                vec![host, ("LATCHKEY_SMTP_FROM", "not an address")],
+                "LATCHKEY_SMTP_FROM",
+            ),
+            (
+                vec![("LATCHKEY_SMTP_FROM", "Name <broken")],
+                "LATCHKEY_SMTP_FROM",
+            ),
+            (
+                vec![("LATCHKEY_SMTP_HOST", "smtp://mail.example.com")],
+                "LATCHKEY_SMTP_HOST",
+            ),
+            (
+                vec![("LATCHKEY_SMTP_HOST", "mail.example.com:587")],
+                "LATCHKEY_SMTP_HOST",
+            ),
+            (
+                vec![
+                    ("LATCHKEY_SMTP_USERNAME", "u"),
+                    ("LATCHKEY_SMTP_PASSWORD", "p"),
+                ],
+                "LATCHKEY_SMTP_USERNAME",
+            ),
+            (vec![("LATCHKEY_SMTP_PORT", "25")], "LATCHKEY_SMTP_PORT"),
+        ] {
+            let err = load(&env).unwrap_err();
+            assert_eq!(err.setting, setting, "{env:?}: {err}");
+        }
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::email::delivery::{self, DeliveryOptions};
+use crate::email::smtp::Mailer;
 use crate::http::{self, AppState};
 use crate::service::{Services, StartupError};
 
@@ -16,6 +18,8 @@ pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     services: Services,
+    /// Present when `smtp_host` is set: the delivery worker runs alongside the server.
+    mailer: Option<Mailer>,
 }
 
 impl Server {
@@ -28,6 +32,15 @@ impl Server {
                     setting: "LATCHKEY_LISTEN",
                     message: format!("cannot listen on {}: {e}", config.listen),
                 })?;
+        let mailer = match &config.smtp {
+            Some(smtp) => Some(Mailer::new(smtp, config.smtp_from.clone()).map_err(|e| {
+                StartupError::Setting {
+                    setting: "LATCHKEY_SMTP_HOST",
+                    message: format!("cannot set up SMTP: {e}"),
+                }
+            })?),
+            None => None,
+        };
         let provider = crate::oauth::provider::Provider::start(services.clone());
         let router = http::router(AppState {
             services: services.clone(),
@@ -37,6 +50,7 @@ impl Server {
             listener,
             router,
             services,
+            mailer,
         })
     }
 
@@ -47,13 +61,22 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests up to the
-    /// configured grace period to finish.
+    /// configured grace period to finish. The email delivery worker (when SMTP is configured) runs
+    /// alongside and stops with the server.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.services.config.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let email_worker = self.mailer.map(|mailer| {
+            delivery::spawn(
+                self.services.clone(),
+                mailer,
+                DeliveryOptions::default(),
+                stop_rx.clone(),
+            )
+        });
         let mut stop_rx_for_server = stop_rx.clone();
         let app = self
             .router
@@ -75,10 +98,25 @@ impl Server {
             let _ = stop_rx_for_deadline.wait_for(|stopped| *stopped).await;
             tokio::time::sleep(grace).await;
         };
-        tokio::select! {
-            result = serve => result?,
-            _ = deadline => tracing::warn!("grace period over; closing remaining connections"),
+        let outcome = tokio::select! {
+            result = serve => result,
+            _ = deadline => {
+                tracing::warn!("grace period over; closing remaining connections");
+                Ok(())
+            }
+        };
+        if let Some(mut worker) = email_worker {
+            // It stops after the messages in hand; a send cut short here stays claimed until its lease
+            // ends and is then retried, so nothing queued is lost.
+            if outcome.is_err()
+                || tokio::time::timeout(grace.max(Duration::from_secs(1)), &mut worker)
+                    .await
+                    .is_err()
+            {
+                worker.abort();
+            }
         }
+        outcome?;
         self.services.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -16,6 +16,8 @@ pub struct Services {
     pub passwords: PasswordHasher,
     /// Rate-limit windows and one-time markers: Redis when configured, this process otherwise.
     pub ephemeral: Arc<dyn Ephemeral>,
+    /// Wakes the email delivery worker (see [`Services::wake_email_delivery`]).
+    pub email_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// Start-up failures, each naming the setting (or resource) at fault so the operator sees one clear line.
@@ -91,7 +93,15 @@ impl Services {
             secrets: Arc::new(secrets),
             passwords,
             ephemeral,
+            email_wakeup: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Tells the email delivery worker that messages were queued, so it sends them now instead of at its
+    /// next poll. Call it after the transaction that queued them has committed; harmless (and cheap)
+    /// when no worker runs.
+    pub fn wake_email_delivery(&self) {
+        self.email_wakeup.notify_one();
     }
 }
 

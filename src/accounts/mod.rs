@@ -61,7 +61,7 @@ pub fn check_password(
 
 /// Tells the delivery worker that mail is waiting (it also polls, so this only saves latency).
 pub fn wake_mailer(services: &Services) {
-    let _ = services;
+    services.wake_email_delivery();
 }
 
 /// One sentence describing the organization's password rules, for the forms that set a password.

@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::apps::{self, ClientType, GrantType, NewApplication};
 use crate::audit::{self, Actor};
 use crate::config::Config;
+use crate::email::{OutboxEntry, OutboxStatus};
 use crate::error::Error;
 use crate::orgs::{self, NewOrganization, Role};
 use crate::server::{Server, shutdown_signal};
@@ -59,6 +60,9 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Read the email outbox: queued, sent and failed messages (without SMTP, every message stays here).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
 }
 
 #[derive(Subcommand)]
@@ -255,6 +259,23 @@ enum AuditCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List messages, newest first, without their bodies.
+    List {
+        /// Only this organization's messages (its slug).
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
+    },
+    /// Print one message, body included.
+    Show {
+        /// The message id (eml_…), as printed by `outbox list`.
+        id: String,
+    },
+}
+
 /// Exit codes: 1 for a refused or failed operation, 2 for usage and configuration errors.
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -321,6 +342,7 @@ async fn run(command: Command, config: Config, out: Output) -> ExitCode {
         Command::User(cmd) => user_command(&services, cmd, password, &out).await,
         Command::Keys(cmd) => keys_command(&services, cmd, &out).await,
         Command::Audit(cmd) => audit_command(&services, cmd, &out).await,
+        Command::Outbox(cmd) => outbox_command(&services, cmd, &out).await,
     };
     services.store.close().await;
     match result {
@@ -708,6 +730,104 @@ async fn audit_command(
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An outbox message as JSON, with its status and its organization's slug; the body only when asked.
+fn outbox_json(entry: &OutboxEntry, org_slug: Option<&str>, with_body: bool) -> serde_json::Value {
+    let mut value = serde_json::to_value(entry).unwrap_or_default();
+    value["status"] = json!(entry.status().as_str());
+    value["org"] = json!(org_slug);
+    if !with_body && let Some(object) = value.as_object_mut() {
+        object.remove("body_text");
+    }
+    value
+}
+
+/// `queued`, `queued (2 failed attempts)`, `sent`, `failed (10 failed attempts)`.
+fn outbox_status_text(entry: &OutboxEntry) -> String {
+    let status = entry.status();
+    match (status, entry.attempts) {
+        (OutboxStatus::Sent, _) | (_, 0) => status.as_str().to_string(),
+        (_, 1) => format!("{} (1 failed attempt)", status.as_str()),
+        (_, n) => format!("{} ({n} failed attempts)", status.as_str()),
+    }
+}
+
+async fn outbox_command(
+    services: &Services,
+    cmd: OutboxCommand,
+    out: &Output,
+) -> Result<ExitCode, Error> {
+    let slugs: std::collections::HashMap<String, String> = services
+        .store
+        .list_orgs()
+        .await?
+        .into_iter()
+        .map(|org| (org.id, org.slug))
+        .collect();
+    let slug_of = |org_id: &str| slugs.get(org_id).map(String::as_str);
+    match cmd {
+        OutboxCommand::List { org, limit } => {
+            let org_id = match org {
+                Some(slug) => Some(orgs::find(services, &slug).await?.id),
+                None => None,
+            };
+            let list = services.store.list_outbox(org_id.as_deref(), limit).await?;
+            let value: Vec<_> = list
+                .iter()
+                .map(|e| outbox_json(e, slug_of(&e.email.org_id), false))
+                .collect();
+            out.show(&json!(value), |_| {
+                list.iter()
+                    .map(|e| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            e.email.id,
+                            output::rfc3339(e.email.created_at),
+                            e.email.recipient,
+                            e.email.subject,
+                            outbox_status_text(e)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        OutboxCommand::Show { id } => {
+            let entry = services
+                .store
+                .outbox_entry(id.trim())
+                .await?
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "email {id:?} is not in the outbox (see latchkey outbox list)"
+                    ))
+                })?;
+            let value = outbox_json(&entry, slug_of(&entry.email.org_id), true);
+            out.show(&value, |_| {
+                let email = &entry.email;
+                let mut text = format!(
+                    "id: {}\norganization: {}\ncreated: {}\nstatus: {}\n",
+                    email.id,
+                    slug_of(&email.org_id).unwrap_or(&email.org_id),
+                    output::rfc3339(email.created_at),
+                    outbox_status_text(&entry)
+                );
+                if let Some(sent_at) = entry.sent_at {
+                    text.push_str(&format!("sent: {}\n", output::rfc3339(sent_at)));
+                }
+                if let Some(error) = &entry.last_error {
+                    text.push_str(&format!("last error: {error}\n"));
+                }
+                text.push_str(&format!(
+                    "From: {}\nTo: {}\nSubject: {}\n\n{}",
+                    services.config.smtp_from, email.recipient, email.subject, email.body_text
+                ));
+                text
             });
         }
     }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::apps::Application;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::config::{Config, DatabaseKind};
-use crate::email::OutgoingEmail;
+use crate::email::{OutboxEntry, OutgoingEmail};
 use crate::keys::SigningKeyRecord;
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;
@@ -231,6 +231,30 @@ pub trait Store: Send + Sync + 'static {
     // Email outbox.
     /// Queues one email on its own (most emails are queued by the store method of the action that sends them).
     async fn enqueue_email(&self, email: &OutgoingEmail) -> StoreResult<()>;
+    /// Outbox messages, newest first, at most `limit`; only the organization's when `org_id` is given.
+    async fn list_outbox(&self, org_id: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxEntry>>;
+    async fn outbox_entry(&self, id: &str) -> StoreResult<Option<OutboxEntry>>;
+    /// Claims up to `limit` messages that are due at `now` (unsent, not given up, next attempt reached,
+    /// not claimed by anyone whose lease is still running) until `lease_until`, oldest first. One
+    /// statement that re-checks the claim on every row it updates, so instances sharing a database never
+    /// claim the same message at once; a claim that outlives its lease (a crashed sender) is taken over.
+    async fn claim_due_emails(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxEntry>>;
+    /// Records the delivery and releases the claim.
+    async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()>;
+    /// Counts a failed attempt, keeps `error`, releases the claim and schedules the next attempt; with
+    /// `gave_up_at` the message is marked failed and not tried again (it stays in the outbox).
+    async fn mark_email_failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: i64,
+        gave_up_at: Option<i64>,
+    ) -> StoreResult<()>;
 
     // Consents.
     async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>>;

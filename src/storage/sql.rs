@@ -20,6 +20,8 @@ pub(super) const CODE_COLUMNS: &str = "code_hash, family_id, redirect_uri, nonce
 pub(super) const REFRESH_COLUMNS: &str = "token_hash, family_id, created_at, expires_at, used_at";
 pub(super) const ONE_TIME_COLUMNS: &str =
     "token_hash, org_id, user_id, purpose, data, attempts, created_at, expires_at, consumed_at";
+pub(super) const OUTBOX_COLUMNS: &str = "id, org_id, recipient, subject, body_text, created_at, sent_at, attempts, \
+     last_error, next_attempt_at, failed_at";
 pub(super) const AUDIT_COLUMNS: &str = "org_id, seq, at, actor_type, actor_id, actor_role, ip, user_agent, action, \
      target_type, target_id, before_state, after_state, prev_hash, hash";
 
@@ -320,6 +322,24 @@ macro_rules! impl_store {
                     .await?;
                 }
                 Ok(())
+            }
+
+            fn outbox_from_row(row: &$row) -> StoreResult<OutboxEntry> {
+                Ok(OutboxEntry {
+                    email: OutgoingEmail {
+                        id: row.try_get("id")?,
+                        org_id: row.try_get("org_id")?,
+                        recipient: row.try_get("recipient")?,
+                        subject: row.try_get("subject")?,
+                        body_text: row.try_get("body_text")?,
+                        created_at: row.try_get("created_at")?,
+                    },
+                    sent_at: row.try_get("sent_at")?,
+                    attempts: row.try_get("attempts")?,
+                    last_error: row.try_get("last_error")?,
+                    next_attempt_at: row.try_get("next_attempt_at")?,
+                    failed_at: row.try_get("failed_at")?,
+                })
             }
 
             /// Queues an email inside `tx`, so it is stored exactly when the action that sends it is.
@@ -1046,6 +1066,92 @@ macro_rules! impl_store {
                 let mut tx = self.write_pool().begin().await?;
                 Self::insert_email_tx(&mut tx, email).await?;
                 tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_outbox(&self, org_id: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxEntry>> {
+                let rows = match org_id {
+                    Some(org_id) => {
+                        sqlx::query(&format!(
+                            "SELECT {OUTBOX_COLUMNS} FROM email_outbox WHERE org_id = $1 \
+                             ORDER BY created_at DESC, id DESC LIMIT $2"
+                        ))
+                        .bind(org_id)
+                        .bind(limit)
+                        .fetch_all(self.read_pool())
+                        .await?
+                    }
+                    None => {
+                        sqlx::query(&format!(
+                            "SELECT {OUTBOX_COLUMNS} FROM email_outbox ORDER BY created_at DESC, id DESC LIMIT $1"
+                        ))
+                        .bind(limit)
+                        .fetch_all(self.read_pool())
+                        .await?
+                    }
+                };
+                rows.iter().map(Self::outbox_from_row).collect()
+            }
+
+            async fn outbox_entry(&self, id: &str) -> StoreResult<Option<OutboxEntry>> {
+                let row = sqlx::query(&format!("SELECT {OUTBOX_COLUMNS} FROM email_outbox WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.read_pool())
+                    .await?;
+                row.as_ref().map(Self::outbox_from_row).transpose()
+            }
+
+            async fn claim_due_emails(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxEntry>> {
+                // The outer WHERE repeats the claim conditions: on PostgreSQL a concurrent claimer that
+                // waited for a row lock re-checks them on the updated row and skips what was just claimed.
+                let rows = sqlx::query(&format!(
+                    "UPDATE email_outbox SET claimed_until = $2 \
+                     WHERE id IN (SELECT id FROM email_outbox \
+                                  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
+                                    AND (claimed_until IS NULL OR claimed_until < $1) \
+                                  ORDER BY created_at, id LIMIT $3) \
+                       AND sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
+                       AND (claimed_until IS NULL OR claimed_until < $1) \
+                     RETURNING {OUTBOX_COLUMNS}"
+                ))
+                .bind(now)
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(self.write_pool())
+                .await?;
+                let mut claimed = rows.iter().map(Self::outbox_from_row).collect::<StoreResult<Vec<_>>>()?;
+                claimed.sort_by(|a, b| (a.email.created_at, &a.email.id).cmp(&(b.email.created_at, &b.email.id)));
+                Ok(claimed)
+            }
+
+            async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE email_outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1 AND sent_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(self.write_pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn mark_email_failed(
+                &self,
+                id: &str,
+                error: &str,
+                next_attempt_at: i64,
+                gave_up_at: Option<i64>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, \
+                     failed_at = $4, claimed_until = NULL WHERE id = $1 AND sent_at IS NULL",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(next_attempt_at)
+                .bind(gave_up_at)
+                .execute(self.write_pool())
+                .await?;
                 Ok(())
             }
 

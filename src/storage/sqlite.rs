@@ -16,7 +16,7 @@ use super::migrate;
 use super::{Store, StoreError, StoreResult};
 use crate::apps::{Application, ClientType, GrantType};
 use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent};
-use crate::email::OutgoingEmail;
+use crate::email::{OutboxEntry, OutgoingEmail};
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;

@@ -411,3 +411,73 @@ fn a_toml_file_is_layered_under_the_environment() {
         "the error names where the bad value came from"
     );
 }
+
+#[test]
+fn smtp_mistakes_exit_2_naming_the_setting() {
+    let cwd = tempfile::tempdir().unwrap();
+    let host = ("LATCHKEY_SMTP_HOST", "smtp.example.com");
+    for (vars, setting) in [
+        (
+            vec![host, ("LATCHKEY_SMTP_TLS", "ssl")],
+            "LATCHKEY_SMTP_TLS",
+        ),
+        (
+            vec![host, ("LATCHKEY_SMTP_PORT", "0")],
+            "LATCHKEY_SMTP_PORT",
+        ),
+        (
+            vec![host, ("LATCHKEY_SMTP_USERNAME", "mailer")],
+            "LATCHKEY_SMTP_USERNAME",
+        ),
+        (
+            vec![host, ("LATCHKEY_SMTP_PASSWORD", "s3cret")],
+            "LATCHKEY_SMTP_PASSWORD",
+        ),
+        (
+            vec![host, ("LATCHKEY_SMTP_FROM", "not an address")],
+            "LATCHKEY_SMTP_FROM",
+        ),
+        (
+            vec![("LATCHKEY_SMTP_HOST", "smtp://smtp.example.com")],
+            "LATCHKEY_SMTP_HOST",
+        ),
+        (vec![("LATCHKEY_SMTP_TLS", "tls")], "LATCHKEY_SMTP_TLS"),
+    ] {
+        let result = run_cli_in(cwd.path(), &["org", "list"], &env(&vars), None);
+        assert_one_line_config_error(&result, &[setting]);
+        assert!(
+            !result.2.contains("s3cret"),
+            "the password is never printed: {}",
+            result.2
+        );
+    }
+    assert!(!cwd.path().join("latchkey-data").exists());
+}
+
+#[test]
+fn smtp_settings_in_the_toml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &file,
+        "smtp_host = \"mail.example.com\"\nsmtp_tls = \"tls\"\nsmtp_username = \"mailer\"\n\
+         smtp_password = \"pw\"\nsmtp_from = \"Example <id@example.com>\"\n",
+    )
+    .unwrap();
+    let config = latchkey::config::Config::load_from(Some(&file), |_| None).unwrap();
+    let smtp = config.smtp.unwrap();
+    assert_eq!(smtp.host, "mail.example.com");
+    assert_eq!(smtp.port, 465, "the port follows tls");
+    assert_eq!(
+        smtp.credentials,
+        Some(("mailer".to_string(), "pw".to_string()))
+    );
+    assert_eq!(config.smtp_from.to_string(), "Example <id@example.com>");
+    std::fs::write(
+        &file,
+        "smtp_host = \"mail.example.com\"\nsmtp_port = \"587\"\n",
+    )
+    .unwrap();
+    let err = latchkey::config::Config::load_from(Some(&file), |_| None).unwrap_err();
+    assert!(err.setting.starts_with("smtp_port (in "), "{err}");
+}

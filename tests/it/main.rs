@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod config;
 mod durability;
+mod email;
 mod enumeration;
 mod keys;
 mod logs;
