@@ -27,12 +27,19 @@ use crate::sessions::Session;
 use crate::sessions::service as sessions;
 use crate::users::User;
 
-/// The signed-in user of this browser, with the cookie value; `Err` is a page to answer with.
+/// The signed-in user of this browser: their session, and the cookie value it was found by.
+struct SignedIn {
+    session: Session,
+    user: User,
+    token: String,
+}
+
+/// The signed-in user of this browser; `Err` is a page to answer with.
 async fn signed_in(
     state: &AppState,
     org: &Organization,
     headers: &HeaderMap,
-) -> Result<(Session, User, String), Response> {
+) -> Result<SignedIn, Response> {
     let config = &state.services.config;
     let to_login = || {
         see_other(
@@ -48,7 +55,11 @@ async fn signed_in(
         return Err(to_login());
     };
     match sessions::from_cookie(&state.services, org, &token).await {
-        Ok(Some((session, user))) => Ok((session, user, token)),
+        Ok(Some((session, user))) => Ok(SignedIn {
+            session,
+            user,
+            token,
+        }),
         Ok(None) => Err(to_login()),
         Err(e) => {
             tracing::error!(error = %e, "session lookup failed");
@@ -195,13 +206,11 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
 async fn render(
     state: &AppState,
     org: &Organization,
-    session: &Session,
-    user: &User,
-    token: &str,
+    me: &SignedIn,
     notes: Notes<'_>,
     status: StatusCode,
 ) -> Response {
-    let list = match sessions::list(&state.services, org, user).await {
+    let list = match sessions::list(&state.services, org, &me.user).await {
         Ok(list) => list,
         Err(e) => {
             tracing::error!(error = %e, "listing sessions failed");
@@ -213,8 +222,8 @@ async fn render(
             .into_response();
         }
     };
-    let csrf = pages::session_csrf(&state.services.secrets, token);
-    account_page(org, user, session, &list, &csrf, notes)
+    let csrf = pages::session_csrf(&state.services.secrets, &me.token);
+    account_page(org, &me.user, &me.session, &list, &csrf, notes)
         .status(status)
         .into_response()
 }
@@ -225,7 +234,7 @@ pub async fn account(
     headers: HeaderMap,
     Query(query): Query<AccountQuery>,
 ) -> Response {
-    let (session, user, token) = match signed_in(&state, &org, &headers).await {
+    let me = match signed_in(&state, &org, &headers).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -233,7 +242,7 @@ pub async fn account(
         notice: done_notice(query.done.as_deref()),
         ..Default::default()
     };
-    render(&state, &org, &session, &user, &token, notes, StatusCode::OK).await
+    render(&state, &org, &me, notes, StatusCode::OK).await
 }
 
 /// A posted account form: signed in, from our origin, with this session's CSRF token.
@@ -243,8 +252,8 @@ async fn checked<T>(
     headers: &HeaderMap,
     form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
     csrf: impl Fn(&T) -> Option<&str>,
-) -> Result<(T, Session, User, String), Response> {
-    let (session, user, token) = signed_in(state, org, headers).await?;
+) -> Result<(T, SignedIn), Response> {
+    let me = signed_in(state, org, headers).await?;
     let Ok(axum::Form(form)) = form else {
         return Err(Page::error(
             &org.name,
@@ -253,7 +262,7 @@ async fn checked<T>(
         )
         .into_response());
     };
-    let expected = pages::session_csrf(&state.services.secrets, &token);
+    let expected = pages::session_csrf(&state.services.secrets, &me.token);
     let presented = csrf(&form).unwrap_or_default();
     if !pages::same_origin(&state.services.config, headers)
         || !crate::crypto::constant_time_eq(expected.as_bytes(), presented.as_bytes())
@@ -265,7 +274,7 @@ async fn checked<T>(
         )
         .into_response());
     }
-    Ok((form, session, user, token))
+    Ok((form, me))
 }
 
 fn back(org: &Organization, done: &str, cookies: Vec<String>) -> Response {
@@ -306,14 +315,13 @@ pub async fn profile_submit(
     headers: HeaderMap,
     form: Result<axum::Form<ProfileForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, session, user, token) =
-        match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-            Ok(found) => found,
-            Err(r) => return r,
-        };
+    let (form, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
     let name = form.name.unwrap_or_default();
     let client = client_info(&addr, &headers);
-    match accounts::update_name(&state.services, &org, &user, &name, &client).await {
+    match accounts::update_name(&state.services, &org, &me.user, &name, &client).await {
         Ok(()) => back(&org, "profile", vec![]),
         Err(Error::Invalid { message, .. }) => {
             let text = format!("Name {message}.");
@@ -322,16 +330,7 @@ pub async fn profile_submit(
                 name_value: Some(&name),
                 ..Default::default()
             };
-            render(
-                &state,
-                &org,
-                &session,
-                &user,
-                &token,
-                notes,
-                StatusCode::BAD_REQUEST,
-            )
-            .await
+            render(&state, &org, &me, notes, StatusCode::BAD_REQUEST).await
         }
         Err(e) => unexpected(&org, &e),
     }
@@ -351,11 +350,10 @@ pub async fn password_submit(
     headers: HeaderMap,
     form: Result<axum::Form<PasswordForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, session, user, token) =
-        match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-            Ok(found) => found,
-            Err(r) => return r,
-        };
+    let (form, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
     let current = form.current_password.unwrap_or_default();
     let new = form.new_password.unwrap_or_default();
     let client = client_info(&addr, &headers);
@@ -368,8 +366,8 @@ pub async fn password_submit(
         accounts::password::change(
             &state.services,
             &org,
-            &session,
-            &user,
+            &me.session,
+            &me.user,
             &current,
             &new,
             &client,
@@ -399,16 +397,7 @@ pub async fn password_submit(
                 password_error: Some(&text),
                 ..Default::default()
             };
-            render(
-                &state,
-                &org,
-                &session,
-                &user,
-                &token,
-                notes,
-                StatusCode::BAD_REQUEST,
-            )
-            .await
+            render(&state, &org, &me, notes, StatusCode::BAD_REQUEST).await
         }
         Err(e) => unexpected(&org, &e),
     }
@@ -427,34 +416,24 @@ pub async fn revoke_submit(
     headers: HeaderMap,
     form: Result<axum::Form<RevokeForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, session, user, token) =
-        match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-            Ok(found) => found,
-            Err(r) => return r,
-        };
+    let (form, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
     let target = form.session.unwrap_or_default();
     let client = client_info(&addr, &headers);
-    if target == session.public_id {
+    if target == me.session.public_id {
         // Signing out this device is the sign-out button's job; do the same here.
-        return sign_out(&state, &org, &token, &client).await;
+        return sign_out(&state, &org, &me.token, &client).await;
     }
-    match sessions::revoke(&state.services, &org, &user, &target, &client).await {
+    match sessions::revoke(&state.services, &org, &me.user, &target, &client).await {
         Ok(true) => back(&org, "revoked", vec![]),
         Ok(false) => {
             let notes = Notes {
                 notice: Some("That session was already signed out."),
                 ..Default::default()
             };
-            render(
-                &state,
-                &org,
-                &session,
-                &user,
-                &token,
-                notes,
-                StatusCode::NOT_FOUND,
-            )
-            .await
+            render(&state, &org, &me, notes, StatusCode::NOT_FOUND).await
         }
         Err(e) => unexpected(&org, &e),
     }
@@ -472,13 +451,20 @@ pub async fn revoke_others_submit(
     headers: HeaderMap,
     form: Result<axum::Form<CsrfOnly>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (_, session, user, _) =
-        match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-            Ok(found) => found,
-            Err(r) => return r,
-        };
+    let (_, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
     let client = client_info(&addr, &headers);
-    match sessions::revoke_others(&state.services, &org, &user, &session.public_id, &client).await {
+    match sessions::revoke_others(
+        &state.services,
+        &org,
+        &me.user,
+        &me.session.public_id,
+        &client,
+    )
+    .await
+    {
         Ok(_) => back(&org, "revoked-others", vec![]),
         Err(e) => unexpected(&org, &e),
     }
@@ -491,12 +477,11 @@ pub async fn signout_submit(
     headers: HeaderMap,
     form: Result<axum::Form<CsrfOnly>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (_, _, _, token) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await
-    {
+    let (_, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
-    sign_out(&state, &org, &token, &client_info(&addr, &headers)).await
+    sign_out(&state, &org, &me.token, &client_info(&addr, &headers)).await
 }
 
 async fn sign_out(
