@@ -86,12 +86,6 @@ impl IntoResponse for Page {
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        // Not `no-referrer`: under it browsers send `Origin: null` on our own form posts, and the Origin
-        // check must see the real origin. `same-origin` still sends nothing to other sites.
-        headers.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        );
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }
@@ -178,16 +172,25 @@ pub fn clear_cookie(config: &Config, name: &str) -> String {
     set_cookie(config, name, "", Some(0), "Lax")
 }
 
-/// State-changing form posts must come from our own pages: the Origin (or, without it, the Referer)
-/// must be the public URL's origin.
+/// State-changing form posts must come from our own pages: the Origin must be the public URL's origin.
+///
+/// Hosted pages send `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` (and no
+/// Referer) on our own form posts. For those the browser's Fetch Metadata decides: `Sec-Fetch-Site:
+/// same-origin` is set by the browser itself and cannot be forged by a page, while a cross-site post (a
+/// sandboxed frame's `null` origin included) says `cross-site`. Without either header, a Referer of ours
+/// is the last resort (older browsers); anything else is refused. The CSRF token is checked as well.
 pub fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
     let ours = config.public_url.origin().ascii_serialization();
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        return origin == ours;
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    match header(header::ORIGIN) {
+        Some(origin) if origin == ours => return true,
+        Some(origin) if origin != "null" => return false,
+        _ => {}
     }
-    headers
-        .get(header::REFERER)
-        .and_then(|v| v.to_str().ok())
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin";
+    }
+    header(header::REFERER)
         .and_then(|r| url::Url::parse(r).ok())
         .is_some_and(|r| r.origin().ascii_serialization() == ours)
 }

@@ -16,10 +16,11 @@ use reqwest::StatusCode;
 use crate::helpers::{Backend, TestApp};
 use crate::oauth_support::*;
 
-/// Browsers send `Origin: null` on form posts from a page with `Referrer-Policy: no-referrer`, which made
-/// every hosted form fail the Origin check. Hosted pages must use a policy that keeps the real origin.
+/// Browsers send `Origin: null` on form posts from a page with `Referrer-Policy: no-referrer`. Hosted pages
+/// keep that strict policy, and such a post is accepted only when the browser's own Fetch Metadata says it
+/// came from our origin (`Sec-Fetch-Site: same-origin`); a null origin from anywhere else is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosted_pages_use_a_referrer_policy_that_keeps_the_origin_on_form_posts() {
+async fn hosted_forms_accept_a_null_origin_only_with_same_origin_fetch_metadata() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let fx = fixture(&app).await;
     let client = confidential_client(&app, &fx).await;
@@ -30,30 +31,45 @@ async fn hosted_pages_use_a_referrer_policy_that_keeps_the_origin_on_form_posts(
         .await;
     let login = browser.get(start.location.as_deref().unwrap()).await;
     assert_eq!(login.status, StatusCode::OK);
-    assert_eq!(login.header("referrer-policy"), Some("same-origin"));
+    assert_eq!(login.header("referrer-policy"), Some("no-referrer"));
     // JSON endpoints keep the strictest policy.
     let meta = browser
         .get(&fx.path("/.well-known/openid-configuration"))
         .await;
     assert_eq!(meta.header("referrer-policy"), Some("no-referrer"));
-    // And a post that really comes with `Origin: null` is still refused.
     let csrf = hidden_field(&login.body, "csrf");
     let req = hidden_field(&login.body, "req");
-    let refused = app
-        .http
-        .post(app.url(&fx.path("/login")))
-        .header("origin", "null")
-        .header("cookie", browser.cookie_header())
-        .form(&[
-            ("req", req.as_str()),
-            ("csrf", csrf.as_str()),
-            ("email", fx.email.as_str()),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let post = |fetch_site: Option<&'static str>, referer: Option<String>| {
+        let mut request = app
+            .http
+            .post(app.url(&fx.path("/login")))
+            .header("origin", "null")
+            .header("cookie", browser.cookie_header())
+            .form(&[
+                ("req", req.as_str()),
+                ("csrf", csrf.as_str()),
+                ("email", fx.email.as_str()),
+                ("password", PASSWORD),
+            ]);
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        if let Some(referer) = referer {
+            request = request.header("referer", referer);
+        }
+        request.send()
+    };
+    // A sandboxed frame on another site, or a client that says nothing: refused.
+    for site in [Some("cross-site"), Some("same-site"), Some("none"), None] {
+        let refused = post(site, None).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{site:?}");
+    }
+    // Fetch Metadata outranks a Referer: a cross-site post with a forged-looking Referer is refused.
+    let refused = post(Some("cross-site"), Some(app.url("/"))).await.unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // Our own page's post, as a browser under no-referrer sends it: accepted.
+    let accepted = post(Some("same-origin"), None).await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
 }
 
 /// prompt=consent used to send the user back to the consent page after every "Allow".
