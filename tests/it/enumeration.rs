@@ -1,3 +1,6 @@
+//! Built as its own test binary (`tests/enumeration.rs`), which cargo runs after the others, alone: timing
+//! measured while a hundred other tests share two cores is noise, not evidence.
+//!
 //! Enumeration protection: sign-in, sign-up, forgot-password and resend-verification answer a registered
 //! address exactly as they answer an unknown one (status, body, header names), and take the same time.
 //!
@@ -224,6 +227,9 @@ async fn enumeration_is_not_possible(backend: Backend) {
     app.stop().await;
 }
 
-backend_tests! {
-    enumeration_is_not_possible => enumeration_is_not_possible_sqlite, enumeration_is_not_possible_postgres;
+/// One test for both backends, one after the other, so they do not load the machine for each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enumeration_is_not_possible_on_sqlite_and_postgres() {
+    enumeration_is_not_possible(Backend::Sqlite).await;
+    enumeration_is_not_possible(Backend::Postgres).await;
 }

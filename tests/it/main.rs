@@ -15,7 +15,6 @@ mod concurrency;
 mod config;
 mod durability;
 mod email;
-mod enumeration;
 mod keys;
 mod logs;
 mod multi_instance;
