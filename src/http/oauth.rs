@@ -18,7 +18,7 @@ use crate::apps::Application;
 use crate::audit::Actor;
 use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::token::{RequestMeta, TokenRequest};
-use crate::oauth::{OAuthError, discovery, has_scope, introspect, revocation, token};
+use crate::oauth::{OAuthError, has_scope, introspect, revocation, token};
 use crate::orgs::Organization;
 use crate::sessions::service::ClientInfo;
 
@@ -210,9 +210,13 @@ pub async fn openid_configuration(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
 ) -> Response {
-    let mut response =
-        axum::Json(discovery::metadata(&state.provider.issuer(&org))).into_response();
-    response.headers_mut().insert(
+    let mut response = state.provider.discovery_document(&org).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );

@@ -68,6 +68,9 @@ pub struct Provider {
     apps: TtlMap<Application>,
     orgs: TtlMap<Organization>,
     revoked: RwLock<HashSet<String>>,
+    /// Rendered discovery documents by organization slug. They depend only on the issuer, which never
+    /// changes for a slug, so they are rendered once.
+    discovery: RwLock<HashMap<String, axum::body::Bytes>>,
     /// Revocations made here recently, kept across a refresh whose read may predate their commit.
     recent_revocations: RwLock<Vec<(String, Instant)>>,
 }
@@ -77,6 +80,7 @@ impl Provider {
     pub fn start(services: Services) -> Arc<Self> {
         let provider = Arc::new(Self {
             audit: AuditWriter::start(services.store.clone()),
+            discovery: RwLock::new(HashMap::new()),
             services,
             keys: KeyRing::default(),
             apps: TtlMap::new(),
@@ -199,6 +203,24 @@ impl Provider {
             }
             Err(e) => tracing::warn!(error = %e, "could not refresh revoked access tokens"),
         }
+    }
+
+    /// The discovery document of `org`, as JSON bytes.
+    pub fn discovery_document(&self, org: &Organization) -> axum::body::Bytes {
+        if let Some(doc) = self
+            .discovery
+            .read()
+            .ok()
+            .and_then(|m| m.get(&org.slug).cloned())
+        {
+            return doc;
+        }
+        let doc =
+            axum::body::Bytes::from(super::discovery::metadata(&self.issuer(org)).to_string());
+        if let Ok(mut map) = self.discovery.write() {
+            map.insert(org.slug.clone(), doc.clone());
+        }
+        doc
     }
 
     pub fn issuer(&self, org: &Organization) -> String {
