@@ -217,6 +217,9 @@ const SECRET_MARKERS: &[&str] = &[
     "key_material",
 ];
 
+/// Fields that match a marker but hold settings, not secrets: their contents are still redacted key by key.
+const NOT_SECRET: &[&str] = &["password_policy"];
+
 pub fn redact(mut value: Value) -> Value {
     redact_in_place(&mut value);
     value
@@ -229,7 +232,10 @@ fn redact_in_place(value: &mut Value) {
                 let lower = key.to_ascii_lowercase();
                 // Flags and counts (`has_password: true`) say nothing secret; strings and structures might.
                 let may_hold_secret = !(inner.is_null() || inner.is_boolean() || inner.is_number());
-                if may_hold_secret && SECRET_MARKERS.iter().any(|m| lower.contains(m)) {
+                if may_hold_secret
+                    && !NOT_SECRET.contains(&lower.as_str())
+                    && SECRET_MARKERS.iter().any(|m| lower.contains(m))
+                {
                     *inner = Value::String("[redacted]".into());
                 } else {
                     redact_in_place(inner);
@@ -313,5 +319,15 @@ mod tests {
         assert_eq!(v["name"], "web");
         assert_eq!(v["client_secret"], "[redacted]");
         assert_eq!(v["nested"]["password_hash"], "[redacted]");
+    }
+
+    #[test]
+    fn a_password_policy_is_a_setting_not_a_secret() {
+        let v = redact(serde_json::json!({
+            "settings": {"password_policy": {"min_length": 12, "require_digit": true, "secret": "x"}}
+        }));
+        assert_eq!(v["settings"]["password_policy"]["min_length"], 12);
+        assert_eq!(v["settings"]["password_policy"]["require_digit"], true);
+        assert_eq!(v["settings"]["password_policy"]["secret"], "[redacted]");
     }
 }
