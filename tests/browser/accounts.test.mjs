@@ -41,7 +41,8 @@ after(async () => {
 });
 
 test('sign up, confirm the email, sign in and return to the application', async () => {
-  const page = await browser.newPage({ viewport: { width: 800, height: 720 } });
+  const context = await browser.newContext({ viewport: { width: 800, height: 720 } });
+  const page = await context.newPage();
   const violations = watchCsp(page);
   const verifier = randomBytes(32).toString('base64url');
   const query = new URLSearchParams({
@@ -106,12 +107,16 @@ test('sign up, confirm the email, sign in and return to the application', async 
   assert.equal(info.email_verified, true);
   assert.equal(info.name, 'Bea Example');
 
-  await page.goto(`${base}/o/acme/account`);
-  assert.equal(await page.title(), 'Your account · Acme Inc');
-  await page.waitForSelector('text=This device');
-  await page.screenshot({ path: join(artifacts, 'account.png'), fullPage: true });
-  assert.deepEqual(violations, [], 'no CSP violations on hosted pages');
-  await page.close();
+  // The first tab is still failing over to Chromium's error page for the unreachable callback; the
+  // account page opens in a second tab of the same browser (same cookies) so the two cannot race.
+  const account = await context.newPage();
+  const accountViolations = watchCsp(account);
+  await account.goto(`${base}/o/acme/account`);
+  assert.equal(await account.title(), 'Your account · Acme Inc');
+  await account.waitForSelector('text=This device');
+  await account.screenshot({ path: join(artifacts, 'account.png'), fullPage: true });
+  assert.deepEqual([...violations, ...accountViolations], [], 'no CSP violations on hosted pages');
+  await context.close();
 });
 
 test('forgot password: the emailed code sets a new password and signs out everywhere', async () => {
