@@ -41,6 +41,7 @@ impl Server {
             })?),
             None => None,
         };
+        services.passwords.warm_up();
         let provider = crate::oauth::provider::Provider::start(services.clone());
         let router = http::router(AppState {
             services: services.clone(),
