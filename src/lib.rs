@@ -15,6 +15,7 @@ pub mod ephemeral;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod mfa;
 pub mod oauth;
 pub mod onetime;
 pub mod orgs;

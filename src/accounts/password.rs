@@ -72,6 +72,7 @@ pub async fn change(
     );
     let replacement = Session {
         auth_time: session.auth_time,
+        mfa_at: session.mfa_at,
         ..replacement
     };
     let notice = OutgoingEmail::new(

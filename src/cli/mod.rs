@@ -147,6 +147,25 @@ struct OrgUpdate {
     /// Code- and link-sending requests per application per hour (default 100).
     #[arg(long, value_name = "N")]
     code_requests_per_app_per_hour: Option<u32>,
+    /// Token-endpoint requests per client per minute (default 1200).
+    #[arg(long, value_name = "N")]
+    token_requests_per_client_per_minute: Option<u32>,
+    /// Introspection requests per client per minute (default 12000).
+    #[arg(long, value_name = "N")]
+    introspections_per_client_per_minute: Option<u32>,
+    /// Who must use a second factor: optional (default), admins (owners and admins) or everyone.
+    #[arg(long, value_name = "POLICY")]
+    mfa_policy: Option<MfaPolicyArg>,
+    /// Sensitive account actions need a second-factor proof at most this many minutes old (default 10).
+    #[arg(long, value_name = "MINUTES")]
+    step_up_minutes: Option<u64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MfaPolicyArg {
+    Optional,
+    Admins,
+    Everyone,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -473,6 +492,22 @@ async fn org_command(
             }
             if let Some(n) = update.code_requests_per_app_per_hour {
                 limits.code_requests_per_app_per_hour = n;
+            }
+            if let Some(n) = update.token_requests_per_client_per_minute {
+                limits.token_requests_per_client_per_minute = n;
+            }
+            if let Some(n) = update.introspections_per_client_per_minute {
+                limits.introspections_per_client_per_minute = n;
+            }
+            if let Some(policy) = update.mfa_policy {
+                settings.mfa.policy = match policy {
+                    MfaPolicyArg::Optional => crate::mfa::MfaPolicy::Optional,
+                    MfaPolicyArg::Admins => crate::mfa::MfaPolicy::Admins,
+                    MfaPolicyArg::Everyone => crate::mfa::MfaPolicy::Everyone,
+                };
+            }
+            if let Some(minutes) = update.step_up_minutes {
+                settings.mfa.step_up_minutes = minutes;
             }
             let org = orgs::update(
                 services,

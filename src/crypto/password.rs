@@ -139,6 +139,22 @@ impl PasswordHasher {
         .await
     }
 
+    /// Hashes a short-lived code (email sign-in codes) with bcrypt at `cost`, on the same bounded pool.
+    pub async fn hash_code(&self, code: &str, cost: u32) -> Result<String, PasswordError> {
+        let code = code.to_string();
+        self.run(move || {
+            bcrypt::hash(code, cost).map_err(|e| PasswordError::Hashing(e.to_string()))
+        })
+        .await
+    }
+
+    /// Checks a code against a hash from [`Self::hash_code`].
+    pub async fn verify_code(&self, code: &str, stored: &str) -> Result<bool, PasswordError> {
+        let (code, stored) = (code.to_string(), stored.to_string());
+        self.run(move || Ok(bcrypt::verify(code, &stored).unwrap_or(false)))
+            .await
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,

@@ -35,6 +35,65 @@ pub struct Decision {
     pub reset_after: Duration,
 }
 
+/// A sliding-window-counter observation: the previous and current fixed windows' counts (after this
+/// hit, if it was allowed) and how far into the current window it came.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counted {
+    pub allowed: bool,
+    pub previous: u64,
+    pub current: u64,
+    pub elapsed: Duration,
+}
+
+/// The estimate the counter limits: `current` plus `previous` weighted by the overlap left.
+pub(crate) fn weighted(previous: u64, current: u64, elapsed: Duration, window: Duration) -> f64 {
+    let overlap = 1.0 - (elapsed.as_secs_f64() / window.as_secs_f64()).min(1.0);
+    previous as f64 * overlap + current as f64
+}
+
+impl Counted {
+    /// Whether one more hit fits: the estimate including it stays within `limit`.
+    pub(crate) fn fits(
+        previous: u64,
+        current: u64,
+        elapsed: Duration,
+        window: Duration,
+        limit: u32,
+    ) -> bool {
+        weighted(previous, current + 1, elapsed, window) <= f64::from(limit)
+    }
+
+    pub(crate) fn decision(self, limit: u32, window: Duration) -> Decision {
+        let estimate = weighted(self.previous, self.current, self.elapsed, window);
+        let remaining = (f64::from(limit) - estimate).floor().max(0.0) as u32;
+        let to_window_end = window.saturating_sub(self.elapsed);
+        let reset_after = if self.allowed {
+            to_window_end
+        } else {
+            // When the next hit would fit again: later in this window as the previous one's weight
+            // fades, or, if this window alone is full, once this window's weight fades in the next.
+            let room = f64::from(limit) - 1.0;
+            let w = window.as_secs_f64();
+            if (self.current as f64) <= room && self.previous > 0 {
+                let at = w * (1.0 - (room - self.current as f64) / self.previous as f64);
+                Duration::from_secs_f64((at - self.elapsed.as_secs_f64()).max(0.0))
+            } else {
+                let at = w * (1.0 - room / (self.current.max(1) as f64)).max(0.0);
+                to_window_end + Duration::from_secs_f64(at)
+            }
+        };
+        Decision {
+            allowed: self.allowed,
+            limit,
+            remaining,
+            // Round up so a client waiting `Retry-After` seconds is not refused again.
+            reset_after: Duration::from_millis(
+                reset_after.as_millis().min(u64::MAX as u128) as u64 + 1,
+            ),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Ephemeral: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
@@ -42,6 +101,17 @@ pub trait Ephemeral: Send + Sync + 'static {
     /// Sliding-window log: records a hit on `key` unless `limit` hits already fall within the last
     /// `window`. Atomic: concurrent callers can never get more than `limit` allowed hits between them.
     async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, EphemeralError>;
+
+    /// Sliding-window counter: constant state per key (this fixed window's count and the previous one's),
+    /// estimating the sliding window as this window's hits plus the previous window's weighted by how
+    /// much of it still overlaps. For high limits on hot paths, where a log entry per hit would cost too
+    /// much; no edge bursts, though uneven traffic may be estimated slightly high or low. Atomic.
+    async fn hit_counter(
         &self,
         key: &str,
         limit: u32,

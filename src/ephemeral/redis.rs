@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
-use super::{Decision, Ephemeral, EphemeralError};
+use super::{Counted, Decision, Ephemeral, EphemeralError};
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 const PREFIX: &str = "latchkey:";
@@ -35,11 +35,39 @@ if oldest[2] then reset = tonumber(oldest[2]) + window - now end
 return {allowed, count, reset}
 ";
 
+/// Sliding-window counter in a hash {w: fixed-window index, c: its hits, p: the previous window's}. The
+/// weighting matches [`super::weighted`]. Returns {allowed, previous, current, ms into the window}.
+const SLIDING_COUNTER: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local index = math.floor(now / window)
+local state = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local w = tonumber(state[1]) or -2
+local c = tonumber(state[2]) or 0
+local p = tonumber(state[3]) or 0
+if w ~= index then
+  if w == index - 1 then p = c else p = 0 end
+  c = 0
+end
+local elapsed = now % window
+local allowed = 0
+if p * (1 - elapsed / window) + c + 1 <= limit then
+  c = c + 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'w', index, 'c', c, 'p', p)
+redis.call('PEXPIRE', KEYS[1], 2 * window)
+return {allowed, p, c, elapsed}
+";
+
 pub struct RedisEphemeral {
     client: redis::Client,
     /// Created on first use, so an instance starts (and reports not-ready) while Redis is still coming up.
     manager: OnceCell<ConnectionManager>,
     script: redis::Script,
+    counter: redis::Script,
 }
 
 impl RedisEphemeral {
@@ -48,6 +76,7 @@ impl RedisEphemeral {
             client: redis::Client::open(url)?,
             manager: OnceCell::new(),
             script: redis::Script::new(SLIDING_WINDOW),
+            counter: redis::Script::new(SLIDING_COUNTER),
         })
     }
 
@@ -139,6 +168,28 @@ impl Ephemeral for RedisEphemeral {
         })
     }
 
+    async fn hit_counter(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, EphemeralError> {
+        let mut conn = self.connection().await?;
+        let mut invocation = self.counter.key(format!("{PREFIX}rc:{key}"));
+        invocation.arg(window.as_millis().max(1) as u64).arg(limit);
+        let (allowed, previous, current, elapsed_ms): (i64, i64, i64, i64) =
+            tokio::time::timeout(TIMEOUT, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| EphemeralError::Timeout(TIMEOUT))??;
+        Ok(Counted {
+            allowed: allowed == 1,
+            previous: previous.max(0) as u64,
+            current: current.max(0) as u64,
+            elapsed: Duration::from_millis(elapsed_ms.max(0) as u64),
+        }
+        .decision(limit, window))
+    }
+
     async fn publish(&self, channel: &str, message: &str) -> Result<(), EphemeralError> {
         let mut conn = self.connection().await?;
         tokio::time::timeout(
@@ -169,6 +220,7 @@ impl Ephemeral for RedisEphemeral {
             TIMEOUT,
             redis::cmd("DEL")
                 .arg(format!("{PREFIX}rl:{key}"))
+                .arg(format!("{PREFIX}rc:{key}"))
                 .query_async::<i64>(&mut conn),
         )
         .await

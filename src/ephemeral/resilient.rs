@@ -88,6 +88,15 @@ impl Ephemeral for Resilient {
         redis_or_local!(self, hit(key, limit, window))
     }
 
+    async fn hit_counter(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Decision, EphemeralError> {
+        redis_or_local!(self, hit_counter(key, limit, window))
+    }
+
     async fn clear(&self, key: &str) -> Result<(), EphemeralError> {
         // Clear both: a key counted locally during an outage must not outlive a successful sign-in.
         let _ = self.local.clear(key).await;

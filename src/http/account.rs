@@ -28,14 +28,14 @@ use crate::sessions::service as sessions;
 use crate::users::User;
 
 /// The signed-in user of this browser: their session, and the cookie value it was found by.
-struct SignedIn {
-    session: Session,
-    user: User,
-    token: String,
+pub(super) struct SignedIn {
+    pub session: Session,
+    pub user: User,
+    pub token: String,
 }
 
 /// The signed-in user of this browser; `Err` is a page to answer with.
-async fn signed_in(
+pub(super) async fn signed_in(
     state: &AppState,
     org: &Organization,
     headers: &HeaderMap,
@@ -105,6 +105,7 @@ fn account_page(
     user: &User,
     current: &Session,
     list: &[Session],
+    factors: &crate::mfa::Factors,
     csrf: &str,
     notes: Notes<'_>,
 ) -> Page {
@@ -147,6 +148,7 @@ fn account_page(
                 button type="submit" { "Change password" }
             }
         }
+        (super::mfa::account_section(org, user, factors, csrf))
         section aria-labelledby="sessions-h" {
             h2 id="sessions-h" { "Active sessions" }
             ul.sessions {
@@ -199,6 +201,10 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
         "password" => Some("Your password is changed. Your other devices were signed out."),
         "revoked" => Some("That session is signed out."),
         "revoked-others" => Some("All your other sessions are signed out."),
+        "stepped-up" => Some("Verified. You can go ahead now."),
+        "totp" => Some("Your authenticator app is set up."),
+        "email-codes" => Some("Sign-in codes by email are on."),
+        "factor-removed" => Some("That verification method is removed."),
         _ => None,
     }
 }
@@ -222,8 +228,12 @@ async fn render(
             .into_response();
         }
     };
+    let factors = match crate::mfa::factors(&state.services, &me.user).await {
+        Ok(f) => f,
+        Err(e) => return unexpected(org, &e),
+    };
     let csrf = pages::session_csrf(&state.services.secrets, &me.token);
-    account_page(org, &me.user, &me.session, &list, &csrf, notes)
+    account_page(org, &me.user, &me.session, &list, &factors, &csrf, notes)
         .status(status)
         .into_response()
 }
@@ -238,6 +248,15 @@ pub async fn account(
         Ok(found) => found,
         Err(r) => return r,
     };
+    // A session from before the organization required a second factor proves one (or enrols) first.
+    match crate::mfa::required_by_policy(&state.services, &org, &me.user).await {
+        Ok(true) if me.session.acr.as_deref() != Some(crate::oauth::ACR_MFA) => {
+            let after = format!("/o/{}/account", org.slug);
+            return super::mfa::step_up(&state, &org, &me.session, &me.user, &after).await;
+        }
+        Ok(_) => {}
+        Err(e) => return unexpected(&org, &e),
+    }
     let notes = Notes {
         notice: done_notice(query.done.as_deref()),
         ..Default::default()
@@ -246,7 +265,7 @@ pub async fn account(
 }
 
 /// A posted account form: signed in, from our origin, with this session's CSRF token.
-async fn checked<T>(
+pub(super) async fn checked<T>(
     state: &AppState,
     org: &Organization,
     headers: &HeaderMap,
@@ -281,7 +300,7 @@ fn back(org: &Organization, done: &str, cookies: Vec<String>) -> Response {
     see_other(&format!("/o/{}/account?done={done}", org.slug), cookies)
 }
 
-fn unexpected(org: &Organization, e: &Error) -> Response {
+pub(super) fn unexpected(org: &Organization, e: &Error) -> Response {
     let status = if matches!(e, Error::Busy) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -354,6 +373,16 @@ pub async fn password_submit(
         Ok(found) => found,
         Err(r) => return r,
     };
+    match crate::mfa::factors(&state.services, &me.user).await {
+        Ok(factors)
+            if crate::mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) =>
+        {
+            let after = format!("/o/{}/account?done=stepped-up", org.slug);
+            return super::mfa::step_up(&state, &org, &me.session, &me.user, &after).await;
+        }
+        Ok(_) => {}
+        Err(e) => return unexpected(&org, &e),
+    }
     let current = form.current_password.unwrap_or_default();
     let new = form.new_password.unwrap_or_default();
     let client = client_info(&addr, &headers);

@@ -17,7 +17,7 @@ use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest
 use crate::oauth::{jwt, parse_scope};
 use crate::orgs::Organization;
 use crate::sessions::Session;
-use crate::sessions::service::{self as sessions, ClientInfo, LoginError};
+use crate::sessions::service::{self as sessions, ClientInfo, LoginError, SignIn};
 use crate::time_now;
 use crate::users::User;
 
@@ -115,9 +115,19 @@ async fn proceed(
         },
         None => None,
     };
+    let mfa_required = match &session {
+        Some((_, user)) => {
+            match crate::mfa::required_by_policy(&provider.services, org, user).await {
+                Ok(required) => required,
+                Err(_) => return unavailable(org),
+            }
+        }
+        None => false,
+    };
     let step = authorize::next_step(
         req,
         session.as_ref().map(|(s, _)| s),
+        mfa_required,
         consented.as_deref(),
         resumed_from,
         consent_just_given,
@@ -139,10 +149,10 @@ async fn proceed(
     match step {
         Step::Fail(error) => {
             let issuer = provider.issuer(org);
-            let description = if error == "login_required" {
-                "the user must sign in"
-            } else {
-                "the user must consent"
+            let description = match error {
+                "login_required" => "the user must sign in",
+                "interaction_required" => "the user must prove a second factor",
+                _ => "the user must consent",
             };
             see_other(
                 &authorize::error_redirect(
@@ -163,6 +173,20 @@ async fn proceed(
                 "Something went wrong on our side.",
             ),
         },
+        Step::SecondFactor => {
+            let (session, user) = session.expect("SecondFactor implies a session");
+            match pending(state).await {
+                Ok(id) => {
+                    let after = format!("{base}/authorize/resume?req={id}");
+                    super::mfa::step_up(state, org, &session, &user, &after).await
+                }
+                Err(_) => page_error(
+                    org,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side.",
+                ),
+            }
+        }
         Step::Consent => match pending(state).await {
             Ok(id) => see_other(&format!("{base}/consent?req={id}"), vec![]),
             Err(_) => page_error(
@@ -465,8 +489,17 @@ pub async fn login_submit(
         .into_response();
     }
     let client = client_info(&addr, &headers);
-    match sessions::password_login(&state.services, &org, &email, &password, &client).await {
-        Ok((_, token)) => {
+    let location = match &after {
+        After::Request(req_id) => {
+            format!("/o/{}/authorize/resume?req={req_id}", org.slug)
+        }
+        After::Page(Some(to)) => to.clone(),
+        After::Page(None) => format!("/o/{}/account", org.slug),
+    };
+    match sessions::password_login(&state.services, &org, &email, &password, &location, &client)
+        .await
+    {
+        Ok(SignIn::Session(_, token)) => {
             // A new session id at every sign-in: nothing set before login survives it (no fixation).
             let cookie = pages::set_cookie(
                 &config,
@@ -475,15 +508,9 @@ pub async fn login_submit(
                 Some(org.settings.session_absolute_lifetime_secs as i64),
                 "Lax",
             );
-            let location = match &after {
-                After::Request(req_id) => {
-                    format!("/o/{}/authorize/resume?req={req_id}", org.slug)
-                }
-                After::Page(Some(to)) => to.clone(),
-                After::Page(None) => format!("/o/{}/account", org.slug),
-            };
             see_other(&location, vec![cookie])
         }
+        Ok(SignIn::SecondFactor(challenge)) => super::mfa::to_challenge(&config, &org, &challenge),
         Err(LoginError::InvalidCredentials) => login_page(
             &org,
             &after,

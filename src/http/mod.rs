@@ -4,6 +4,7 @@ mod account;
 mod accounts;
 mod flows;
 mod health;
+mod mfa;
 pub mod oauth;
 pub mod pages;
 pub mod problem;
@@ -102,6 +103,34 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/o/{slug}/login",
             get(flows::login_form).post(flows::login_submit),
+        )
+        .route(
+            "/o/{slug}/login/mfa",
+            get(mfa::challenge_page).post(mfa::challenge_submit),
+        )
+        .route(
+            "/o/{slug}/login/mfa/email",
+            axum::routing::post(mfa::challenge_email),
+        )
+        .route(
+            "/o/{slug}/login/mfa/enrol",
+            axum::routing::post(mfa::challenge_enrol),
+        )
+        .route(
+            "/o/{slug}/account/mfa/totp",
+            get(mfa::totp_setup_form).post(mfa::totp_setup_submit),
+        )
+        .route(
+            "/o/{slug}/account/mfa/remove",
+            axum::routing::post(mfa::remove_submit),
+        )
+        .route(
+            "/o/{slug}/account/mfa/email",
+            axum::routing::post(mfa::email_enable_submit),
+        )
+        .route(
+            "/o/{slug}/account/mfa/recovery-codes",
+            axum::routing::post(mfa::recovery_codes_submit),
         )
         .route(
             "/o/{slug}/consent",

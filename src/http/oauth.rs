@@ -20,6 +20,7 @@ use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::token::{RequestMeta, TokenRequest};
 use crate::oauth::{OAuthError, has_scope, introspect, revocation, token};
 use crate::orgs::Organization;
+use crate::ratelimit;
 use crate::sessions::service::ClientInfo;
 
 /// An RFC 6749 error response. `basic_challenge` adds `WWW-Authenticate: Basic` to a 401 (RFC 6749 §5.2).
@@ -279,6 +280,62 @@ async fn authenticated_client(
     }
 }
 
+/// Which hot endpoint a per-client rate applies to.
+#[derive(Clone, Copy)]
+enum ClientRate {
+    Token,
+    Introspection,
+}
+
+/// Counts this request against the client's rate; `Err` is the 429 to send (an OAuth error body with
+/// `Retry-After` and `RateLimit` headers). Public clients are counted per client and address, since
+/// anybody can present their id.
+async fn client_rate(
+    state: &AppState,
+    org: &Organization,
+    app: &Application,
+    presented: &Presented,
+    rate: ClientRate,
+    client: &ClientInfo,
+) -> Result<(), Response> {
+    let limits = &org.settings.rate_limits;
+    let (policy, limit) = match rate {
+        ClientRate::Token => ("token", limits.token_requests_per_client_per_minute),
+        ClientRate::Introspection => ("introspection", limits.introspections_per_client_per_minute),
+    };
+    let key = match (presented, &client.ip) {
+        (Presented::None { .. }, Some(ip)) => format!("{policy}:{}:{}:{ip}", org.id, app.client_id),
+        _ => format!("{policy}:{}:{}", org.id, app.client_id),
+    };
+    let actor = Actor {
+        actor_type: "client".into(),
+        id: Some(app.client_id.clone()),
+        role: None,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    match ratelimit::enforce_client_rate(&state.services, org, &actor, policy, &key, limit).await {
+        Ok(()) => Ok(()),
+        Err(crate::error::Error::RateLimited(limited)) => {
+            let mut response = json_no_store(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({
+                    "error": "temporarily_unavailable",
+                    "error_description": "too many requests from this client; try again later",
+                }),
+            );
+            super::rate_limit_headers(
+                &mut response,
+                &limited.decision,
+                limited.policy,
+                limited.window,
+            );
+            Err(response)
+        }
+        Err(e) => Err(OAuthResponse::from(OAuthError::from(e)).into_response()),
+    }
+}
+
 pub async fn token_endpoint(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
@@ -287,7 +344,7 @@ pub async fn token_endpoint(
     OAuthForm(request): OAuthForm<TokenRequest>,
 ) -> Response {
     let origin = request_origin(&headers);
-    let (app, _) = match authenticated_client(
+    let (app, presented) = match authenticated_client(
         &state,
         &org,
         &headers,
@@ -300,6 +357,12 @@ pub async fn token_endpoint(
         Err(e) => return e.into_response(),
     };
     let client = client_info(&addr, &headers);
+    if let Err(mut refused) =
+        client_rate(&state, &org, &app, &presented, ClientRate::Token, &client).await
+    {
+        allow_origin(&mut refused, origin.as_deref(), &app.cors_origins);
+        return refused;
+    }
     let meta = RequestMeta {
         ip: client.ip,
         user_agent: client.user_agent,
@@ -332,6 +395,7 @@ pub struct TokenParam {
 pub async fn introspection_endpoint(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm<TokenParam>,
 ) -> Response {
@@ -354,6 +418,19 @@ pub async fn introspection_endpoint(
             basic_challenge: false,
         }
         .into_response();
+    }
+    let client = client_info(&addr, &headers);
+    if let Err(refused) = client_rate(
+        &state,
+        &org,
+        &app,
+        &presented,
+        ClientRate::Introspection,
+        &client,
+    )
+    .await
+    {
+        return refused;
     }
     let Some(token) = params.token else {
         return OAuthResponse::from(OAuthError::invalid_request("token is required"))

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::provider::Provider;
 use super::records::{AuthorizationCode, Grant};
-use super::{OAuthError, SUPPORTED_SCOPES, has_scope, parse_scope};
+use super::{ACR_MFA, ACR_PASSWORD, OAuthError, SUPPORTED_SCOPES, has_scope, parse_scope};
 use crate::apps::{Application, ClientType, GrantType};
 use crate::audit::{Actor, NewAuditEvent};
 use crate::onetime::OneTimeToken;
@@ -298,6 +298,8 @@ pub async fn validate(
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
     Login,
+    /// The session must prove a second factor first (or enrol one).
+    SecondFactor,
     Consent,
     Issue,
     /// prompt=none, but interaction is needed.
@@ -307,9 +309,13 @@ pub enum Step {
 /// `resumed_from` is when a stored request began (None for a request arriving now): with prompt=login or
 /// max_age, a sign-in after that moment satisfies the request, so a fresh request always goes to the login
 /// page and a resumed one never loops back to it. `consent_just_given` likewise satisfies prompt=consent.
+/// `mfa_required` is the organization's policy for this user; the application can also demand a second
+/// factor with `acr_values` (see [`demands_mfa`]).
+#[allow(clippy::too_many_arguments)]
 pub fn next_step(
     req: &ValidRequest,
     session: Option<&Session>,
+    mfa_required: bool,
     consented: Option<&str>,
     resumed_from: Option<i64>,
     consent_just_given: bool,
@@ -333,6 +339,13 @@ pub fn next_step(
             Step::Login
         };
     }
+    if (mfa_required || demands_mfa(req)) && session.acr.as_deref() != Some(ACR_MFA) {
+        return if req.prompt.none {
+            Step::Fail("interaction_required")
+        } else {
+            Step::SecondFactor
+        };
+    }
     let covered = consented.is_some_and(|granted| {
         parse_scope(&req.scope)
             .iter()
@@ -346,6 +359,13 @@ pub fn next_step(
         };
     }
     Step::Issue
+}
+
+/// Whether the application asked for multi-factor authentication (`acr_values` naming
+/// [`ACR_MFA`]). `acr_values` lists acceptable values in order of preference; a password-only session is
+/// acceptable only if the password value is listed too.
+pub fn demands_mfa(req: &ValidRequest) -> bool {
+    req.acr_values.iter().any(|v| v == ACR_MFA) && !req.acr_values.iter().any(|v| v == ACR_PASSWORD)
 }
 
 /// Adds `params` to a redirect URI's query, keeping what it already has.

@@ -26,6 +26,7 @@ pub struct OrgSettings {
     pub session_absolute_lifetime_secs: u64,
     pub rate_limits: crate::ratelimit::RateLimits,
     pub password_policy: crate::accounts::policy::PasswordPolicy,
+    pub mfa: crate::mfa::MfaSettings,
 }
 
 impl Default for OrgSettings {
@@ -36,6 +37,7 @@ impl Default for OrgSettings {
             session_absolute_lifetime_secs: 12 * 3600,
             rate_limits: Default::default(),
             password_policy: Default::default(),
+            mfa: Default::default(),
         }
     }
 }
@@ -159,6 +161,7 @@ impl OrgSettings {
             ));
         }
         self.password_policy.validate()?;
+        self.mfa.validate()?;
         self.rate_limits.validate()
     }
 }

@@ -33,6 +33,10 @@ pub struct RateLimits {
     /// Unauthenticated requests that send codes or links (resend verification, reset) per application
     /// (or, outside an authorization request, per organization) per hour.
     pub code_requests_per_app_per_hour: u32,
+    /// Token-endpoint requests per client per minute (public clients: per client and address).
+    pub token_requests_per_client_per_minute: u32,
+    /// Introspection requests per client per minute.
+    pub introspections_per_client_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -44,6 +48,8 @@ impl Default for RateLimits {
             reset_per_email_per_hour: 3,
             reset_per_ip_per_hour: 10,
             code_requests_per_app_per_hour: 100,
+            token_requests_per_client_per_minute: 1_200,
+            introspections_per_client_per_minute: 12_000,
         }
     }
 }
@@ -68,6 +74,14 @@ impl RateLimits {
             "code_requests_per_app_per_hour",
             self.code_requests_per_app_per_hour.into(),
         )?;
+        positive(
+            "token_requests_per_client_per_minute",
+            self.token_requests_per_client_per_minute.into(),
+        )?;
+        positive(
+            "introspections_per_client_per_minute",
+            self.introspections_per_client_per_minute.into(),
+        )?;
         if self.login_lockout_max_secs < self.login_window_secs {
             return Err(Error::invalid(
                 "login_lockout_max",
@@ -86,6 +100,7 @@ pub struct Limited {
     pub window: Duration,
 }
 
+pub const MINUTE: Duration = Duration::from_secs(60);
 pub const HOUR: Duration = Duration::from_secs(3600);
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -136,6 +151,49 @@ pub async fn enforce(
         }
     }
     Ok(())
+}
+
+/// Counts one request against a high per-client rate (token endpoint, introspection) with the
+/// sliding-window counter, which costs the same at any rate. A client over its rate is audited once per
+/// window, not once per refused request, so a flood cannot flood the audit log too.
+pub async fn enforce_client_rate(
+    services: &Services,
+    org: &Organization,
+    actor: &Actor,
+    policy: &'static str,
+    key: &str,
+    limit: u32,
+) -> Result<()> {
+    let window = MINUTE;
+    let decision = services
+        .ephemeral
+        .hit_counter(key, limit.max(1), window)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    if decision.allowed {
+        return Ok(());
+    }
+    let first_refusal = services
+        .ephemeral
+        .remember_once(&format!("audited:{key}"), window)
+        .await
+        .unwrap_or(true);
+    if first_refusal {
+        let audit = NewAuditEvent::new(&org.id, actor, "rate_limited").change(
+            None,
+            Some(json!({
+                "policy": policy,
+                "subject": actor.id,
+                "retry_after_secs": decision.reset_after.as_secs(),
+            })),
+        );
+        services.store.append_audit(&audit).await?;
+    }
+    Err(Error::RateLimited(Limited {
+        decision,
+        policy,
+        window,
+    }))
 }
 
 /// A keyed fingerprint for use inside limit keys: stable per value, useless without the master key.

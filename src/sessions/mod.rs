@@ -24,4 +24,6 @@ pub struct Session {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// When its holder last proved a second factor (at sign-in or a later step-up).
+    pub mfa_at: Option<i64>,
 }

@@ -197,15 +197,26 @@ pub fn user_actor(user: &User, client: &ClientInfo) -> Actor {
     }
 }
 
+/// What a correct password leads to.
+pub enum SignIn {
+    /// A session (and its cookie value).
+    Session(Box<Session>, String),
+    /// A second factor is needed first (or must be enrolled): the open challenge's id.
+    SecondFactor(String),
+}
+
 /// Checks email and password. The same work (a full password hash) is done whether or not the account
-/// exists, so neither the answer nor its timing reveals registered emails.
+/// exists, so neither the answer nor its timing reveals registered emails. A user with a second factor,
+/// or whom the organization's policy requires to have one, gets a challenge rather than a session;
+/// `after` is where the browser goes once signed in.
 pub async fn password_login(
     services: &Services,
     org: &Organization,
     email: &str,
     password: &str,
+    after: &str,
     client: &ClientInfo,
-) -> Result<(Session, String), LoginError> {
+) -> Result<SignIn, LoginError> {
     // An attempt is counted before the password is checked, so concurrent guesses cannot slip past the
     // limit; a successful sign-in forgets the count. The same limit applies whether or not the account
     // exists, so it reveals nothing either.
@@ -276,16 +287,28 @@ pub async fn password_login(
         services.store.append_audit(&audit).await?;
         return Err(LoginError::EmailNotVerified);
     }
+    let factors = crate::mfa::factors(services, &user).await?;
+    let required = crate::mfa::required_by_policy(services, org, &user).await?;
+    if factors.enrolled() || required {
+        let challenge = crate::mfa::challenge::Challenge {
+            after: after.to_string(),
+            amr: vec![crate::mfa::AMR_PASSWORD.into()],
+            step_up_of: None,
+            enrol: !factors.enrolled(),
+        };
+        let id = crate::mfa::challenge::start(services, org, &user, &challenge).await?;
+        return Ok(SignIn::SecondFactor(id));
+    }
     let (session, token) = start(
         services,
         org,
         &user,
-        vec!["pwd".into()],
+        vec![crate::mfa::AMR_PASSWORD.into()],
         oauth::ACR_PASSWORD,
         client,
     )
     .await?;
-    Ok((session, token))
+    Ok(SignIn::Session(Box::new(session), token))
 }
 
 /// A new session for `user` and its cookie value (the only copy of the secret); not stored yet.
@@ -305,7 +328,6 @@ pub fn new_session(
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         auth_time: now,
-        amr,
         acr: Some(acr.to_string()),
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
@@ -314,6 +336,8 @@ pub fn new_session(
         last_seen_at: now,
         expires_at: now + org.settings.session_absolute_lifetime_secs as i64,
         revoked_at: None,
+        mfa_at: amr.iter().any(|m| m == crate::mfa::AMR_MFA).then_some(now),
+        amr,
     };
     (session, token)
 }

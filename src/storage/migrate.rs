@@ -17,6 +17,11 @@ pub(super) const SQLITE: &[Migration] = &[
         name: "0002_email_delivery",
         sql: include_str!("../../migrations/sqlite/0002_email_delivery.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_mfa",
+        sql: include_str!("../../migrations/sqlite/0003_mfa.sql"),
+    },
 ];
 
 pub(super) const POSTGRES: &[Migration] = &[
@@ -29,6 +34,11 @@ pub(super) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "0002_email_delivery",
         sql: include_str!("../../migrations/postgres/0002_email_delivery.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_mfa",
+        sql: include_str!("../../migrations/postgres/0003_mfa.sql"),
     },
 ];
 

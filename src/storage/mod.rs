@@ -95,6 +95,45 @@ pub trait Store: Send + Sync + 'static {
         secret: &[u8],
         audit: &NewAuditEvent,
     ) -> StoreResult<()>;
+    /// Every credential of a user, oldest first.
+    async fn user_credentials(&self, user_id: &str) -> StoreResult<Vec<Credential>>;
+    /// Adds credentials, first deleting the user's credentials of the `replace` kinds (a new set of
+    /// recovery codes invalidates the old one).
+    async fn add_credentials(
+        &self,
+        user_id: &str,
+        credentials: &[Credential],
+        replace: &[CredentialKind],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
+    /// Deletes these credentials of the user; returns how many there were (audited only if any).
+    async fn delete_credentials(
+        &self,
+        user_id: &str,
+        ids: &[String],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<u64>;
+    /// Records a use of a credential: `consume` deletes it (single-use recovery codes), otherwise its last
+    /// use is noted. False when it no longer exists (already consumed). The notice and audit go with it.
+    async fn use_credential(
+        &self,
+        credential_id: &str,
+        consume: bool,
+        now: i64,
+        notice: Option<&OutgoingEmail>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// The user's role in the organization, if a member.
+    async fn member_role(&self, org_id: &str, user_id: &str) -> StoreResult<Option<Role>>;
+    /// Marks a live session as having just proved a second factor, with its new `amr` and `acr`.
+    async fn record_second_factor(
+        &self,
+        id_hash: &[u8],
+        amr: &[String],
+        acr: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
     /// Replaces an organization's name and settings.
     async fn update_org(&self, org: &Organization, audit: &NewAuditEvent) -> StoreResult<()>;
     /// Increments the user's session version (revoking every token and session issued before); returns it.
@@ -187,6 +226,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Counts one attempt against a live token (unconsumed, unexpired, under `max_attempts`); returns
     /// the new count, or `None` when the token is not live or already at the limit.
+    /// Like `issue_one_time_token`, replacing any earlier token with the same hash (a new email code
+    /// replaces the one sent before).
+    async fn reissue_one_time_token(
+        &self,
+        token: &OneTimeToken,
+        email: Option<&OutgoingEmail>,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     async fn count_token_attempt(
         &self,
         token_hash: &[u8],

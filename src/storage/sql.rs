@@ -13,7 +13,7 @@ pub(super) const CREDENTIAL_COLUMNS: &str =
     "id, user_id, kind, name, secret, data, created_at, last_used_at";
 pub(super) const KEY_COLUMNS: &str = "kid, org_id, alg, private_key, public_jwk, state, created_at, activated_at, retired_at, publish_until";
 pub(super) const SESSION_COLUMNS: &str = "id_hash, org_id, user_id, public_id, auth_time, amr, acr, ip, user_agent, \
-     session_version, created_at, last_seen_at, expires_at, revoked_at";
+     session_version, created_at, last_seen_at, expires_at, revoked_at, mfa_at";
 pub(super) const GRANT_COLUMNS: &str = "id, org_id, app_id, user_id, session_id, scope, auth_time, amr, acr, \
      session_version, created_at, expires_at, revoked_at, revoked_reason";
 pub(super) const CODE_COLUMNS: &str = "code_hash, family_id, redirect_uri, nonce, code_challenge, created_at, expires_at, consumed_at";
@@ -156,6 +156,7 @@ macro_rules! impl_store {
                     last_seen_at: row.try_get("last_seen_at")?,
                     expires_at: row.try_get("expires_at")?,
                     revoked_at: row.try_get("revoked_at")?,
+                    mfa_at: row.try_get("mfa_at")?,
                 })
             }
 
@@ -253,7 +254,7 @@ macro_rules! impl_store {
 
             async fn insert_session_tx(tx: &mut Tx<'_>, session: &Session) -> StoreResult<()> {
                 sqlx::query(&format!(
-                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                 ))
                 .bind(&session.id_hash)
                 .bind(&session.org_id)
@@ -269,6 +270,7 @@ macro_rules! impl_store {
                 .bind(session.last_seen_at)
                 .bind(session.expires_at)
                 .bind(session.revoked_at)
+                .bind(session.mfa_at)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -665,6 +667,129 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn user_credentials(&self, user_id: &str) -> StoreResult<Vec<Credential>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE user_id = $1 ORDER BY created_at, id"
+                ))
+                .bind(user_id)
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(Self::credential_from_row).collect()
+            }
+
+            async fn add_credentials(
+                &self,
+                user_id: &str,
+                credentials: &[Credential],
+                replace: &[CredentialKind],
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                for kind in replace {
+                    sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND kind = $2")
+                        .bind(user_id)
+                        .bind(kind.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for c in credentials {
+                    Self::insert_credential_tx(&mut tx, c).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_credentials(&self, user_id: &str, ids: &[String], audit: &NewAuditEvent) -> StoreResult<u64> {
+                let mut tx = self.write_pool().begin().await?;
+                let mut deleted = 0;
+                for id in ids {
+                    deleted += sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND id = $2")
+                        .bind(user_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                if deleted > 0 {
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn use_credential(
+                &self,
+                credential_id: &str,
+                consume: bool,
+                now: i64,
+                notice: Option<&OutgoingEmail>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                // Consuming deletes the row, so two concurrent uses of one recovery code cannot both win.
+                let done = if consume {
+                    sqlx::query("DELETE FROM credentials WHERE id = $1")
+                        .bind(credential_id)
+                        .execute(&mut *tx)
+                        .await?
+                } else {
+                    sqlx::query("UPDATE credentials SET last_used_at = $2 WHERE id = $1")
+                        .bind(credential_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                }
+                .rows_affected()
+                    == 1;
+                if done {
+                    if let Some(email) = notice {
+                        Self::insert_email_tx(&mut tx, email).await?;
+                    }
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(done)
+            }
+
+            async fn member_role(&self, org_id: &str, user_id: &str) -> StoreResult<Option<Role>> {
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+                        .bind(org_id)
+                        .bind(user_id)
+                        .fetch_optional(self.read_pool())
+                        .await?;
+                role.map(|r| Role::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("role {r:?}"))))
+                    .transpose()
+            }
+
+            async fn record_second_factor(
+                &self,
+                id_hash: &[u8],
+                amr: &[String],
+                acr: &str,
+                now: i64,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<bool> {
+                let mut tx = self.write_pool().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE sessions SET mfa_at = $2, amr = $3, acr = $4 WHERE id_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(id_hash)
+                .bind(now)
+                .bind(json_list(amr))
+                .bind(acr)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if done {
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(done)
+            }
+
             async fn update_org(&self, org: &Organization, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.write_pool().begin().await?;
                 let settings = serde_json::to_string(&org.settings)
@@ -940,6 +1065,26 @@ macro_rules! impl_store {
                 if let Some(token) = token {
                     Self::insert_one_time_tx(&mut tx, token).await?;
                 }
+                if let Some(email) = email {
+                    Self::insert_email_tx(&mut tx, email).await?;
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn reissue_one_time_token(
+                &self,
+                token: &OneTimeToken,
+                email: Option<&OutgoingEmail>,
+                audit: &NewAuditEvent,
+            ) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query("DELETE FROM one_time_tokens WHERE token_hash = $1")
+                    .bind(&token.token_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::insert_one_time_tx(&mut tx, token).await?;
                 if let Some(email) = email {
                     Self::insert_email_tx(&mut tx, email).await?;
                 }

@@ -31,6 +31,8 @@ pub enum CredentialKind {
     Totp,
     Webauthn,
     RecoveryCode,
+    /// Email codes turned on as a second factor (no secret: the code goes to the verified address).
+    EmailOtp,
 }
 
 impl CredentialKind {
@@ -40,6 +42,7 @@ impl CredentialKind {
             CredentialKind::Totp => "totp",
             CredentialKind::Webauthn => "webauthn",
             CredentialKind::RecoveryCode => "recovery_code",
+            CredentialKind::EmailOtp => "email_otp",
         }
     }
 
@@ -49,6 +52,7 @@ impl CredentialKind {
             Self::Totp,
             Self::Webauthn,
             Self::RecoveryCode,
+            Self::EmailOtp,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -11,6 +11,7 @@ mod account_limits;
 mod accounts;
 mod audit;
 mod cli;
+mod client_limits;
 mod concurrency;
 mod config;
 mod durability;

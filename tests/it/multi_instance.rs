@@ -223,12 +223,13 @@ async fn two_instances_share_limits_and_revocations_and_survive_a_redis_outage()
         StatusCode::TOO_MANY_REQUESTS
     );
 
-    // 2. A refresh token revoked through A is refused by B at once; so is its grant's access token.
+    // 2. A refresh token revoked through A is refused by B at once; so is its grant's access token; and
+    // a browser session signed out on A is refused by B at once.
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"))
     );
-    let tokens: Value = {
+    let (tokens, session_cookie): (Value, String) = {
         // A second account (the first is rate-limited now) signs in through B and resumes on A.
         let user2 = run_cli(
             &[
@@ -302,6 +303,7 @@ async fn two_instances_share_limits_and_revocations_and_survive_a_redis_outage()
             .unwrap()
             .json()
             .await
+            .map(|tokens| (tokens, session_cookie))
             .unwrap()
     };
     let access = tokens["access_token"].as_str().unwrap();
@@ -375,6 +377,34 @@ async fn two_instances_share_limits_and_revocations_and_survive_a_redis_outage()
             "B refuses it at once"
         );
     }
+
+    // The browser session (signed in through B) works on both; signed out on A, B refuses it at once.
+    let account = async |base: &str| {
+        http.get(format!("{base}/o/shared/account"))
+            .header("cookie", &session_cookie)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(account(&base_b).await.status(), StatusCode::OK);
+    let page = account(&base_a).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = hidden(&page.text().await.unwrap(), "csrf");
+    let signed_out = http
+        .post(format!("{base_a}/o/shared/account/signout"))
+        .header("origin", &base_a)
+        .header("cookie", &session_cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::OK);
+    let refused = account(&base_b).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::SEE_OTHER,
+        "B sends the signed-out browser to sign in again"
+    );
 
     // 3. Redis stops: both instances keep serving, say they are degraded, and lose nothing written now.
     assert!(!degraded(&http, &base_a).await && !degraded(&http, &base_b).await);

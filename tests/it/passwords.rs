@@ -44,6 +44,10 @@ async fn org_settings_change_through_the_cli_and_bad_values_change_nothing(backe
             "900",
             "--reset-per-email-per-hour",
             "5",
+            "--token-requests-per-client-per-minute",
+            "600",
+            "--introspections-per-client-per-minute",
+            "9000",
         ],
         &env,
         None,
@@ -59,6 +63,14 @@ async fn org_settings_change_through_the_cli_and_bad_values_change_nothing(backe
         "untouched"
     );
     assert_eq!(settings["rate_limits"]["reset_per_email_per_hour"], 5);
+    assert_eq!(
+        settings["rate_limits"]["token_requests_per_client_per_minute"],
+        600
+    );
+    assert_eq!(
+        settings["rate_limits"]["introspections_per_client_per_minute"],
+        9000
+    );
     let shown = cli_json(&["org", "show", "--slug", "acme"], &env, None);
     assert_eq!(shown, updated);
 
@@ -75,6 +87,10 @@ async fn org_settings_change_through_the_cli_and_bad_values_change_nothing(backe
             "session_idle_timeout",
         ),
         (vec!["--login-attempts", "0"], "login_attempts"),
+        (
+            vec!["--token-requests-per-client-per-minute", "0"],
+            "token_requests_per_client_per_minute",
+        ),
         (vec!["--name", ""], "name"),
     ] {
         let mut full = vec!["org", "update", "--slug", "acme"];

@@ -13,13 +13,26 @@ use reqwest::StatusCode;
 use crate::helpers::{Backend, TestApp, random_hex, redis_url};
 use crate::oauth_support::*;
 
-async fn exactly_the_limit_under_concurrency(store: Arc<dyn Ephemeral>) {
+/// Which limiter: the sliding-window log (low limits) or the sliding-window counter (high rates).
+#[derive(Clone, Copy)]
+enum Limiter {
+    Log,
+    Counter,
+}
+
+async fn exactly_the_limit_under_concurrency(store: Arc<dyn Ephemeral>, limiter: Limiter) {
     let key = format!("test:{}", random_hex(8));
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
             let key = key.clone();
-            tokio::spawn(async move { store.hit(&key, 5, Duration::from_secs(60)).await.unwrap() })
+            tokio::spawn(async move {
+                let window = Duration::from_secs(60);
+                match limiter {
+                    Limiter::Log => store.hit(&key, 5, window).await.unwrap(),
+                    Limiter::Counter => store.hit_counter(&key, 5, window).await.unwrap(),
+                }
+            })
         })
         .collect();
     let mut allowed = 0;
@@ -28,7 +41,8 @@ async fn exactly_the_limit_under_concurrency(store: Arc<dyn Ephemeral>) {
         if d.allowed {
             allowed += 1;
         } else {
-            assert!(d.reset_after > Duration::ZERO && d.reset_after <= Duration::from_secs(60));
+            // The counter may ask a caller to wait into the next window, never beyond it.
+            assert!(d.reset_after > Duration::ZERO && d.reset_after <= Duration::from_secs(120));
             assert_eq!(d.remaining, 0);
         }
     }
@@ -42,13 +56,55 @@ async fn exactly_the_limit_under_concurrency(store: Arc<dyn Ephemeral>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_limit_is_exact_under_50_concurrent_hits() {
-    exactly_the_limit_under_concurrency(Arc::new(MemoryEphemeral::new())).await;
+    for limiter in [Limiter::Log, Limiter::Counter] {
+        exactly_the_limit_under_concurrency(Arc::new(MemoryEphemeral::new()), limiter).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_limit_is_exact_under_50_concurrent_hits() {
     let Some(url) = redis_url() else { return };
-    exactly_the_limit_under_concurrency(Arc::new(RedisEphemeral::new(&url).unwrap())).await;
+    for limiter in [Limiter::Log, Limiter::Counter] {
+        exactly_the_limit_under_concurrency(Arc::new(RedisEphemeral::new(&url).unwrap()), limiter)
+            .await;
+    }
+}
+
+/// The Redis script and the in-memory counter weigh the previous window the same way: after a full
+/// window of hits, the next window starts with (almost) no room, and the room grows as it slides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_counter_slides_into_the_next_window() {
+    let Some(url) = redis_url() else { return };
+    let store = RedisEphemeral::new(&url).unwrap();
+    let key = format!("test:{}", random_hex(8));
+    let window = Duration::from_millis(1000);
+    // Fill one fixed window (wait for the start of one, so the hits land in the same window).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(
+        1000 - (now.as_millis() % 1000) as u64 + 50,
+    ))
+    .await;
+    let mut allowed = 0;
+    for _ in 0..12 {
+        if store.hit_counter(&key, 10, window).await.unwrap().allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 10);
+    // About 300 ms into the next window the previous one still weighs about 7: about 3 more fit.
+    tokio::time::sleep(Duration::from_millis(1250)).await;
+    let mut early = 0;
+    for _ in 0..10 {
+        if store.hit_counter(&key, 10, window).await.unwrap().allowed {
+            early += 1;
+        }
+    }
+    assert!(
+        (1..=5).contains(&early),
+        "a fixed window would have allowed 10; the sliding counter allowed {early}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

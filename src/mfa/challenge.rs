@@ -1,0 +1,170 @@
+//! The second step of signing in, and step-up. After the password (or when a session must prove a
+//! second factor again) a challenge is opened: a single-use, 10-minute record whose id lives in an
+//! HttpOnly cookie. Proving a factor finishes it: a new session for a sign-in, or the existing session
+//! marked as freshly proved for a step-up. A user with no factor where one is required enrols an
+//! authenticator app inside the challenge first.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{AMR_MFA, Method};
+use crate::audit::NewAuditEvent;
+use crate::error::Result;
+use crate::onetime::OneTimeToken;
+use crate::orgs::Organization;
+use crate::service::Services;
+use crate::sessions::Session;
+use crate::sessions::service::{self as sessions, ClientInfo, user_actor};
+use crate::users::User;
+use crate::{crypto, oauth, time_now};
+
+pub const PURPOSE: &str = "mfa_challenge";
+pub const TTL_SECS: i64 = 10 * 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Where the browser goes when it is done (a path on this server).
+    pub after: String,
+    /// What was proved already (`["pwd"]` after a password).
+    pub amr: Vec<String>,
+    /// For a step-up: the session (its id hash, hex) that is proving a factor again.
+    pub step_up_of: Option<String>,
+    /// The user must enrol a factor first (required by policy or by the application, and none yet).
+    pub enrol: bool,
+}
+
+/// Opens a challenge for `user`; returns its id (for the cookie).
+pub async fn start(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    challenge: &Challenge,
+) -> Result<String> {
+    let id = crypto::random_token();
+    let now = time_now();
+    services
+        .store
+        .insert_one_time_token(&OneTimeToken {
+            token_hash: services.secrets.token_hash(&id),
+            org_id: org.id.clone(),
+            user_id: Some(user.id.clone()),
+            purpose: PURPOSE.into(),
+            data: serde_json::to_string(challenge).unwrap_or_default(),
+            attempts: 0,
+            created_at: now,
+            expires_at: now + TTL_SECS,
+            consumed_at: None,
+        })
+        .await?;
+    Ok(id)
+}
+
+/// The open challenge `id` and its user; `None` when unknown, expired, used or the user is disabled.
+pub async fn load(
+    services: &Services,
+    org: &Organization,
+    id: &str,
+) -> Result<Option<(Challenge, User)>> {
+    let Some(token) = services
+        .store
+        .one_time_token(&services.secrets.token_hash(id), PURPOSE)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= time_now() {
+        return Ok(None);
+    }
+    let Ok(challenge) = serde_json::from_str::<Challenge>(&token.data) else {
+        return Ok(None);
+    };
+    let Some(user_id) = token.user_id else {
+        return Ok(None);
+    };
+    let user = services
+        .store
+        .user_by_id(&user_id)
+        .await?
+        .filter(|u| !u.disabled && u.org_id == org.id);
+    Ok(user.map(|u| (challenge, u)))
+}
+
+/// How a finished challenge ended.
+pub enum Finished {
+    /// A new session (cookie value included).
+    SignedIn(Box<Session>, String),
+    /// The existing session proved a factor again.
+    SteppedUp,
+    /// The challenge was already used (a replayed form) or the stepped-up session is gone.
+    Gone,
+}
+
+fn merged_amr(first: &[String], method: Method) -> Vec<String> {
+    let mut amr: Vec<String> = first.to_vec();
+    for m in [method.amr(), AMR_MFA] {
+        if !amr.iter().any(|a| a == m) {
+            amr.push(m.to_string());
+        }
+    }
+    amr
+}
+
+/// Finishes challenge `id` after `method` was proved.
+pub async fn finish(
+    services: &Services,
+    org: &Organization,
+    id: &str,
+    challenge: &Challenge,
+    user: &User,
+    method: Method,
+    client: &ClientInfo,
+) -> Result<Finished> {
+    let now = time_now();
+    if !services
+        .store
+        .consume_one_time_token(&services.secrets.token_hash(id), PURPOSE, now)
+        .await?
+    {
+        return Ok(Finished::Gone);
+    }
+    match &challenge.step_up_of {
+        Some(hash_hex) => {
+            let id_hash = hex::decode(hash_hex).unwrap_or_default();
+            let Some(session) = services.store.session_by_hash(&id_hash).await? else {
+                return Ok(Finished::Gone);
+            };
+            let amr = merged_amr(&session.amr, method);
+            let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.step_up")
+                .target("session", &session.public_id)
+                .change(None, Some(json!({"method": method.as_str(), "amr": amr})));
+            let done = services
+                .store
+                .record_second_factor(&id_hash, &amr, oauth::ACR_MFA, now, &audit)
+                .await?;
+            Ok(if done {
+                Finished::SteppedUp
+            } else {
+                Finished::Gone
+            })
+        }
+        None => {
+            let amr = merged_amr(&challenge.amr, method);
+            let (session, token) =
+                sessions::start(services, org, user, amr, oauth::ACR_MFA, client).await?;
+            Ok(Finished::SignedIn(Box::new(session), token))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amr_gains_the_method_and_mfa_once() {
+        let amr = merged_amr(&["pwd".into()], Method::Totp);
+        assert_eq!(amr, vec!["pwd", "otp", "mfa"]);
+        let again = merged_amr(&amr, Method::Recovery);
+        assert_eq!(again, vec!["pwd", "otp", "mfa", "recovery"]);
+    }
+}

@@ -1,0 +1,155 @@
+//! Email codes as a second factor: 6 digits, valid 5 minutes, stored as a bcrypt hash (cost 10, on the
+//! bounded hashing pool), dead after 5 wrong attempts. A code belongs to one sign-in challenge; asking
+//! again replaces it. Sending is limited per user.
+
+use rand::Rng;
+use rand::rngs::OsRng;
+use serde_json::json;
+
+use super::ProofError;
+use crate::accounts::wake_mailer;
+use crate::audit::NewAuditEvent;
+use crate::crypto::password::PasswordError;
+use crate::email::OutgoingEmail;
+use crate::error::{Error, Result};
+use crate::onetime::OneTimeToken;
+use crate::orgs::Organization;
+use crate::ratelimit::{self, Rule};
+use crate::service::Services;
+use crate::sessions::service::{ClientInfo, user_actor};
+use crate::time_now;
+use crate::users::User;
+
+pub const PURPOSE: &str = "mfa_email_code";
+pub const TTL_SECS: i64 = 5 * 60;
+pub const MAX_ATTEMPTS: i64 = 5;
+pub const BCRYPT_COST: u32 = 10;
+/// Codes sent to one user per hour.
+pub const SENDS_PER_HOUR: u32 = 5;
+
+fn token_hash(services: &Services, binding: &str) -> Vec<u8> {
+    services.secrets.token_hash(&format!("mfa-email:{binding}"))
+}
+
+fn busy(e: PasswordError) -> Error {
+    match e {
+        PasswordError::Busy => Error::Busy,
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Emails a new code for the challenge `binding`, replacing any earlier one.
+pub async fn send(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    binding: &str,
+    client: &ClientInfo,
+) -> Result<()> {
+    ratelimit::enforce(
+        services,
+        org,
+        &user_actor(user, client),
+        &[Rule {
+            policy: "mfa-email",
+            key: format!("mfa-email:{}:{}", org.id, user.id),
+            limit: SENDS_PER_HOUR,
+            window: ratelimit::HOUR,
+            subject: &user.id,
+        }],
+    )
+    .await?;
+    let code = format!("{:06}", OsRng.gen_range(0..1_000_000u32));
+    let code_hash = services
+        .passwords
+        .hash_code(&code, BCRYPT_COST)
+        .await
+        .map_err(busy)?;
+    let now = time_now();
+    let token = OneTimeToken {
+        token_hash: token_hash(services, binding),
+        org_id: org.id.clone(),
+        user_id: Some(user.id.clone()),
+        purpose: PURPOSE.into(),
+        data: json!({ "code_hash": code_hash }).to_string(),
+        attempts: 0,
+        created_at: now,
+        expires_at: now + TTL_SECS,
+        consumed_at: None,
+    };
+    let message = OutgoingEmail::new(
+        &org.id,
+        &user.email,
+        &format!("Your {} sign-in code", org.name),
+        format!(
+            "Your {org} sign-in code is {code}\n\nIt works once, for the next 5 minutes.\n\n\
+             If you did not just sign in, someone knows your password: change it at once.\n",
+            org = org.name,
+        ),
+    );
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.email_code.sent")
+        .target("user", &user.id);
+    services
+        .store
+        .reissue_one_time_token(&token, Some(&message), &audit)
+        .await?;
+    wake_mailer(services);
+    Ok(())
+}
+
+/// Checks a code sent for the challenge `binding`; a right one is used up.
+pub(super) async fn check(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    binding: &str,
+    code: &str,
+) -> std::result::Result<(), ProofError> {
+    let hash = token_hash(services, binding);
+    let Some(token) = services.store.one_time_token(&hash, PURPOSE).await? else {
+        return Err(ProofError::Wrong);
+    };
+    let now = time_now();
+    if token.org_id != org.id
+        || token.user_id.as_deref() != Some(user.id.as_str())
+        || token.consumed_at.is_some()
+        || token.expires_at <= now
+    {
+        return Err(ProofError::Wrong);
+    }
+    // Counted before the comparison: parallel guesses cannot compare more than MAX_ATTEMPTS codes.
+    if services
+        .store
+        .count_token_attempt(&hash, PURPOSE, MAX_ATTEMPTS, now)
+        .await?
+        .is_none()
+    {
+        return Err(ProofError::Wrong);
+    }
+    let stored = serde_json::from_str::<serde_json::Value>(&token.data)
+        .ok()
+        .and_then(|d| {
+            d.get("code_hash")
+                .and_then(|h| h.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ProofError::Wrong);
+    }
+    let ok = services
+        .passwords
+        .verify_code(code, &stored)
+        .await
+        .map_err(|e| ProofError::from(busy(e)))?;
+    if ok
+        && services
+            .store
+            .consume_one_time_token(&hash, PURPOSE, now)
+            .await?
+    {
+        Ok(())
+    } else {
+        Err(ProofError::Wrong)
+    }
+}

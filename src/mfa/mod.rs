@@ -1,0 +1,372 @@
+//! Multi-factor authentication: second factors (TOTP, email codes), recovery codes, the second step of
+//! signing in ([`challenge`]), the organization's MFA policy, and step-up before sensitive actions.
+//!
+//! A user "has MFA" once a second factor is enrolled (an authenticator app or email codes); recovery
+//! codes are the fallback that comes with the first one. What a session proved is in its `amr`/`acr`,
+//! which flow into the ID token.
+
+pub mod challenge;
+pub mod email_code;
+pub mod recovery;
+pub mod totp;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::NewAuditEvent;
+use crate::error::{Error, Result};
+use crate::orgs::{Organization, Role};
+use crate::ratelimit::{self, Limited, Rule};
+use crate::service::Services;
+use crate::sessions::Session;
+use crate::sessions::service::{ClientInfo, user_actor};
+use crate::users::{Credential, CredentialKind, User};
+
+/// `amr` values (RFC 8176 where one fits): every session that proved a second factor carries `mfa`.
+pub const AMR_MFA: &str = "mfa";
+pub const AMR_PASSWORD: &str = "pwd";
+pub const AMR_TOTP: &str = "otp";
+pub const AMR_EMAIL: &str = "email";
+pub const AMR_RECOVERY: &str = "recovery";
+
+/// Who must use a second factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaPolicy {
+    /// Users choose (the default).
+    #[default]
+    Optional,
+    /// Owners and admins must; they are led through enrolment at their next sign-in.
+    Admins,
+    /// Everyone must.
+    Everyone,
+}
+
+impl MfaPolicy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "optional" => Some(Self::Optional),
+            "admins" => Some(Self::Admins),
+            "everyone" => Some(Self::Everyone),
+            _ => None,
+        }
+    }
+}
+
+/// Per-organization MFA settings (in `OrgSettings.mfa`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MfaSettings {
+    pub policy: MfaPolicy,
+    /// Sensitive actions need a second-factor proof at most this many minutes old.
+    pub step_up_minutes: u64,
+}
+
+impl Default for MfaSettings {
+    fn default() -> Self {
+        Self {
+            policy: MfaPolicy::Optional,
+            step_up_minutes: 10,
+        }
+    }
+}
+
+impl MfaSettings {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=24 * 60).contains(&self.step_up_minutes) {
+            return Err(Error::invalid(
+                "step_up_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a second factor was proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    Email,
+    Recovery,
+}
+
+impl Method {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "totp" => Some(Self::Totp),
+            "email" => Some(Self::Email),
+            "recovery" => Some(Self::Recovery),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Email => "email",
+            Self::Recovery => "recovery",
+        }
+    }
+
+    pub fn amr(self) -> &'static str {
+        match self {
+            Self::Totp => AMR_TOTP,
+            Self::Email => AMR_EMAIL,
+            Self::Recovery => AMR_RECOVERY,
+        }
+    }
+}
+
+/// A user's second factors and recovery codes.
+#[derive(Debug, Clone, Default)]
+pub struct Factors {
+    pub credentials: Vec<Credential>,
+}
+
+impl Factors {
+    fn of_kind(&self, kind: CredentialKind) -> impl Iterator<Item = &Credential> {
+        self.credentials.iter().filter(move |c| c.kind == kind)
+    }
+
+    pub fn totp(&self) -> Option<&Credential> {
+        self.of_kind(CredentialKind::Totp).next()
+    }
+
+    pub fn email(&self) -> Option<&Credential> {
+        self.of_kind(CredentialKind::EmailOtp).next()
+    }
+
+    pub fn recovery_codes(&self) -> Vec<&Credential> {
+        self.of_kind(CredentialKind::RecoveryCode).collect()
+    }
+
+    /// Whether any second factor is enrolled (recovery codes alone are not one).
+    pub fn enrolled(&self) -> bool {
+        self.totp().is_some() || self.email().is_some()
+    }
+
+    /// The methods the user can prove a second factor with, in the order they are offered.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut methods = Vec::new();
+        if self.totp().is_some() {
+            methods.push(Method::Totp);
+        }
+        if self.email().is_some() {
+            methods.push(Method::Email);
+        }
+        if !self.recovery_codes().is_empty() {
+            methods.push(Method::Recovery);
+        }
+        methods
+    }
+}
+
+pub async fn factors(services: &Services, user: &User) -> Result<Factors> {
+    let credentials = services
+        .store
+        .user_credentials(&user.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.kind != CredentialKind::Password)
+        .collect();
+    Ok(Factors { credentials })
+}
+
+/// Whether the organization's policy makes this user use a second factor.
+pub async fn required_by_policy(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+) -> Result<bool> {
+    Ok(match org.settings.mfa.policy {
+        MfaPolicy::Optional => false,
+        MfaPolicy::Everyone => true,
+        MfaPolicy::Admins => matches!(
+            services.store.member_role(&org.id, &user.id).await?,
+            Some(Role::Owner | Role::Admin)
+        ),
+    })
+}
+
+/// Whether a sensitive action needs a fresh second-factor proof first: the user has a factor, and this
+/// session has not proved one within the organization's step-up window.
+pub fn step_up_needed(org: &Organization, session: &Session, factors: &Factors, now: i64) -> bool {
+    let window = org.settings.mfa.step_up_minutes as i64 * 60;
+    factors.enrolled() && session.mfa_at.is_none_or(|at| now - at > window)
+}
+
+/// Why a second-factor proof failed.
+#[derive(Debug)]
+pub enum ProofError {
+    /// Wrong, expired or replayed code; the same answer for each, so nothing is learned from it.
+    Wrong,
+    /// Too many wrong codes for this user recently.
+    Locked(Limited),
+    /// The method is not available to this user (not enrolled, or no email code was sent).
+    Unavailable,
+    /// The hashing pool is saturated.
+    Busy,
+    Other(Error),
+}
+
+impl From<Error> for ProofError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::RateLimited(limited) => ProofError::Locked(limited),
+            Error::Busy => ProofError::Busy,
+            other => ProofError::Other(other),
+        }
+    }
+}
+
+impl From<crate::storage::StoreError> for ProofError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        ProofError::Other(e.into())
+    }
+}
+
+/// Wrong second-factor codes allowed per user in [`PROOF_WINDOW`] before further attempts wait.
+pub const MAX_PROOF_ATTEMPTS: u32 = 5;
+pub const PROOF_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A presented second-factor code. `binding` ties email codes to the challenge they were sent for.
+pub struct Proof<'a> {
+    pub method: Method,
+    pub code: &'a str,
+    pub binding: &'a str,
+}
+
+/// Checks a second-factor code. Attempts are counted per user before the code is looked at (so
+/// parallel guesses cannot slip past the limit); a success forgets them. Successes and failures are
+/// audited.
+pub async fn prove(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    factors: &Factors,
+    proof: Proof<'_>,
+    client: &ClientInfo,
+) -> std::result::Result<(), ProofError> {
+    let Proof {
+        method,
+        code,
+        binding,
+    } = proof;
+    let limit_key = format!("mfa:{}:{}", org.id, user.id);
+    ratelimit::enforce(
+        services,
+        org,
+        &user_actor(user, client),
+        &[Rule {
+            policy: "mfa",
+            key: limit_key.clone(),
+            limit: MAX_PROOF_ATTEMPTS,
+            window: PROOF_WINDOW,
+            subject: &user.id,
+        }],
+    )
+    .await?;
+    let code = code.trim();
+    let outcome = match method {
+        Method::Totp => match factors.totp() {
+            Some(credential) => totp::check(services, credential, code).await,
+            None => Err(ProofError::Unavailable),
+        },
+        Method::Email => match factors.email() {
+            Some(_) => email_code::check(services, org, user, binding, code).await,
+            None => Err(ProofError::Unavailable),
+        },
+        Method::Recovery => recovery::consume(services, org, user, factors, code, client).await,
+    };
+    let actor = user_actor(user, client);
+    match &outcome {
+        Ok(()) => {
+            let _ = services.ephemeral.clear(&limit_key).await;
+            let audit = NewAuditEvent::new(&org.id, &actor, "mfa.succeeded")
+                .target("user", &user.id)
+                .change(None, Some(json!({"method": method.as_str()})));
+            services.store.append_audit(&audit).await?;
+        }
+        Err(ProofError::Wrong | ProofError::Unavailable) => {
+            let audit = NewAuditEvent::new(&org.id, &actor, "mfa.failed")
+                .target("user", &user.id)
+                .change(None, Some(json!({"method": method.as_str()})));
+            services.store.append_audit(&audit).await?;
+        }
+        Err(_) => {}
+    }
+    outcome
+}
+
+/// Enables email codes as a factor for a user with a verified address.
+pub async fn enable_email(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    factors: &Factors,
+    client: &ClientInfo,
+) -> Result<bool> {
+    if factors.email().is_some() {
+        return Ok(false);
+    }
+    if !user.email_verified {
+        return Err(Error::invalid("email", "confirm your email address first"));
+    }
+    let credential = Credential {
+        id: crate::crypto::random_id("cred"),
+        user_id: user.id.clone(),
+        kind: CredentialKind::EmailOtp,
+        name: None,
+        secret: Vec::new(),
+        data: "{}".into(),
+        created_at: crate::time_now(),
+        last_used_at: None,
+    };
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.enrolled")
+        .target("credential", &credential.id)
+        .change(None, Some(json!({"factor": "email"})));
+    services
+        .store
+        .add_credentials(&user.id, &[credential], &[], &audit)
+        .await?;
+    Ok(true)
+}
+
+/// Removes a second factor; removing the last one also removes the recovery codes (they would be a
+/// second factor on their own otherwise). Returns whether it existed.
+pub async fn remove_factor(
+    services: &Services,
+    org: &Organization,
+    user: &User,
+    factors: &Factors,
+    kind: CredentialKind,
+    client: &ClientInfo,
+) -> Result<bool> {
+    let Some(credential) = factors.credentials.iter().find(|c| c.kind == kind) else {
+        return Ok(false);
+    };
+    let mut ids = vec![credential.id.clone()];
+    let remaining = factors
+        .credentials
+        .iter()
+        .filter(|c| {
+            c.id != credential.id
+                && matches!(c.kind, CredentialKind::Totp | CredentialKind::EmailOtp)
+        })
+        .count();
+    if remaining == 0 {
+        ids.extend(factors.recovery_codes().iter().map(|c| c.id.clone()));
+    }
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.removed")
+        .target("credential", &credential.id)
+        .change(
+            Some(json!({"factor": kind.as_str()})),
+            Some(json!({"mfa_enrolled": remaining > 0})),
+        );
+    Ok(services
+        .store
+        .delete_credentials(&user.id, &ids, &audit)
+        .await?
+        > 0)
+}
