@@ -18,6 +18,8 @@ pub struct Services {
     pub ephemeral: Arc<dyn Ephemeral>,
     /// Wakes the email delivery worker (see [`Services::wake_email_delivery`]).
     pub email_wakeup: Arc<tokio::sync::Notify>,
+    /// The WebAuthn relying party (the public URL's host); `None` when that host is an IP address.
+    pub webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
 }
 
 /// Start-up failures, each naming the setting (or resource) at fault so the operator sees one clear line.
@@ -87,7 +89,9 @@ impl Services {
         );
         let ephemeral = ephemeral::from_config(config.redis_url.as_deref())
             .map_err(|e| setting("LATCHKEY_REDIS_URL", e))?;
+        let webauthn = crate::mfa::passkey::relying_party(&config.public_url);
         Ok(Services {
+            webauthn,
             config: Arc::new(config),
             store,
             secrets: Arc::new(secrets),

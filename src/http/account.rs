@@ -77,7 +77,7 @@ pub(super) async fn signed_in(
     }
 }
 
-fn format_time(unix: i64) -> String {
+pub(super) fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .map(|t| {
             format!(
@@ -105,7 +105,7 @@ fn account_page(
     user: &User,
     current: &Session,
     list: &[Session],
-    factors: &crate::mfa::Factors,
+    factors: super::mfa::FactorsView<'_>,
     csrf: &str,
     notes: Notes<'_>,
 ) -> Page {
@@ -205,6 +205,7 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
         "totp" => Some("Your authenticator app is set up."),
         "email-codes" => Some("Sign-in codes by email are on."),
         "factor-removed" => Some("That verification method is removed."),
+        "passkey" => Some("Your passkey is added."),
         _ => None,
     }
 }
@@ -233,7 +234,11 @@ async fn render(
         Err(e) => return unexpected(org, &e),
     };
     let csrf = pages::session_csrf(&state.services.secrets, &me.token);
-    account_page(org, &me.user, &me.session, &list, &factors, &csrf, notes)
+    let factors = super::mfa::FactorsView {
+        factors: &factors,
+        passkeys_on: state.services.webauthn.is_some(),
+    };
+    account_page(org, &me.user, &me.session, &list, factors, &csrf, notes)
         .status(status)
         .into_response()
 }

@@ -351,6 +351,7 @@ fn login_page(
     email: &str,
     error: Option<&str>,
     targets: Vec<String>,
+    passkeys: bool,
 ) -> Page {
     let req_query = after
         .req()
@@ -371,6 +372,9 @@ fn login_page(
             label for="password" { "Password" }
             input id="password" name="password" type="password" autocomplete="current-password" required;
             button type="submit" { "Sign in" }
+        }
+        @if passkeys {
+            (super::mfa::sign_in_form(org, csrf, after.hidden_field()))
         }
         p.muted.links {
             a href={ "/o/" (org.slug) "/forgot-password" (req_query) } { "Forgot your password?" }
@@ -397,6 +401,7 @@ pub async fn login_form(
     headers: HeaderMap,
     Query(query): Query<LoginQuery>,
 ) -> Response {
+    let passkeys = state.services.webauthn.is_some();
     let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
     let mut page = match query.req.as_deref().filter(|r| !r.is_empty()) {
         Some(req_id) => {
@@ -413,11 +418,12 @@ pub async fn login_form(
                 &hint,
                 None,
                 targets,
+                passkeys,
             )
         }
         None => {
             let after = After::Page(pages::safe_return_to(&org.slug, query.return_to.as_deref()));
-            login_page(&org, &after, &csrf, "", None, vec![])
+            login_page(&org, &after, &csrf, "", None, vec![], passkeys)
         }
     };
     page.cookies.extend(csrf_cookie);
@@ -440,6 +446,7 @@ pub async fn login_submit(
     headers: HeaderMap,
     form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let passkeys = state.services.webauthn.is_some();
     let config = state.services.config.clone();
     let Ok(axum::Form(form)) = form else {
         return page_error(
@@ -484,6 +491,7 @@ pub async fn login_submit(
             &email,
             Some("Enter your email and password."),
             targets,
+            passkeys,
         )
         .status(StatusCode::BAD_REQUEST)
         .into_response();
@@ -518,6 +526,7 @@ pub async fn login_submit(
             &email,
             Some("Incorrect email or password."),
             targets,
+            passkeys,
         )
         .status(StatusCode::UNAUTHORIZED)
         .into_response(),
@@ -529,6 +538,7 @@ pub async fn login_submit(
                 &email,
                 Some("Confirm your email address first: open the link we emailed you."),
                 targets,
+                passkeys,
             )
             .status(StatusCode::FORBIDDEN);
             let mut resend = format!(
@@ -554,6 +564,7 @@ pub async fn login_submit(
                 &email,
                 Some("Too many sign-in attempts. Please wait a few minutes and try again."),
                 targets,
+                passkeys,
             )
             .status(StatusCode::TOO_MANY_REQUESTS)
             .into_response();

@@ -204,6 +204,7 @@ fn method_label(method: Method) -> &'static str {
         Method::Totp => "Authenticator app",
         Method::Email => "Email code",
         Method::Recovery => "Recovery code",
+        Method::Passkey => "Passkey",
     }
 }
 
@@ -231,6 +232,16 @@ fn challenge_body(
                         }
                     }
                 }
+                @if method == Method::Passkey {
+                    form method="post" action=(action) data-webauthn="assert"
+                        data-options={ (action) "/passkey/options" } {
+                        (hidden("csrf", csrf))
+                        (hidden("method", method.as_str()))
+                        (hidden("code", ""))
+                        p.error role="alert" data-webauthn-error hidden {}
+                        button type="submit" { "Use a passkey" }
+                    }
+                } @else {
                 form method="post" action=(action) {
                     (hidden("csrf", csrf))
                     (hidden("method", method.as_str()))
@@ -249,7 +260,11 @@ fn challenge_body(
                     }
                     button type="submit" { "Verify" }
                 }
+                }
             }
+        }
+        @if factors.methods().contains(&Method::Passkey) {
+            (pages::webauthn_script_tag())
         }
     }
 }
@@ -625,7 +640,23 @@ async fn needs_step_up(
 }
 
 /// The account page's section on second factors.
-pub fn account_section(org: &Organization, user: &User, factors: &Factors, csrf: &str) -> Markup {
+/// What the account page shows about second factors.
+pub struct FactorsView<'a> {
+    pub factors: &'a Factors,
+    /// Whether passkeys can be added (the public URL has a domain name).
+    pub passkeys_on: bool,
+}
+
+pub fn account_section(
+    org: &Organization,
+    user: &User,
+    view: FactorsView<'_>,
+    csrf: &str,
+) -> Markup {
+    let FactorsView {
+        factors,
+        passkeys_on,
+    } = view;
     let slug = &org.slug;
     let codes_left = factors.recovery_codes().len();
     html! {
@@ -636,43 +667,88 @@ pub fn account_section(org: &Organization, user: &User, factors: &Factors, csrf:
             }
             ul.factors {
                 li.factor {
-                    strong { "Authenticator app" }
-                    @if factors.totp().is_some() {
-                        span.badge { "On" }
-                        form.inline method="post" action={ "/o/" (slug) "/account/mfa/remove" } {
-                            (hidden("csrf", csrf))
-                            (hidden("factor", "totp"))
-                            button.secondary.small type="submit" { "Remove" }
+                    div { strong { "Authenticator app" } }
+                    div.actions {
+                        @if factors.totp().is_some() {
+                            span.badge { "On" }
+                            form.inline method="post" action={ "/o/" (slug) "/account/mfa/remove" } {
+                                (hidden("csrf", csrf))
+                                (hidden("factor", "totp"))
+                                button.secondary.small type="submit" { "Remove" }
+                            }
+                        } @else {
+                            a.button.small href={ "/o/" (slug) "/account/mfa/totp" } { "Set up" }
                         }
-                    } @else {
-                        a.button.small href={ "/o/" (slug) "/account/mfa/totp" } { "Set up" }
                     }
                 }
                 li.factor {
-                    strong { "Email codes" }
-                    @if factors.email().is_some() {
-                        span.badge { "On" }
-                        form.inline method="post" action={ "/o/" (slug) "/account/mfa/remove" } {
-                            (hidden("csrf", csrf))
-                            (hidden("factor", "email"))
-                            button.secondary.small type="submit" { "Turn off" }
+                    div {
+                        strong { "Email codes" }
+                        @if !user.email_verified && factors.email().is_none() {
+                            span.muted { "Confirm your email address first." }
                         }
-                    } @else if user.email_verified {
-                        form.inline method="post" action={ "/o/" (slug) "/account/mfa/email" } {
-                            (hidden("csrf", csrf))
-                            button.secondary.small type="submit" { "Turn on" }
+                    }
+                    div.actions {
+                        @if factors.email().is_some() {
+                            span.badge { "On" }
+                            form.inline method="post" action={ "/o/" (slug) "/account/mfa/remove" } {
+                                (hidden("csrf", csrf))
+                                (hidden("factor", "email"))
+                                button.secondary.small type="submit" { "Turn off" }
+                            }
+                        } @else if user.email_verified {
+                            form.inline method="post" action={ "/o/" (slug) "/account/mfa/email" } {
+                                (hidden("csrf", csrf))
+                                button.secondary.small type="submit" { "Turn on" }
+                            }
                         }
-                    } @else {
-                        span.muted { "Confirm your email address to use codes by email." }
+                    }
+                }
+                @for passkey in factors.passkeys() {
+                    li.factor {
+                        div {
+                            strong { "Passkey: " (passkey.name.as_deref().unwrap_or("Passkey")) }
+                            span.muted {
+                                "added " (super::account::format_time(passkey.created_at))
+                                " · "
+                                @match passkey.last_used_at {
+                                    Some(at) => { "last used " (super::account::format_time(at)) }
+                                    None => { "never used" }
+                                }
+                            }
+                        }
+                        div.actions {
+                            form.inline method="post" action={ "/o/" (slug) "/account/mfa/remove" } {
+                                (hidden("csrf", csrf))
+                                (hidden("factor", "passkey"))
+                                (hidden("credential", &passkey.id))
+                                button.secondary.small type="submit" { "Remove" }
+                            }
+                        }
+                    }
+                }
+                @if passkeys_on {
+                    li.factor {
+                        div {
+                            strong { "Passkeys" }
+                            span.muted { "Sign in with your device's screen lock or a security key." }
+                        }
+                        div.actions {
+                            a.button.small href={ "/o/" (slug) "/account/passkeys/new" } { "Add a passkey" }
+                        }
                     }
                 }
                 @if factors.enrolled() {
                     li.factor {
-                        strong { "Recovery codes" }
-                        span.muted { (codes_left) " unused" }
-                        form.inline method="post" action={ "/o/" (slug) "/account/mfa/recovery-codes" } {
-                            (hidden("csrf", csrf))
-                            button.secondary.small type="submit" { "Create new codes" }
+                        div {
+                            strong { "Recovery codes" }
+                            span.muted { (codes_left) " unused" }
+                        }
+                        div.actions {
+                            form.inline method="post" action={ "/o/" (slug) "/account/mfa/recovery-codes" } {
+                                (hidden("csrf", csrf))
+                                button.secondary.small type="submit" { "Create new codes" }
+                            }
                         }
                     }
                 }
@@ -770,6 +846,8 @@ pub async fn totp_setup_submit(
 pub struct FactorForm {
     csrf: Option<String>,
     factor: Option<String>,
+    /// Which passkey (a user may have several).
+    credential: Option<String>,
 }
 
 pub async fn remove_submit(
@@ -786,6 +864,7 @@ pub async fn remove_submit(
     let kind = match form.factor.as_deref() {
         Some("totp") => CredentialKind::Totp,
         Some("email") => CredentialKind::EmailOtp,
+        Some("passkey") => CredentialKind::Webauthn,
         _ => {
             return Page::error(
                 &org.name,
@@ -802,12 +881,21 @@ pub async fn remove_submit(
     if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
         return r;
     }
+    let credential_id = form
+        .credential
+        .as_deref()
+        .filter(|_| kind == CredentialKind::Webauthn);
+    let Some(target) = factors
+        .credentials
+        .iter()
+        .find(|c| c.kind == kind && credential_id.is_none_or(|id| id == c.id))
+    else {
+        return see_other(&account_path(&org), vec![]);
+    };
     let others = factors
         .credentials
         .iter()
-        .filter(|c| {
-            c.kind != kind && matches!(c.kind, CredentialKind::Totp | CredentialKind::EmailOtp)
-        })
+        .filter(|c| c.id != target.id && mfa::is_factor(c.kind))
         .count();
     match mfa::required_by_policy(&state.services, &org, &me.user).await {
         Ok(true) if others == 0 => {
@@ -823,7 +911,17 @@ pub async fn remove_submit(
         Err(e) => return unexpected(&org, &e),
     }
     let client = client_info(&addr, &headers);
-    match mfa::remove_factor(&state.services, &org, &me.user, &factors, kind, &client).await {
+    match mfa::remove_factor(
+        &state.services,
+        &org,
+        &me.user,
+        &factors,
+        kind,
+        credential_id,
+        &client,
+    )
+    .await
+    {
         Ok(_) => see_other(
             &format!("{}?done=factor-removed", account_path(&org)),
             vec![],
@@ -904,6 +1002,353 @@ pub async fn recovery_codes_submit(
     let client = client_info(&addr, &headers);
     match mfa::recovery::regenerate(&state.services, &org, &me.user, &client).await {
         Ok(codes) => recovery_codes_page(&org, &codes, &account_path(&org)).into_response(),
+        Err(e) => unexpected(&org, &e),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Passkeys: the browser side is static/webauthn.js, which fetches options from the `…/options`
+// endpoints below and then submits the page's form with the browser's answer.
+
+fn json_answer(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn json_refusal(status: StatusCode, description: &str) -> Response {
+    json_answer(
+        status,
+        serde_json::json!({ "error": "passkey_unavailable", "error_description": description }),
+    )
+}
+
+fn json_failure(e: &crate::error::Error) -> Response {
+    match e {
+        crate::error::Error::Invalid { message, .. } => {
+            json_refusal(StatusCode::BAD_REQUEST, message)
+        }
+        crate::error::Error::Busy => json_refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is busy; try again shortly.",
+        ),
+        other => {
+            tracing::error!(error = %other, "passkey options failed");
+            json_refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
+        }
+    }
+}
+
+/// Options for a passkey as the second factor of this browser's challenge.
+pub async fn challenge_passkey_options(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    headers: HeaderMap,
+    form: Result<axum::Form<ProofForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let (_, id, _, user) = match checked_challenge(&state, &org, &headers, form).await {
+        Ok(found) => found,
+        Err(_) => {
+            return json_refusal(
+                StatusCode::FORBIDDEN,
+                "This sign-in has expired; sign in again.",
+            );
+        }
+    };
+    let factors = match mfa::factors(&state.services, &user).await {
+        Ok(f) => f,
+        Err(e) => return json_failure(&e),
+    };
+    match mfa::passkey::begin_second_factor(&state.services, &org, &user, &factors, &id).await {
+        Ok(options) => json_answer(StatusCode::OK, serde_json::json!({ "options": options })),
+        Err(e) => json_failure(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasskeySignInForm {
+    csrf: Option<String>,
+    req: Option<String>,
+    return_to: Option<String>,
+    state: Option<String>,
+    credential: Option<String>,
+}
+
+/// The double-submit CSRF check for forms without a session (the sign-in page's).
+fn anonymous_form_ok(state: &AppState, headers: &HeaderMap, csrf: Option<&str>) -> bool {
+    let config = &state.services.config;
+    pages::same_origin(config, headers) && pages::csrf_ok(config, headers, csrf.unwrap_or_default())
+}
+
+/// Options for "Sign in with a passkey" (no user known yet).
+pub async fn sign_in_passkey_options(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    headers: HeaderMap,
+    form: Result<axum::Form<PasskeySignInForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(form)) = form else {
+        return json_refusal(StatusCode::BAD_REQUEST, "The form was malformed.");
+    };
+    if !anonymous_form_ok(&state, &headers, form.csrf.as_deref()) {
+        return json_refusal(
+            StatusCode::FORBIDDEN,
+            "This form could not be verified. Reload the page and try again.",
+        );
+    }
+    match mfa::passkey::begin_sign_in(&state.services, &org).await {
+        Ok((id, options)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "state": id, "options": options }),
+        ),
+        Err(e) => json_failure(&e),
+    }
+}
+
+/// "Sign in with a passkey": a discoverable passkey with user verification is the whole sign-in.
+pub async fn sign_in_passkey(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<axum::Form<PasskeySignInForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let config = &state.services.config;
+    let Ok(axum::Form(form)) = form else {
+        return Page::error(
+            &org.name,
+            StatusCode::BAD_REQUEST,
+            "The form was malformed.",
+        )
+        .into_response();
+    };
+    if !anonymous_form_ok(&state, &headers, form.csrf.as_deref()) {
+        return Page::error(
+            &org.name,
+            StatusCode::FORBIDDEN,
+            "This form could not be verified. Reload the page and try again.",
+        )
+        .into_response();
+    }
+    let location = match form.req.as_deref().filter(|r| !r.is_empty()) {
+        Some(req) => format!(
+            "/o/{}/authorize/resume?req={}",
+            org.slug,
+            url::form_urlencoded::byte_serialize(req.as_bytes()).collect::<String>()
+        ),
+        None => pages::safe_return_to(&org.slug, form.return_to.as_deref())
+            .unwrap_or_else(|| account_path(&org)),
+    };
+    let client = client_info(&addr, &headers);
+    let user = match mfa::passkey::finish_sign_in(
+        &state.services,
+        &org,
+        form.state.as_deref().unwrap_or_default(),
+        form.credential.as_deref().unwrap_or_default(),
+        &client,
+    )
+    .await
+    {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            let mut retry = format!("/o/{}/login", org.slug);
+            if let Some(req) = form.req.as_deref().filter(|r| !r.is_empty()) {
+                retry.push_str("?req=");
+                retry.extend(url::form_urlencoded::byte_serialize(req.as_bytes()));
+            }
+            let body = html! {
+                p { "That passkey could not sign you in here." }
+                p { a href=(retry) { "Back to sign-in" } }
+            };
+            return Page::new(&org.name, "Passkey not accepted", body)
+                .status(StatusCode::UNAUTHORIZED)
+                .into_response();
+        }
+        Err(e) => return unexpected(&org, &e),
+    };
+    let amr = vec![
+        mfa::AMR_PASSKEY.to_string(),
+        "user".to_string(),
+        mfa::AMR_MFA.to_string(),
+    ];
+    match crate::sessions::service::start(
+        &state.services,
+        &org,
+        &user,
+        amr,
+        crate::oauth::ACR_MFA,
+        &client,
+    )
+    .await
+    {
+        Ok((_, token)) => {
+            let cookie = pages::set_cookie(
+                config,
+                &pages::session_cookie_name(config, &org.slug),
+                &token,
+                Some(org.settings.session_absolute_lifetime_secs as i64),
+                "Lax",
+            );
+            see_other(&location, vec![cookie])
+        }
+        Err(e) => unexpected(&org, &e),
+    }
+}
+
+/// The sign-in page's "Sign in with a passkey" form (shown when passkeys are on).
+pub fn sign_in_form(org: &Organization, csrf: &str, after_field: Markup) -> Markup {
+    let action = format!("/o/{}/login/passkey", org.slug);
+    html! {
+        form.passkey method="post" action=(action) data-webauthn="sign-in"
+            data-options={ (action) "/options" } {
+            (hidden("csrf", csrf))
+            (after_field)
+            (hidden("state", ""))
+            (hidden("credential", ""))
+            p.error role="alert" data-webauthn-error hidden {}
+            button.secondary type="submit" { "Sign in with a passkey" }
+        }
+        (pages::webauthn_script_tag())
+    }
+}
+
+pub async fn passkey_setup_form(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    headers: HeaderMap,
+) -> Response {
+    let me = match signed_in(&state, &org, &headers).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    if state.services.webauthn.is_none() {
+        return Page::error(
+            &org.name,
+            StatusCode::NOT_FOUND,
+            "Passkeys are not available on this server.",
+        )
+        .into_response();
+    }
+    let factors = match mfa::factors(&state.services, &me.user).await {
+        Ok(f) => f,
+        Err(e) => return unexpected(&org, &e),
+    };
+    if mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) {
+        let after = format!("/o/{}/account/passkeys/new", org.slug);
+        return step_up(&state, &org, &me.session, &me.user, &after).await;
+    }
+    let csrf = pages::session_csrf(&state.services.secrets, &me.token);
+    let action = format!("/o/{}/account/passkeys", org.slug);
+    let body = html! {
+        p { "A passkey signs you in with your device's screen lock or a security key: no password, "
+            "and nothing a phishing site can reuse." }
+        form method="post" action=(action) data-webauthn="register" data-options={ (action) "/options" } {
+            (hidden("csrf", &csrf))
+            (hidden("state", ""))
+            (hidden("credential", ""))
+            label for="passkey-name" { "Name" }
+            input id="passkey-name" name="name" type="text" maxlength="60" value="My passkey" required;
+            p.error role="alert" data-webauthn-error hidden {}
+            button type="submit" { "Add passkey" }
+        }
+        p.muted { a href=(account_path(&org)) { "Back to your account" } }
+        (pages::webauthn_script_tag())
+    };
+    Page::new(&org.name, "Add a passkey", body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasskeySetupForm {
+    csrf: Option<String>,
+    state: Option<String>,
+    credential: Option<String>,
+    name: Option<String>,
+}
+
+pub async fn passkey_setup_options(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    headers: HeaderMap,
+    form: Result<axum::Form<PasskeySetupForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let (_, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+        Ok(found) => found,
+        Err(_) => {
+            return json_refusal(
+                StatusCode::FORBIDDEN,
+                "Your session could not be verified. Reload the page.",
+            );
+        }
+    };
+    let factors = match mfa::factors(&state.services, &me.user).await {
+        Ok(f) => f,
+        Err(e) => return json_failure(&e),
+    };
+    if mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) {
+        return json_refusal(
+            StatusCode::FORBIDDEN,
+            "Confirm it is you first: reload the page.",
+        );
+    }
+    match mfa::passkey::begin_registration(&state.services, &org, &me.user, &factors).await {
+        Ok((id, options)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "state": id, "options": options }),
+        ),
+        Err(e) => json_failure(&e),
+    }
+}
+
+pub async fn passkey_setup_submit(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<axum::Form<PasskeySetupForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let (form, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let factors = match mfa::factors(&state.services, &me.user).await {
+        Ok(f) => f,
+        Err(e) => return unexpected(&org, &e),
+    };
+    if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
+        return r;
+    }
+    let client = client_info(&addr, &headers);
+    match mfa::passkey::finish_registration(
+        &state.services,
+        &org,
+        &me.user,
+        &factors,
+        mfa::passkey::Registration {
+            state_id: form.state.as_deref().unwrap_or_default(),
+            response: form.credential.as_deref().unwrap_or_default(),
+            name: form.name.as_deref().unwrap_or_default(),
+        },
+        &client,
+    )
+    .await
+    {
+        Ok(Some(codes)) => recovery_codes_page(&org, &codes, &account_path(&org)).into_response(),
+        Ok(None) => see_other(&format!("{}?done=passkey", account_path(&org)), vec![]),
+        Err(crate::error::Error::Invalid { message, .. }) => {
+            let body = html! {
+                p { (message) "." }
+                p { a href={ "/o/" (org.slug) "/account/passkeys/new" } { "Try again" } }
+            };
+            Page::new(&org.name, "Passkey not added", body)
+                .status(StatusCode::BAD_REQUEST)
+                .into_response()
+        }
         Err(e) => unexpected(&org, &e),
     }
 }

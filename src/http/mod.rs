@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(pages::CSS_PATH, get(pages::stylesheet))
+        .route(pages::WEBAUTHN_JS_PATH, get(pages::webauthn_script))
         .route(
             "/o/{slug}/.well-known/openid-configuration",
             get(oauth::openid_configuration),
@@ -115,6 +116,30 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/o/{slug}/login/mfa/enrol",
             axum::routing::post(mfa::challenge_enrol),
+        )
+        .route(
+            "/o/{slug}/login/mfa/passkey/options",
+            axum::routing::post(mfa::challenge_passkey_options),
+        )
+        .route(
+            "/o/{slug}/login/passkey/options",
+            axum::routing::post(mfa::sign_in_passkey_options),
+        )
+        .route(
+            "/o/{slug}/login/passkey",
+            axum::routing::post(mfa::sign_in_passkey),
+        )
+        .route(
+            "/o/{slug}/account/passkeys/new",
+            get(mfa::passkey_setup_form),
+        )
+        .route(
+            "/o/{slug}/account/passkeys/options",
+            axum::routing::post(mfa::passkey_setup_options),
+        )
+        .route(
+            "/o/{slug}/account/passkeys",
+            axum::routing::post(mfa::passkey_setup_submit),
         )
         .route(
             "/o/{slug}/account/mfa/totp",

@@ -12,6 +12,8 @@ use crate::config::Config;
 
 pub const CSS_PATH: &str = "/static/latchkey.css";
 pub const CSS: &str = include_str!("../../static/latchkey.css");
+pub const WEBAUTHN_JS_PATH: &str = "/static/webauthn.js";
+pub const WEBAUTHN_JS: &str = include_str!("../../static/webauthn.js");
 
 /// A rendered page. `form_targets` are extra origins a form on it may end up at (the client's redirect
 /// URI after a POST-redirect), for the CSP `form-action` directive.
@@ -254,12 +256,22 @@ pub fn safe_return_to(slug: &str, raw: Option<&str>) -> Option<String> {
 }
 
 pub async fn stylesheet() -> Response {
-    let mut response = CSS.into_response();
+    static_file(CSS, "text/css; charset=utf-8")
+}
+
+pub async fn webauthn_script() -> Response {
+    static_file(WEBAUTHN_JS, "text/javascript; charset=utf-8")
+}
+
+/// The `<script>` element for pages with passkey forms (a file: no inline script under the CSP).
+pub fn webauthn_script_tag() -> Markup {
+    html! { script src=(WEBAUTHN_JS_PATH) defer {} }
+}
+
+fn static_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),

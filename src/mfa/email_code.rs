@@ -91,7 +91,7 @@ pub async fn send(
         .target("user", &user.id);
     services
         .store
-        .reissue_one_time_token(&token, Some(&message), &audit)
+        .reissue_one_time_token(&token, Some(&message), Some(&audit))
         .await?;
     wake_mailer(services);
     Ok(())

@@ -7,6 +7,7 @@
 
 pub mod challenge;
 pub mod email_code;
+pub mod passkey;
 pub mod recovery;
 pub mod totp;
 
@@ -28,6 +29,8 @@ pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_TOTP: &str = "otp";
 pub const AMR_EMAIL: &str = "email";
 pub const AMR_RECOVERY: &str = "recovery";
+/// A passkey with user verification: a hardware- or platform-held key and the user's presence.
+pub const AMR_PASSKEY: &str = "hwk";
 
 /// Who must use a second factor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +92,7 @@ pub enum Method {
     Totp,
     Email,
     Recovery,
+    Passkey,
 }
 
 impl Method {
@@ -97,6 +101,7 @@ impl Method {
             "totp" => Some(Self::Totp),
             "email" => Some(Self::Email),
             "recovery" => Some(Self::Recovery),
+            "passkey" => Some(Self::Passkey),
             _ => None,
         }
     }
@@ -106,6 +111,7 @@ impl Method {
             Self::Totp => "totp",
             Self::Email => "email",
             Self::Recovery => "recovery",
+            Self::Passkey => "passkey",
         }
     }
 
@@ -114,6 +120,7 @@ impl Method {
             Self::Totp => AMR_TOTP,
             Self::Email => AMR_EMAIL,
             Self::Recovery => AMR_RECOVERY,
+            Self::Passkey => AMR_PASSKEY,
         }
     }
 }
@@ -137,18 +144,25 @@ impl Factors {
         self.of_kind(CredentialKind::EmailOtp).next()
     }
 
+    pub fn passkeys(&self) -> Vec<&Credential> {
+        self.of_kind(CredentialKind::Webauthn).collect()
+    }
+
     pub fn recovery_codes(&self) -> Vec<&Credential> {
         self.of_kind(CredentialKind::RecoveryCode).collect()
     }
 
     /// Whether any second factor is enrolled (recovery codes alone are not one).
     pub fn enrolled(&self) -> bool {
-        self.totp().is_some() || self.email().is_some()
+        self.totp().is_some() || self.email().is_some() || !self.passkeys().is_empty()
     }
 
     /// The methods the user can prove a second factor with, in the order they are offered.
     pub fn methods(&self) -> Vec<Method> {
         let mut methods = Vec::new();
+        if !self.passkeys().is_empty() {
+            methods.push(Method::Passkey);
+        }
         if self.totp().is_some() {
             methods.push(Method::Totp);
         }
@@ -278,6 +292,9 @@ pub async fn prove(
             None => Err(ProofError::Unavailable),
         },
         Method::Recovery => recovery::consume(services, org, user, factors, code, client).await,
+        Method::Passkey => {
+            passkey::check(services, org, user, factors, binding, code, client).await
+        }
     };
     let actor = user_actor(user, client);
     match &outcome {
@@ -333,27 +350,38 @@ pub async fn enable_email(
     Ok(true)
 }
 
-/// Removes a second factor; removing the last one also removes the recovery codes (they would be a
-/// second factor on their own otherwise). Returns whether it existed.
+/// Whether a credential is a second factor (recovery codes are only a fallback for one).
+pub fn is_factor(kind: CredentialKind) -> bool {
+    matches!(
+        kind,
+        CredentialKind::Totp | CredentialKind::EmailOtp | CredentialKind::Webauthn
+    )
+}
+
+/// Removes a second factor (the given credential, or the user's factor of that kind); removing the last
+/// one also removes the recovery codes (they would be a second factor on their own otherwise). Returns
+/// whether it existed.
 pub async fn remove_factor(
     services: &Services,
     org: &Organization,
     user: &User,
     factors: &Factors,
     kind: CredentialKind,
+    credential_id: Option<&str>,
     client: &ClientInfo,
 ) -> Result<bool> {
-    let Some(credential) = factors.credentials.iter().find(|c| c.kind == kind) else {
+    let Some(credential) = factors
+        .credentials
+        .iter()
+        .find(|c| c.kind == kind && credential_id.is_none_or(|id| id == c.id))
+    else {
         return Ok(false);
     };
     let mut ids = vec![credential.id.clone()];
     let remaining = factors
         .credentials
         .iter()
-        .filter(|c| {
-            c.id != credential.id
-                && matches!(c.kind, CredentialKind::Totp | CredentialKind::EmailOtp)
-        })
+        .filter(|c| c.id != credential.id && is_factor(c.kind))
         .count();
     if remaining == 0 {
         ids.extend(factors.recovery_codes().iter().map(|c| c.id.clone()));

@@ -123,6 +123,14 @@ pub trait Store: Send + Sync + 'static {
         notice: Option<&OutgoingEmail>,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
+    /// Records a use of a credential whose data changes with use (a passkey's signature counter).
+    async fn update_credential_use(
+        &self,
+        credential_id: &str,
+        data: &str,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     /// The user's role in the organization, if a member.
     async fn member_role(&self, org_id: &str, user_id: &str) -> StoreResult<Option<Role>>;
     /// Marks a live session as having just proved a second factor, with its new `amr` and `acr`.
@@ -232,7 +240,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token: &OneTimeToken,
         email: Option<&OutgoingEmail>,
-        audit: &NewAuditEvent,
+        audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()>;
     async fn count_token_attempt(
         &self,

@@ -752,6 +752,19 @@ macro_rules! impl_store {
                 Ok(done)
             }
 
+            async fn update_credential_use(&self, credential_id: &str, data: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                sqlx::query("UPDATE credentials SET data = $2, last_used_at = $3 WHERE id = $1")
+                    .bind(credential_id)
+                    .bind(data)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn member_role(&self, org_id: &str, user_id: &str) -> StoreResult<Option<Role>> {
                 let role: Option<String> =
                     sqlx::query_scalar("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
@@ -1077,7 +1090,7 @@ macro_rules! impl_store {
                 &self,
                 token: &OneTimeToken,
                 email: Option<&OutgoingEmail>,
-                audit: &NewAuditEvent,
+                audit: Option<&NewAuditEvent>,
             ) -> StoreResult<()> {
                 let mut tx = self.write_pool().begin().await?;
                 sqlx::query("DELETE FROM one_time_tokens WHERE token_hash = $1")
@@ -1088,7 +1101,9 @@ macro_rules! impl_store {
                 if let Some(email) = email {
                     Self::insert_email_tx(&mut tx, email).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                if let Some(audit) = audit {
+                    Self::append_audit_tx(&mut tx, audit).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

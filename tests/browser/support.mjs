@@ -20,17 +20,19 @@ export const freePort = () =>
   });
 
 // A fresh data directory and port; `cli` runs the real binary against them; `serve` starts the server and
-// resolves once it is ready.
-export const freshServer = async (name) => {
+// resolves once it is ready. `host` names the server in its public URL (passkeys need a domain name such
+// as localhost; browsers refuse IP addresses as WebAuthn relying parties).
+export const freshServer = async (name, { host = '127.0.0.1' } = {}) => {
   const dir = mkdtempSync(join(tmpdir(), `latchkey-${name}-`));
   const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = { PATH: process.env.PATH, LATCHKEY_DATA_DIR: join(dir, 'data'), LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_BCRYPT_COST: '10' };
+  const base = `http://${host}:${port}`;
+  const env = { PATH: process.env.PATH, LATCHKEY_DATA_DIR: join(dir, 'data'), LATCHKEY_LISTEN: `127.0.0.1:${port}`,
+    LATCHKEY_PUBLIC_URL: base, LATCHKEY_BCRYPT_COST: '10' };
   const cli = (args, input) => execFileSync(bin, args, { env, input, encoding: 'utf8' });
   const serve = async () => {
     const server = spawn(bin, ['serve'], { env, stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
-      try { if ((await fetch(`${base}/readyz`)).ok) return server; } catch {}
+      try { if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) return server; } catch {}
       await new Promise((r) => setTimeout(r, 50));
     }
     server.kill('SIGTERM');

@@ -348,13 +348,25 @@ impl TestApp {
         Some(Self::spawn_on(db, extra).await)
     }
 
+    /// Spawns with the public URL `http://localhost:{port}`: WebAuthn needs a domain name as the relying
+    /// party, never an IP address.
+    pub async fn spawn_localhost(backend: Backend) -> Option<TestApp> {
+        let db = TestDb::new(backend).await?;
+        Some(Self::spawn_on_host(db, &[], "localhost").await)
+    }
+
     /// Serves an existing database.
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+        Self::spawn_on_host(db, extra, "127.0.0.1").await
+    }
+
+    /// Serves an existing database on 127.0.0.1, with `host` in the public URL.
+    async fn spawn_on_host(db: TestDb, extra: &[(&str, &str)], host: &str) -> TestApp {
         let mut last_error = None;
         for _ in 0..5 {
             let port = free_port();
             let listen = format!("127.0.0.1:{port}");
-            let base = format!("http://{listen}");
+            let base = format!("http://{host}:{port}");
             let mut vars: Vec<(&str, &str)> =
                 vec![("LATCHKEY_LISTEN", &listen), ("LATCHKEY_PUBLIC_URL", &base)];
             vars.extend_from_slice(extra);
