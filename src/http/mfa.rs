@@ -639,6 +639,26 @@ async fn needs_step_up(
     }
 }
 
+/// A posted account form for a sensitive action: signed in, CSRF and Origin checked, and a recent
+/// second-factor proof when the user has a factor (otherwise the step-up response). Returns the form, the
+/// signed-in user and their factors.
+async fn sensitive<T>(
+    state: &AppState,
+    org: &Organization,
+    headers: &HeaderMap,
+    form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
+    csrf: impl Fn(&T) -> Option<&str>,
+) -> Result<(T, SignedIn, Factors), Response> {
+    let (form, me) = checked(state, org, headers, form, csrf).await?;
+    let factors = mfa::factors(&state.services, &me.user)
+        .await
+        .map_err(|e| unexpected(org, &e))?;
+    if let Some(r) = needs_step_up(state, org, &me, &factors).await {
+        return Err(r);
+    }
+    Ok((form, me, factors))
+}
+
 /// The account page's section on second factors.
 /// What the account page shows about second factors.
 pub struct FactorsView<'a> {
@@ -791,17 +811,10 @@ pub async fn totp_setup_submit(
     headers: HeaderMap,
     form: Result<axum::Form<ProofForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+    let (form, me, _) = match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
         Ok(found) => found,
         Err(r) => return r,
     };
-    let factors = match mfa::factors(&state.services, &me.user).await {
-        Ok(f) => f,
-        Err(e) => return unexpected(&org, &e),
-    };
-    if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
-        return r;
-    }
     let client = client_info(&addr, &headers);
     let enrolment_id = form.enrolment.unwrap_or_default();
     match totp::confirm(
@@ -942,17 +955,11 @@ pub async fn email_enable_submit(
     headers: HeaderMap,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (_, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let factors = match mfa::factors(&state.services, &me.user).await {
-        Ok(f) => f,
-        Err(e) => return unexpected(&org, &e),
-    };
-    if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
-        return r;
-    }
+    let (_, me, factors) =
+        match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     let client = client_info(&addr, &headers);
     match mfa::enable_email(&state.services, &org, &me.user, &factors, &client).await {
         Ok(_) if factors.recovery_codes().is_empty() => {
@@ -980,14 +987,11 @@ pub async fn recovery_codes_submit(
     headers: HeaderMap,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (_, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let factors = match mfa::factors(&state.services, &me.user).await {
-        Ok(f) => f,
-        Err(e) => return unexpected(&org, &e),
-    };
+    let (_, me, factors) =
+        match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     if !factors.enrolled() {
         return Page::error(
             &org.name,
@@ -995,9 +999,6 @@ pub async fn recovery_codes_submit(
             "Turn on two-step verification first.",
         )
         .into_response();
-    }
-    if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
-        return r;
     }
     let client = client_info(&addr, &headers);
     match mfa::recovery::regenerate(&state.services, &org, &me.user, &client).await {
@@ -1312,17 +1313,11 @@ pub async fn passkey_setup_submit(
     headers: HeaderMap,
     form: Result<axum::Form<PasskeySetupForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, me) = match checked(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let factors = match mfa::factors(&state.services, &me.user).await {
-        Ok(f) => f,
-        Err(e) => return unexpected(&org, &e),
-    };
-    if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
-        return r;
-    }
+    let (form, me, factors) =
+        match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     let client = client_info(&addr, &headers);
     match mfa::passkey::finish_registration(
         &state.services,
