@@ -19,12 +19,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::oauth::provider::Provider;
 use crate::service::Services;
@@ -39,21 +33,6 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const DEGRADED: HeaderName = HeaderName::from_static("x-auth-degraded");
-
-/// A fresh random request id for every request; an incoming `X-Request-Id` is not trusted, so log lines
-/// cannot be forged or made to collide by a client. Request ids only need to be unique, not secret, so they
-/// come from the thread-local generator rather than a system call per request.
-#[derive(Clone, Default)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let id: u64 = rand::random();
-        HeaderValue::from_str(&format!("{id:016x}"))
-            .ok()
-            .map(RequestId::new)
-    }
-}
 
 pub fn router(state: AppState) -> Router {
     let config = state.services.config.clone();
@@ -213,64 +192,99 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
 
-    let hsts = config
-        .is_https()
-        .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-    let ephemeral = state_ephemeral.clone();
+    let edge_state = Edge {
+        ephemeral: state_ephemeral,
+        hsts: config
+            .is_https()
+            .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
+        timeout: Duration::from_secs(config.request_timeout_secs),
+    };
     let middleware = ServiceBuilder::new()
-        .layer(axum::middleware::map_response(move |mut response: axum::response::Response| {
-            let degraded = ephemeral.degraded();
-            async move {
-                // Partner sites can fail closed on sensitive flows while limits are per instance.
-                if degraded {
-                    response.headers_mut().insert(DEGRADED, HeaderValue::from_static("1"));
-                }
-                response
-            }
-        }))
-        .layer(axum::middleware::map_request(drop_client_request_id))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
-        .layer(
-            // Only method and path are logged: query strings carry codes and tokens.
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request<_>| {
-                    let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-                })
-                .on_request(())
-                .on_response(
-                    |response: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
-                        tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "served");
-                    },
-                ),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn_with_state(edge_state, edge))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred").into_response()
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an internal error occurred",
+            )
+            .into_response()
         }))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(config.request_timeout_secs),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, move |_: &_| hsts.clone()))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     routes.layer(middleware)
 }
 
-/// `SetRequestIdLayer` keeps an id the client sent; removing it first makes every id ours.
-async fn drop_client_request_id(
+/// What [`edge`] needs.
+#[derive(Clone)]
+struct Edge {
+    ephemeral: Arc<dyn crate::ephemeral::Ephemeral>,
+    hsts: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+/// What every request gets, in one step rather than a stack of ten layers (which cost a third of a
+/// trivial endpoint's throughput): a fresh request id (an incoming `X-Request-Id` is never trusted, so log
+/// lines cannot be forged or made to collide), a span carrying it, the request timeout, the security
+/// headers unless the handler set its own, `X-Auth-Degraded: 1` while Redis is unreachable (partner sites
+/// can fail closed on sensitive flows while limits are per instance), and one log line per request with
+/// method and path only (query strings carry codes and tokens).
+async fn edge(
+    axum::extract::State(edge): axum::extract::State<Edge>,
     mut request: Request<axum::body::Body>,
-) -> Request<axum::body::Body> {
-    request.headers_mut().remove(REQUEST_ID);
-    request
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    // Unique, not secret: the thread-local generator, not a system call per request.
+    let id = HeaderValue::from_str(&format!("{:016x}", rand::random::<u64>()))
+        .expect("hex is a valid header value");
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.to_str().unwrap_or("-"),
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let started = std::time::Instant::now();
+    let mut response = match tokio::time::timeout(
+        edge.timeout,
+        next.run(request).instrument(span.clone()),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, id);
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ));
+    if let Some(hsts) = &edge.hsts {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(hsts.clone());
+    }
+    if edge.ephemeral.degraded() {
+        headers.insert(DEGRADED, HeaderValue::from_static("1"));
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "served"
+        )
+    });
+    response
 }
 
 /// `Retry-After` and the IETF draft `RateLimit-Policy` / `RateLimit` headers for a limited answer.
