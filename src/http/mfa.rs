@@ -1046,6 +1046,17 @@ fn json_failure(e: &crate::error::Error) -> Response {
     }
 }
 
+/// The answer to an options request that opened a ceremony: its id and the options for the browser.
+fn ceremony(opened: crate::error::Result<(String, serde_json::Value)>) -> Response {
+    match opened {
+        Ok((id, options)) => json_answer(
+            StatusCode::OK,
+            serde_json::json!({ "state": id, "options": options }),
+        ),
+        Err(e) => json_failure(&e),
+    }
+}
+
 /// Options for a passkey as the second factor of this browser's challenge.
 pub async fn challenge_passkey_options(
     State(state): State<AppState>,
@@ -1103,13 +1114,7 @@ pub async fn sign_in_passkey_options(
             "This form could not be verified. Reload the page and try again.",
         );
     }
-    match mfa::passkey::begin_sign_in(&state.services, &org).await {
-        Ok((id, options)) => json_answer(
-            StatusCode::OK,
-            serde_json::json!({ "state": id, "options": options }),
-        ),
-        Err(e) => json_failure(&e),
-    }
+    ceremony(mfa::passkey::begin_sign_in(&state.services, &org).await)
 }
 
 /// "Sign in with a passkey": a discoverable passkey with user verification is the whole sign-in.
@@ -1297,13 +1302,7 @@ pub async fn passkey_setup_options(
             "Confirm it is you first: reload the page.",
         );
     }
-    match mfa::passkey::begin_registration(&state.services, &org, &me.user, &factors).await {
-        Ok((id, options)) => json_answer(
-            StatusCode::OK,
-            serde_json::json!({ "state": id, "options": options }),
-        ),
-        Err(e) => json_failure(&e),
-    }
+    ceremony(mfa::passkey::begin_registration(&state.services, &org, &me.user, &factors).await)
 }
 
 pub async fn passkey_setup_submit(
