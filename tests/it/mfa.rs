@@ -1335,3 +1335,91 @@ async fn malformed_or_forged_second_step_forms_are_refused_and_change_nothing() 
     assert_status(&answer, StatusCode::BAD_REQUEST, "a finished challenge");
     assert!(!replay.cookies.contains_key(&session_cookie(&fx)));
 }
+
+/// What is stored is never the secret itself: the TOTP seed is sealed under the master key (and opens to
+/// the seed the app was given), recovery codes are keyed hashes, and an email code is a bcrypt (cost 10)
+/// hash that does not contain the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factor_secrets_are_stored_sealed_or_hashed() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let fx = fixture(&app).await;
+    let services = &app.services;
+    let client = latchkey::sessions::service::ClientInfo::default();
+    let enrolment = latchkey::mfa::totp::begin(services, &fx.org, &fx.user)
+        .await
+        .unwrap();
+    let seed = Secret::Encoded(enrolment.secret_base32.clone())
+        .to_bytes()
+        .unwrap();
+    let code = TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, seed.clone(), None, String::new())
+        .generate(unix_now());
+    let shown =
+        latchkey::mfa::totp::confirm(services, &fx.org, &fx.user, &enrolment.id, &code, &client)
+            .await
+            .unwrap()
+            .expect("the first factor comes with recovery codes");
+    let stored = services.store.user_credentials(&fx.user.id).await.unwrap();
+    let totp = stored
+        .iter()
+        .find(|c| c.kind == latchkey::users::CredentialKind::Totp)
+        .unwrap();
+    assert!(
+        !totp
+            .secret
+            .windows(seed.len())
+            .any(|w| w == seed.as_slice()),
+        "the seed is not stored in the clear"
+    );
+    assert_eq!(
+        services.secrets.open(&totp.id, &totp.secret).unwrap(),
+        seed,
+        "sealed under the master key, bound to the credential id"
+    );
+    assert!(
+        services.secrets.open("cred_other", &totp.secret).is_err(),
+        "a sealed seed moved to another credential does not open"
+    );
+    let hashes: Vec<&Vec<u8>> = stored
+        .iter()
+        .filter(|c| c.kind == latchkey::users::CredentialKind::RecoveryCode)
+        .map(|c| &c.secret)
+        .collect();
+    assert_eq!(hashes.len(), 10);
+    for code in &shown {
+        assert!(
+            hashes
+                .iter()
+                .all(|h| h.len() == 32 && h.as_slice() != code.as_bytes())
+        );
+    }
+
+    latchkey::mfa::email_code::send(services, &fx.org, &fx.user, "challenge-1", &client)
+        .await
+        .unwrap();
+    let token = services
+        .store
+        .one_time_token(
+            &services.secrets.token_hash("mfa-email:challenge-1"),
+            latchkey::mfa::email_code::PURPOSE,
+        )
+        .await
+        .unwrap()
+        .expect("the email code record");
+    let data: Value = serde_json::from_str(&token.data).unwrap();
+    let hash = data["code_hash"].as_str().unwrap();
+    assert!(hash.starts_with("$2b$10$"), "bcrypt at cost 10: {hash}");
+    assert_eq!(token.expires_at - token.created_at, 300, "five minutes");
+    let mail = services
+        .store
+        .list_outbox(Some(&fx.org.id), 1)
+        .await
+        .unwrap();
+    let sent_code: String = mail[0]
+        .email
+        .body_text
+        .split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap()
+        .to_string();
+    assert!(!token.data.contains(&sent_code));
+}

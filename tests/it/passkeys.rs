@@ -359,3 +359,55 @@ async fn passkeys_are_off_on_an_ip_address_public_url() {
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
 }
+
+/// Every organization shares the relying party (the host), so a browser may offer a passkey of another
+/// organization's user: the sign-in refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passkey_of_another_organizations_user_does_not_sign_in() {
+    let app = TestApp::spawn_localhost(Backend::Sqlite).await.unwrap();
+    let home = fixture(&app).await;
+    let elsewhere = fixture(&app).await;
+    let mut key = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    let (mut b, _) = password_step(&app, &home).await;
+    let added = register(&app, &home, &mut b, &mut key, "Laptop").await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+
+    let mut stranger = Browser::new(&app);
+    let login = stranger.get(&elsewhere.path("/login")).await;
+    let csrf = hidden_field(&login.body, "csrf");
+    let reply = options(
+        &mut stranger,
+        &elsewhere.path("/login/passkey/options"),
+        &csrf,
+    )
+    .await;
+    let state = reply["state"].as_str().unwrap().to_string();
+    let mut rcr: RequestChallengeResponse =
+        serde_json::from_value(reply["options"].clone()).unwrap();
+    rcr.public_key.allow_credentials.push(AllowCredentials {
+        type_: "public-key".into(),
+        id: passkey_id(&app, &home).await.into(),
+        transports: None,
+    });
+    let mut assertion = key.do_authentication(origin(&app), rcr).unwrap();
+    assertion.response.user_handle = Some(
+        hex::decode(home.user.id.strip_prefix("usr_").unwrap())
+            .unwrap()
+            .into(),
+    );
+    let answer = stranger
+        .post_form(
+            &elsewhere.path("/login/passkey"),
+            &[
+                ("csrf", &csrf),
+                ("state", &state),
+                ("credential", &serde_json::to_string(&assertion).unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    let page = stranger.get(&elsewhere.path("/account")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "not signed in anywhere");
+    let page = stranger.get(&home.path("/account")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
