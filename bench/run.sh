@@ -16,6 +16,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wr
 cargo build --release --quiet
 BIN=$PWD/target/release/latchkey
 WORK=$(mktemp -d)
+SERVER=
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export LATCHKEY_DATA_DIR=$WORK/data LATCHKEY_LISTEN=127.0.0.1:$PORT LATCHKEY_LOG_LEVEL=warn
 ISSUER=http://127.0.0.1:$PORT/o/bench
@@ -30,9 +31,12 @@ CLIENT_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"]
 CLIENT_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$APP")
 BASIC=$(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)
 
-taskset -c 0 "$BIN" serve >"$WORK/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+start_server() {
+  taskset -c 0 "$BIN" serve >"$WORK/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+}
+start_server
 # Warm the caches (keys, application) so "idle" means ready to serve.
 curl -fs -X POST -H "Authorization: Basic $BASIC" -d grant_type=client_credentials "$ISSUER/token" >/dev/null
 curl -fs "$ISSUER/jwks" >/dev/null
@@ -66,15 +70,30 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
   printf '%-28s %12s req/s   p50 %9s   p99 %9s   non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  LAST_RPS=$rps
+}
+# RS256 signing ceiling on the server's core, measured next to the token run (this VM's speed drifts).
+openssl_sign_per_sec() {
+  taskset -c 0 openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $6}'
 }
 
 echo "latchkey benchmark: server on core 0, wrk on core 1, ${CONNECTIONS} connections, ${DURATION}s each"
+SIGN_BEFORE=$(openssl_sign_per_sec)
 run "token (client_credentials)" "$ISSUER/token" "$WORK/token.lua"
+TOKEN_RPS=$LAST_RPS
+SIGN_AFTER=$(openssl_sign_per_sec)
 run "introspection (JWT)" "$ISSUER/introspect" "$WORK/introspect.lua"
 run "jwks" "$ISSUER/jwks"
 run "discovery" "$ISSUER/.well-known/openid-configuration"
 PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' /proc/$SERVER/status)
 printf 'server RSS: idle %d KB (%.1f MB), peak under load %d KB (%.1f MB)\n' \
   "$IDLE_RSS_KB" "$(echo "$IDLE_RSS_KB/1024" | bc -l)" "$PEAK_RSS_KB" "$(echo "$PEAK_RSS_KB/1024" | bc -l)"
-echo "openssl speed -seconds 3 rsa2048 (single core, for comparison):"
-taskset -c 0 openssl speed -seconds 3 rsa2048 2>/dev/null | grep -E '^rsa 2048|sign/s'
+# The same introspection with the verified-token cache off: every request pays the RSA verification, as
+# the first introspection of each token does.
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+LATCHKEY_VERIFIED_TOKEN_CACHE=0 start_server
+run "introspection (cache off)" "$ISSUER/introspect" "$WORK/introspect.lua"
+printf 'openssl speed -seconds 3 rsa2048 on core 0: %s sign/s before the token run, %s after\n' \
+  "$SIGN_BEFORE" "$SIGN_AFTER"
+printf 'token endpoint: %.1f%% of the mean openssl sign/s\n' \
+  "$(echo "100 * $TOKEN_RPS / (($SIGN_BEFORE + $SIGN_AFTER) / 2)" | bc -l)"

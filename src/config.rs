@@ -75,6 +75,9 @@ pub struct Config {
     pub refresh_token_ttl_secs: u64,
     pub authorization_code_ttl_secs: u64,
     pub id_token_ttl_secs: u64,
+    /// Access tokens remembered as verified (about 1 KB each), so repeated introspection of one token
+    /// skips the signature check; 0 turns this off.
+    pub verified_token_cache: usize,
     /// Rotate every organization's signing key this often; 0 turns scheduled rotation off.
     pub key_rotation_days: u64,
     /// Where queued email is delivered; `None` keeps every message in the outbox (the development outbox,
@@ -172,6 +175,7 @@ const NUMBER_KEYS: &[&str] = &[
     "authorization_code_ttl_secs",
     "id_token_ttl_secs",
     "key_rotation_days",
+    "verified_token_cache",
     "smtp_port",
 ];
 
@@ -458,6 +462,8 @@ impl Config {
             )?,
             id_token_ttl_secs,
             key_rotation_days: layered.number("key_rotation_days", 90, 0, 3650)?,
+            verified_token_cache: layered.number("verified_token_cache", 10_000, 0, 1_000_000)?
+                as usize,
             smtp,
             smtp_from,
         })
@@ -687,6 +693,11 @@ mod tests {
         assert_eq!(err.setting, "LATCHKEY_BCRYPT_COST");
         let err = load(&[("LATCHKEY_MAX_BODY_BYTES", "lots")]).unwrap_err();
         assert_eq!(err.setting, "LATCHKEY_MAX_BODY_BYTES");
+        assert_eq!(load(&[]).unwrap().verified_token_cache, 10_000);
+        let off = load(&[("LATCHKEY_VERIFIED_TOKEN_CACHE", "0")]).unwrap();
+        assert_eq!(off.verified_token_cache, 0);
+        let err = load(&[("LATCHKEY_VERIFIED_TOKEN_CACHE", "-1")]).unwrap_err();
+        assert_eq!(err.setting, "LATCHKEY_VERIFIED_TOKEN_CACHE");
     }
 
     #[test]

@@ -4,17 +4,20 @@
 //! grant is not revoked, and (for user tokens) the user still exists, is enabled and has the same
 //! session_version as when the token was issued.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::OAuthError;
 use super::jwt::{self, ACCESS_TOKEN_TYP};
 use super::provider::Provider;
+use super::verified::{Verified, VerifiedTokens};
 use crate::orgs::Organization;
 use crate::time_now;
 use crate::users::User;
 
 pub struct ValidAccessToken {
-    pub claims: Map<String, Value>,
+    pub claims: Arc<Map<String, Value>>,
     pub user: Option<User>,
 }
 
@@ -26,19 +29,8 @@ pub async fn validate_access_token(
     token: &str,
 ) -> Result<Option<ValidAccessToken>, OAuthError> {
     let services = &provider.services;
-    let Some(kid) = jwt::peek_kid(token) else {
-        return Ok(None);
-    };
-    let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
     let now = time_now();
-    let Ok(claims) = jwt::verify(
-        &keys,
-        token,
-        ACCESS_TOKEN_TYP,
-        &provider.issuer(org),
-        now,
-        false,
-    ) else {
+    let Some(claims) = verified_claims(provider, org, token, now).await? else {
         return Ok(None);
     };
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
@@ -67,6 +59,57 @@ pub async fn validate_access_token(
         }
     }
     Ok(Some(ValidAccessToken { claims, user }))
+}
+
+/// The claims of `token` if its signature, `typ`, `iss` and times check out: from the verified-token
+/// cache when this organization verified the same token before and its key is still published.
+async fn verified_claims(
+    provider: &Provider,
+    org: &Organization,
+    token: &str,
+    now: i64,
+) -> Result<Option<Arc<Map<String, Value>>>, OAuthError> {
+    let services = &provider.services;
+    let cache_key = VerifiedTokens::key(token);
+    if let Some(hit) = provider.verified.get(&cache_key)
+        && hit.org_id == org.id
+    {
+        if hit.exp <= now {
+            return Ok(None);
+        }
+        let keys = provider.keys.get(services, &org.id).await?;
+        if keys.verifiers.contains_key(&hit.kid) {
+            return Ok(Some(hit.claims.clone()));
+        }
+    }
+    let Some(kid) = jwt::peek_kid(token) else {
+        return Ok(None);
+    };
+    let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
+    let Ok(claims) = jwt::verify(
+        &keys,
+        token,
+        ACCESS_TOKEN_TYP,
+        &provider.issuer(org),
+        now,
+        false,
+    ) else {
+        return Ok(None);
+    };
+    let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {
+        return Ok(None);
+    };
+    let claims = Arc::new(claims);
+    provider.verified.put(
+        cache_key,
+        Verified {
+            org_id: org.id.clone(),
+            kid,
+            exp,
+            claims: claims.clone(),
+        },
+    );
+    Ok(Some(claims))
 }
 
 /// The RFC 7662 response for `token`.

@@ -46,7 +46,7 @@ pub struct KeyRing {
 
 fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
     Some(match alg {
-        "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(jwk).ok()?),
+        "RS256" => Box::new(super::rs256::Rs256Verifier::from_jwk(jwk).ok()?),
         "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(jwk).ok()?),
         "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(jwk).ok()?),
         _ => return None,
@@ -55,11 +55,7 @@ fn verifier_for(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
 
 fn signer_for(alg: &str, der: &[u8], kid: &str) -> Option<Box<dyn JwsSigner>> {
     Some(match alg {
-        "RS256" => {
-            let mut s = josekit::jws::RS256.signer_from_der(der).ok()?;
-            s.set_key_id(kid);
-            Box::new(s)
-        }
+        "RS256" => Box::new(super::rs256::Rs256Signer::from_der(der, kid).ok()?),
         "ES256" => {
             let mut s = josekit::jws::ES256.signer_from_der(der).ok()?;
             s.set_key_id(kid);

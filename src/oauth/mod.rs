@@ -9,7 +9,9 @@ pub mod keyring;
 pub mod provider;
 pub mod records;
 pub mod revocation;
+pub mod rs256;
 pub mod token;
+pub mod verified;
 
 use crate::error::Error;
 

@@ -12,6 +12,7 @@ use crate::orgs::Organization;
 use crate::service::Services;
 
 use super::keyring::KeyRing;
+use super::verified::VerifiedTokens;
 
 /// How long an application or organization record is served from memory. Changes made elsewhere (the
 /// CLI, another instance) are seen within this time; changes made here are seen at once.
@@ -65,6 +66,8 @@ pub struct Provider {
     pub services: Services,
     pub keys: KeyRing,
     pub audit: AuditWriter,
+    /// Access tokens already verified, so introspecting the same token again skips the RSA work.
+    pub verified: VerifiedTokens,
     apps: TtlMap<Application>,
     orgs: TtlMap<Organization>,
     revoked: RwLock<HashSet<String>>,
@@ -81,6 +84,7 @@ impl Provider {
         let provider = Arc::new(Self {
             audit: AuditWriter::start(services.store.clone()),
             discovery: RwLock::new(HashMap::new()),
+            verified: VerifiedTokens::new(services.config.verified_token_cache),
             services,
             keys: KeyRing::default(),
             apps: TtlMap::new(),

@@ -374,7 +374,7 @@ macro_rules! impl_store {
             }
 
             /// Appends `events` (all of one organization) to its chain inside `tx`. The head row is advanced
-            /// with an UPDATE first, which takes the row lock (PostgreSQL) or the write lock (SQLite), so
+            /// with an upsert first, which takes the row lock (PostgreSQL) or the write lock (SQLite), so
             /// concurrent appends queue up instead of forking the chain. The events go in as one multi-row
             /// INSERT per chunk: the audit writer's batches cost a handful of statements, not four per event.
             async fn append_audit_chain_tx(
@@ -382,16 +382,17 @@ macro_rules! impl_store {
                 org_id: &str,
                 events: &[&NewAuditEvent],
             ) -> StoreResult<Vec<AuditEvent>> {
-                sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
-                    .bind(org_id)
-                    .bind(GENESIS_HASH)
-                    .execute(&mut **tx)
-                    .await?;
-                let head = sqlx::query("UPDATE audit_heads SET seq = seq + $2 WHERE org_id = $1 RETURNING seq, hash")
-                    .bind(org_id)
-                    .bind(events.len() as i64)
-                    .fetch_one(&mut **tx)
-                    .await?;
+                // One statement creates the head (first event of the organization) or advances it.
+                let head = sqlx::query(
+                    "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, $2, $3) \
+                     ON CONFLICT (org_id) DO UPDATE SET seq = audit_heads.seq + excluded.seq \
+                     RETURNING seq, hash",
+                )
+                .bind(org_id)
+                .bind(events.len() as i64)
+                .bind(GENESIS_HASH)
+                .fetch_one(&mut **tx)
+                .await?;
                 let last_seq: i64 = head.try_get("seq")?;
                 let mut prev_hash: String = head.try_get("hash")?;
                 let now = $crate::time_now();

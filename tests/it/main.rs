@@ -29,3 +29,4 @@ mod passwords;
 mod ratelimit;
 mod server;
 mod storage;
+mod verified_tokens;

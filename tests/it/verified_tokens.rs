@@ -1,0 +1,143 @@
+//! The verified-token cache lets a repeated introspection skip the signature check. It must not change
+//! any answer: revocation, the grant, session_version, expiry and the organization are still checked on
+//! every request. These tests drive the provider's validation directly, against the real store, so they
+//! can see the cache being used; the HTTP tests in `oauth.rs` introspect before revoking and so run the
+//! same checks through the server.
+
+use std::sync::Arc;
+
+use latchkey::audit::{Actor, NewAuditEvent};
+use latchkey::oauth::introspect::validate_access_token;
+use latchkey::oauth::jwt;
+use latchkey::oauth::provider::Provider;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp};
+use crate::oauth_support::*;
+
+async fn active(
+    provider: &Provider,
+    fx: &Fixture,
+    token: &str,
+) -> Option<Arc<serde_json::Map<String, Value>>> {
+    validate_access_token(provider, &fx.org, token)
+        .await
+        .expect("validation does not fail")
+        .map(|valid| valid.claims)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_is_still_checked_for_organization_session_version_and_revocation() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let fx = fixture(&app).await;
+    let client = confidential_client(&app, &fx).await;
+    let provider = Provider::start(app.services.clone());
+
+    let t = tokens(&app, &fx, &client).await;
+    let at = t["access_token"].as_str().unwrap();
+    let first = active(&provider, &fx, at).await.expect("active");
+    assert_eq!(
+        provider.verified.len(),
+        1,
+        "the verified token is remembered"
+    );
+    let second = active(&provider, &fx, at).await.expect("still active");
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the second check answered from the cache"
+    );
+
+    // A token differing only in its signature is another string: verified afresh, and refused.
+    let (head, rest) = at.split_once('.').unwrap();
+    let (payload, _) = rest.split_once('.').unwrap();
+    let other_sig = format!("{head}.{payload}.{}", "A".repeat(342));
+    assert!(active(&provider, &fx, &other_sig).await.is_none());
+    assert_eq!(
+        provider.verified.len(),
+        1,
+        "a forged token is never remembered"
+    );
+
+    // Cached for this organization, inactive at another one.
+    let other = fixture(&app).await;
+    assert!(active(&provider, &other, at).await.is_none());
+
+    // The user signs out everywhere: the cached token is inactive at once.
+    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "user.sessions_revoked")
+        .target("user", &fx.user.id);
+    app.services
+        .store
+        .bump_session_version(&fx.user.id, &audit)
+        .await
+        .unwrap();
+    assert!(active(&provider, &fx, at).await.is_none());
+
+    // A revoked jti: a fresh token, cached, then revoked.
+    let t = tokens(&app, &fx, &client).await;
+    let at = t["access_token"].as_str().unwrap();
+    let claims = active(&provider, &fx, at).await.expect("active");
+    active(&provider, &fx, at).await.expect("cached and active");
+    provider.mark_revoked(claims["jti"].as_str().unwrap());
+    assert!(active(&provider, &fx, at).await.is_none());
+
+    // A revoked grant (for example a refresh token reused): every token of it is inactive at once.
+    let t = tokens(&app, &fx, &client).await;
+    let at = t["access_token"].as_str().unwrap();
+    let claims = active(&provider, &fx, at).await.expect("active");
+    active(&provider, &fx, at).await.expect("cached and active");
+    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "grant.revoked");
+    app.services
+        .store
+        .revoke_grant(
+            claims["gid"].as_str().unwrap(),
+            latchkey::time_now(),
+            "test",
+            &audit,
+        )
+        .await
+        .unwrap();
+    assert!(active(&provider, &fx, at).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_expires_on_time() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let fx = fixture(&app).await;
+    let client = confidential_client(&app, &fx).await;
+    let provider = Provider::start(app.services.clone());
+
+    // A client-credentials token with two seconds to live, signed with the organization's active key.
+    let now = latchkey::time_now();
+    let keys = provider.keys.get(&app.services, &fx.org.id).await.unwrap();
+    let claims = json!({
+        "iss": fx.issuer(&app),
+        "sub": client.client_id,
+        "aud": client.client_id,
+        "client_id": client.client_id,
+        "iat": now,
+        "exp": now + 2,
+        "jti": "at_short_lived",
+        "scope": "",
+    });
+    let Value::Object(claims) = claims else {
+        unreachable!()
+    };
+    let token = jwt::sign(&keys, "RS256", jwt::ACCESS_TOKEN_TYP, claims).unwrap();
+
+    active(&provider, &fx, &token).await.expect("active");
+    active(&provider, &fx, &token)
+        .await
+        .expect("cached and active");
+    assert_eq!(provider.verified.len(), 1);
+    // With no user behind it, only the cache's organization and key checks keep it out of another one.
+    let other = fixture(&app).await;
+    assert!(active(&provider, &other, &token).await.is_none());
+    while latchkey::time_now() <= now + 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        active(&provider, &fx, &token).await.is_none(),
+        "expired, although still in the cache"
+    );
+    assert_eq!(provider.verified.len(), 1);
+}
