@@ -131,7 +131,7 @@ pub fn client_info(addr: &SocketAddr, headers: &HeaderMap) -> ClientInfo {
     }
 }
 
-fn json_no_store(status: StatusCode, body: Value) -> Response {
+fn json_no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     response
         .headers_mut()
@@ -445,12 +445,10 @@ pub async fn introspection_endpoint(
     .await;
     match answer {
         // RFC 7662 §4: a client learns only about its own tokens; anything else is simply inactive.
-        Ok(body)
-            if body.get("client_id").and_then(Value::as_str) == Some(app.client_id.as_str()) =>
-        {
+        Ok(body) if body.client_id() == Some(app.client_id.as_str()) => {
             json_no_store(StatusCode::OK, body)
         }
-        Ok(_) => json_no_store(StatusCode::OK, json!({ "active": false })),
+        Ok(_) => json_no_store(StatusCode::OK, introspect::Introspection::Inactive),
         Err(e) => OAuthResponse::from(e).into_response(),
     }
 }

@@ -94,6 +94,10 @@ pub fn presented(
 }
 
 fn form_decode(part: &str) -> Option<String> {
+    if !part.contains(['%', '+']) {
+        // Nothing escaped (generated ids and secrets are hex): the text is the value.
+        return Some(part.to_string());
+    }
     let replaced = part.replace('+', " ");
     url::form_urlencoded::parse(
         format!("x={}", replaced.replace('&', "%26").replace('=', "%3D")).as_bytes(),

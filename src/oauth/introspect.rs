@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::OAuthError;
-use super::jwt::{self, ACCESS_TOKEN_TYP};
+use super::jwt::{self, ACCESS_TOKEN_TYP, Rejected, VerifiedJwt};
 use super::provider::Provider;
 use super::verified::{Verified, VerifiedTokens};
 use crate::orgs::Organization;
@@ -82,18 +82,15 @@ async fn verified_claims(
             return Ok(Some(hit.claims.clone()));
         }
     }
-    let Some(kid) = jwt::peek_kid(token) else {
-        return Ok(None);
-    };
-    let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
-    let Ok(claims) = jwt::verify(
-        &keys,
-        token,
-        ACCESS_TOKEN_TYP,
-        &provider.issuer(org),
-        now,
-        false,
-    ) else {
+    let issuer = provider.issuer(org);
+    let keys = provider.keys.get(services, &org.id).await?;
+    let mut outcome = jwt::verify_jwt(&keys, token, ACCESS_TOKEN_TYP, &issuer, now, false);
+    if let Err(Rejected::UnknownKey(kid)) = &outcome {
+        // Rotated by another instance or the CLI since our last load: reload (rate-limited) and retry.
+        let keys = provider.keys.get_with_kid(services, &org.id, kid).await?;
+        outcome = jwt::verify_jwt(&keys, token, ACCESS_TOKEN_TYP, &issuer, now, false);
+    }
+    let Ok(VerifiedJwt { claims, kid }) = outcome else {
         return Ok(None);
     };
     let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {
@@ -112,16 +109,82 @@ async fn verified_claims(
     Ok(Some(claims))
 }
 
-/// The RFC 7662 response for `token`.
+/// What RFC 7662 says about a token.
+pub enum Introspection {
+    Inactive,
+    /// An active access token: described by its own claims, serialized straight from the verified set.
+    Access {
+        claims: Arc<Map<String, Value>>,
+        username: Option<String>,
+    },
+    /// An active refresh token's description.
+    Refresh(Value),
+}
+
+/// The claims an active access token's answer carries (RFC 7662 §2.2 plus OpenID's session claims).
+const DESCRIBED_CLAIMS: [&str; 12] = [
+    "scope",
+    "client_id",
+    "sub",
+    "aud",
+    "iss",
+    "exp",
+    "iat",
+    "jti",
+    "auth_time",
+    "acr",
+    "amr",
+    "sid",
+];
+
+impl Introspection {
+    /// The client the token was issued to, when active.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Introspection::Inactive => None,
+            Introspection::Access { claims, .. } => claims.get("client_id")?.as_str(),
+            Introspection::Refresh(v) => v.get("client_id")?.as_str(),
+        }
+    }
+}
+
+impl serde::Serialize for Introspection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Introspection::Inactive => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("active", &false)?;
+                map.end()
+            }
+            Introspection::Refresh(v) => v.serialize(serializer),
+            Introspection::Access { claims, username } => {
+                let mut map = serializer.serialize_map(None)?;
+                map.serialize_entry("active", &true)?;
+                map.serialize_entry("token_type", "Bearer")?;
+                for key in DESCRIBED_CLAIMS {
+                    if let Some(v) = claims.get(key) {
+                        map.serialize_entry(key, v)?;
+                    }
+                }
+                if let Some(username) = username {
+                    map.serialize_entry("username", username)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// The RFC 7662 answer for `token`.
 pub async fn introspect(
     provider: &Provider,
     org: &Organization,
     token: &str,
     hint: Option<&str>,
-) -> Result<Value, OAuthError> {
-    let inactive = json!({ "active": false });
+) -> Result<Introspection, OAuthError> {
     if token.is_empty() {
-        return Ok(inactive);
+        return Ok(Introspection::Inactive);
     }
     // The hint only decides what to try first (RFC 7662 §2.1).
     let refresh_first = hint == Some("refresh_token");
@@ -129,43 +192,22 @@ pub async fn introspect(
         return Ok(v);
     }
     if let Some(valid) = validate_access_token(provider, org, token).await? {
-        let mut out = Map::new();
-        out.insert("active".into(), json!(true));
-        out.insert("token_type".into(), json!("Bearer"));
-        for key in [
-            "scope",
-            "client_id",
-            "sub",
-            "aud",
-            "iss",
-            "exp",
-            "iat",
-            "jti",
-            "auth_time",
-            "acr",
-            "amr",
-            "sid",
-        ] {
-            if let Some(v) = valid.claims.get(key) {
-                out.insert(key.into(), v.clone());
-            }
-        }
-        if let Some(user) = &valid.user {
-            out.insert("username".into(), json!(user.email));
-        }
-        return Ok(Value::Object(out));
+        return Ok(Introspection::Access {
+            claims: valid.claims,
+            username: valid.user.map(|u| u.email),
+        });
     }
     if !refresh_first && let Some(v) = describe_refresh_token(provider, org, token).await? {
         return Ok(v);
     }
-    Ok(inactive)
+    Ok(Introspection::Inactive)
 }
 
 async fn describe_refresh_token(
     provider: &Provider,
     org: &Organization,
     token: &str,
-) -> Result<Option<Value>, OAuthError> {
+) -> Result<Option<Introspection>, OAuthError> {
     let services = &provider.services;
     let now = time_now();
     let Some(stored) = services
@@ -183,7 +225,7 @@ async fn describe_refresh_token(
         || grant.revoked_at.is_some()
         || stored.expires_at <= now
     {
-        return Ok(Some(json!({ "active": false })));
+        return Ok(Some(Introspection::Inactive));
     }
     let user = match &grant.user_id {
         Some(id) => services.store.user_by_id(id).await?,
@@ -193,7 +235,7 @@ async fn describe_refresh_token(
         .as_ref()
         .is_some_and(|u| !u.disabled && u.session_version == grant.session_version)
     {
-        return Ok(Some(json!({ "active": false })));
+        return Ok(Some(Introspection::Inactive));
     }
     let app = services
         .store
@@ -201,7 +243,7 @@ async fn describe_refresh_token(
         .await?
         .into_iter()
         .find(|a| a.id == grant.app_id);
-    Ok(Some(json!({
+    Ok(Some(Introspection::Refresh(json!({
         "active": true,
         "token_type": "refresh_token",
         "scope": grant.scope,
@@ -210,5 +252,5 @@ async fn describe_refresh_token(
         "exp": stored.expires_at,
         "iat": stored.created_at,
         "iss": provider.issuer(org),
-    })))
+    }))))
 }

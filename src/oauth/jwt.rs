@@ -36,12 +36,20 @@ pub fn peek_kid(token: &str) -> Option<String> {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rejected {
-    /// Malformed, unknown key, wrong algorithm or bad signature.
+    /// Malformed, wrong algorithm or bad signature.
     Signature,
+    /// Signed with a `kid` that is not among the keys given: a reload may find it.
+    UnknownKey(String),
     WrongType,
     WrongIssuer,
     Expired,
     NotYetValid,
+}
+
+/// A token that passed [`verify_jwt`]: its claims and the key that signed it.
+pub struct VerifiedJwt {
+    pub claims: Map<String, Value>,
+    pub kid: String,
 }
 
 /// Verifies signature (by `kid`, with the algorithm that key was made for, never `none` or HMAC), `typ`,
@@ -54,20 +62,41 @@ pub fn verify(
     now: i64,
     allow_expired: bool,
 ) -> std::result::Result<Map<String, Value>, Rejected> {
-    let (payload, header) = jwt::decode_with_verifier_selector(token, |header| {
-        Ok(header
-            .key_id()
-            .and_then(|kid| keys.verifiers.get(kid))
-            .map(|v| v.as_ref()))
-    })
-    .map_err(|_| Rejected::Signature)?;
+    verify_jwt(keys, token, expected_typ, issuer, now, allow_expired).map(|v| v.claims)
+}
+
+/// [`verify`], also naming the key that signed the token.
+pub fn verify_jwt(
+    keys: &OrgKeys,
+    token: &str,
+    expected_typ: &str,
+    issuer: &str,
+    now: i64,
+    allow_expired: bool,
+) -> std::result::Result<VerifiedJwt, Rejected> {
+    let unknown_kid = std::cell::RefCell::new(None);
+    let decoded = jwt::decode_with_verifier_selector(token, |header| {
+        let Some(kid) = header.key_id() else {
+            return Ok(None);
+        };
+        let verifier = keys.verifiers.get(kid).map(|v| v.as_ref());
+        if verifier.is_none() {
+            *unknown_kid.borrow_mut() = Some(kid.to_string());
+        }
+        Ok(verifier)
+    });
+    let (payload, header) = decoded.map_err(|_| match unknown_kid.take() {
+        Some(kid) => Rejected::UnknownKey(kid),
+        None => Rejected::Signature,
+    })?;
     let typ = header.token_type().unwrap_or("JWT");
     if !typ.eq_ignore_ascii_case(expected_typ)
         && !typ.eq_ignore_ascii_case(&format!("application/{expected_typ}"))
     {
         return Err(Rejected::WrongType);
     }
-    let claims = payload.claims_set().clone();
+    let kid = header.key_id().unwrap_or_default().to_string();
+    let claims: Map<String, Value> = payload.into();
     if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
         return Err(Rejected::WrongIssuer);
     }
@@ -88,5 +117,5 @@ pub fn verify(
     {
         return Err(Rejected::NotYetValid);
     }
-    Ok(claims)
+    Ok(VerifiedJwt { claims, kid })
 }
