@@ -39,10 +39,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer =
-            connect_with_retry(SqlitePoolOptions::new().max_connections(1), &options).await?;
-        let reader =
-            connect_with_retry(SqlitePoolOptions::new().max_connections(8), &options).await?;
+        let writer = connect_with_retry(pool_options(1), &options).await?;
+        let reader = connect_with_retry(pool_options(8), &options).await?;
         Ok(Self { writer, reader })
     }
 
@@ -83,6 +81,15 @@ impl SqliteStore {
         }
         Ok(applied)
     }
+}
+
+/// SQLite connections are files in this process: there is no server that could have dropped them, so
+/// the pool's ping before every acquire (a round trip to the connection's worker thread, one more per
+/// audit batch and per query) is skipped.
+fn pool_options(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .test_before_acquire(false)
 }
 
 /// Switching a fresh database to WAL needs a moment of exclusive access, and SQLite answers "database is
