@@ -70,7 +70,6 @@ run() {
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
   printf '%-28s %12s req/s   p50 %9s   p99 %9s   non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
-  LAST_RPS=$rps
 }
 # RS256 signing ceiling on the server's core, measured next to the token run (this VM's speed drifts).
 openssl_sign_per_sec() {

@@ -780,14 +780,12 @@ pub async fn logout(
     // ID token from this organization would otherwise let a third-party page sign anyone out.
     let mut hint_valid = false;
     if let Some(hint) = params.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
-        let kid = jwt::peek_kid(hint).unwrap_or_default();
-        let keys = match state
+        let verified = match state
             .provider
-            .keys
-            .get_with_kid(&state.services, &org.id, &kid)
+            .verify_jwt(&org, hint, jwt::ID_TOKEN_TYP, time_now(), true)
             .await
         {
-            Ok(k) => k,
+            Ok(v) => v,
             Err(_) => {
                 return page_error(
                     &org,
@@ -796,15 +794,8 @@ pub async fn logout(
                 );
             }
         };
-        match jwt::verify(
-            &keys,
-            hint,
-            jwt::ID_TOKEN_TYP,
-            &state.provider.issuer(&org),
-            time_now(),
-            true,
-        ) {
-            Ok(claims) => {
+        match verified {
+            Ok(jwt::VerifiedJwt { claims, .. }) => {
                 let aud = claims
                     .get("aud")
                     .and_then(Value::as_str)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::OAuthError;
-use super::jwt::{self, ACCESS_TOKEN_TYP, Rejected, VerifiedJwt};
+use super::jwt::{ACCESS_TOKEN_TYP, VerifiedJwt};
 use super::provider::Provider;
 use super::verified::{Verified, VerifiedTokens};
 use crate::orgs::Organization;
@@ -69,7 +69,6 @@ async fn verified_claims(
     token: &str,
     now: i64,
 ) -> Result<Option<Arc<Map<String, Value>>>, OAuthError> {
-    let services = &provider.services;
     let cache_key = VerifiedTokens::key(token);
     if let Some(hit) = provider.verified.get(&cache_key)
         && hit.org_id == org.id
@@ -77,20 +76,15 @@ async fn verified_claims(
         if hit.exp <= now {
             return Ok(None);
         }
-        let keys = provider.keys.get(services, &org.id).await?;
+        let keys = provider.keys.get(&provider.services, &org.id).await?;
         if keys.verifiers.contains_key(&hit.kid) {
             return Ok(Some(hit.claims.clone()));
         }
     }
-    let issuer = provider.issuer(org);
-    let keys = provider.keys.get(services, &org.id).await?;
-    let mut outcome = jwt::verify_jwt(&keys, token, ACCESS_TOKEN_TYP, &issuer, now, false);
-    if let Err(Rejected::UnknownKey(kid)) = &outcome {
-        // Rotated by another instance or the CLI since our last load: reload (rate-limited) and retry.
-        let keys = provider.keys.get_with_kid(services, &org.id, kid).await?;
-        outcome = jwt::verify_jwt(&keys, token, ACCESS_TOKEN_TYP, &issuer, now, false);
-    }
-    let Ok(VerifiedJwt { claims, kid }) = outcome else {
+    let Ok(VerifiedJwt { claims, kid }) = provider
+        .verify_jwt(org, token, ACCESS_TOKEN_TYP, now, false)
+        .await?
+    else {
         return Ok(None);
     };
     let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {

@@ -28,12 +28,6 @@ pub fn sign(keys: &OrgKeys, alg: &str, typ: &str, claims: Map<String, Value>) ->
         .map_err(|e| Error::Internal(format!("jwt signing: {e}")))
 }
 
-/// The `kid` in a token's header, if it parses at all.
-pub fn peek_kid(token: &str) -> Option<String> {
-    let header = jwt::decode_header(token).ok()?;
-    header.claim("kid")?.as_str().map(str::to_string)
-}
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rejected {
     /// Malformed, wrong algorithm or bad signature.
@@ -46,27 +40,16 @@ pub enum Rejected {
     NotYetValid,
 }
 
-/// A token that passed [`verify_jwt`]: its claims and the key that signed it.
+/// A token that passed [`verify`]: its claims and the key that signed it.
 pub struct VerifiedJwt {
     pub claims: Map<String, Value>,
     pub kid: String,
 }
 
 /// Verifies signature (by `kid`, with the algorithm that key was made for, never `none` or HMAC), `typ`,
-/// `iss`, `exp` and `iat`; returns the claims. `allow_expired` serves `id_token_hint` at logout.
+/// `iss`, `exp` and `iat`; returns the claims and the `kid`. `allow_expired` serves `id_token_hint` at
+/// logout. Callers with an organization use `Provider::verify_jwt`, which reloads keys for a new `kid`.
 pub fn verify(
-    keys: &OrgKeys,
-    token: &str,
-    expected_typ: &str,
-    issuer: &str,
-    now: i64,
-    allow_expired: bool,
-) -> std::result::Result<Map<String, Value>, Rejected> {
-    verify_jwt(keys, token, expected_typ, issuer, now, allow_expired).map(|v| v.claims)
-}
-
-/// [`verify`], also naming the key that signed the token.
-pub fn verify_jwt(
     keys: &OrgKeys,
     token: &str,
     expected_typ: &str,

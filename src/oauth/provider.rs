@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::orgs::Organization;
 use crate::service::Services;
 
+use super::jwt::{self, Rejected, VerifiedJwt};
 use super::keyring::KeyRing;
 use super::verified::VerifiedTokens;
 
@@ -225,6 +226,26 @@ impl Provider {
             map.insert(org.slug.clone(), doc.clone());
         }
         doc
+    }
+
+    /// Verifies a JWT that `org` issued (see [`jwt::verify`]). A `kid` not loaded yet (a rotation by
+    /// another instance or the CLI) costs one reload of the keys, rate-limited by the key ring, and a retry.
+    pub async fn verify_jwt(
+        &self,
+        org: &Organization,
+        token: &str,
+        typ: &str,
+        now: i64,
+        allow_expired: bool,
+    ) -> Result<std::result::Result<VerifiedJwt, Rejected>> {
+        let issuer = self.issuer(org);
+        let keys = self.keys.get(&self.services, &org.id).await?;
+        let outcome = jwt::verify(&keys, token, typ, &issuer, now, allow_expired);
+        let Err(Rejected::UnknownKey(kid)) = &outcome else {
+            return Ok(outcome);
+        };
+        let keys = self.keys.get_with_kid(&self.services, &org.id, kid).await?;
+        Ok(jwt::verify(&keys, token, typ, &issuer, now, allow_expired))
     }
 
     pub fn issuer(&self, org: &Organization) -> String {

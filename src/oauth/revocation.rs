@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::OAuthError;
-use super::jwt::{self, ACCESS_TOKEN_TYP};
+use super::jwt::{ACCESS_TOKEN_TYP, VerifiedJwt};
 use super::provider::Provider;
 use super::token::revoke_grant;
 use crate::apps::Application;
@@ -38,18 +38,10 @@ pub async fn revoke(
         return Ok(());
     }
     // Access token? Only the client it was issued to may revoke it.
-    let Some(kid) = jwt::peek_kid(token) else {
-        return Ok(());
-    };
-    let keys = provider.keys.get_with_kid(services, &org.id, &kid).await?;
-    let Ok(claims) = jwt::verify(
-        &keys,
-        token,
-        ACCESS_TOKEN_TYP,
-        &provider.issuer(org),
-        time_now(),
-        false,
-    ) else {
+    let Ok(VerifiedJwt { claims, .. }) = provider
+        .verify_jwt(org, token, ACCESS_TOKEN_TYP, time_now(), false)
+        .await?
+    else {
         return Ok(());
     };
     if claims.get("client_id").and_then(Value::as_str) != Some(app.client_id.as_str()) {

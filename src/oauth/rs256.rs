@@ -85,7 +85,8 @@ fn sign_context(key: &PKey<Private>) -> Result<PkeyCtx<Private>, ErrorStack> {
     Ok(ctx)
 }
 
-fn check_size<T: HasPublic>(key: &PKey<T>) -> Result<(), String> {
+/// The modulus length in bytes (= the signature length), if the key is RSA of at least 2048 bits.
+fn modulus_bytes<T: HasPublic>(key: &PKey<T>) -> Result<usize, String> {
     let rsa = key.rsa().map_err(|_| "not an RSA key".to_string())?;
     if rsa.size() < MIN_MODULUS_BYTES {
         return Err(format!(
@@ -93,7 +94,7 @@ fn check_size<T: HasPublic>(key: &PKey<T>) -> Result<(), String> {
             rsa.size() * 8
         ));
     }
-    Ok(())
+    Ok(rsa.size() as usize)
 }
 
 /// The RustCrypto SHA-256 (SHA-NI where the CPU has it): OpenSSL 3's one-shot `SHA256()` fetches the
@@ -109,6 +110,7 @@ fn invalid_signature(reason: impl fmt::Display) -> JoseError {
 #[derive(Clone)]
 pub struct Rs256Signer {
     key_id: Option<String>,
+    signature_len: usize,
     contexts: Arc<Contexts<Private>>,
 }
 
@@ -116,9 +118,9 @@ impl Rs256Signer {
     /// From a PKCS#8 (or PKCS#1) DER private key.
     pub fn from_der(der: &[u8], key_id: &str) -> Result<Self, String> {
         let key = PKey::private_key_from_der(der).map_err(|e| format!("private key: {e}"))?;
-        check_size(&key)?;
         Ok(Self {
             key_id: Some(key_id.to_string()),
+            signature_len: modulus_bytes(&key)?,
             contexts: Arc::new(Contexts::new(key)),
         })
     }
@@ -142,11 +144,7 @@ impl JwsSigner for Rs256Signer {
     }
 
     fn signature_len(&self) -> usize {
-        self.contexts
-            .key
-            .rsa()
-            .map(|rsa| rsa.size() as usize)
-            .unwrap_or(MIN_MODULUS_BYTES as usize)
+        self.signature_len
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
@@ -190,7 +188,7 @@ impl Rs256Verifier {
         let rsa = Rsa::from_public_components(component("n")?, component("e")?)
             .map_err(|e| format!("RSA public key: {e}"))?;
         let key = PKey::from_rsa(rsa).map_err(|e| format!("RSA public key: {e}"))?;
-        check_size(&key)?;
+        modulus_bytes(&key)?;
         Ok(Self {
             key_id: jwk.key_id().map(str::to_string),
             contexts: Arc::new(Contexts::new(key)),

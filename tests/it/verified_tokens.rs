@@ -26,12 +26,19 @@ async fn active(
         .map(|valid| valid.claims)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cached_token_is_still_checked_for_organization_session_version_and_revocation() {
+/// A server, an organization with a confidential client, and a provider of our own over the same store,
+/// so the test can look at its cache.
+async fn setup() -> (TestApp, Fixture, Client, Arc<Provider>) {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let fx = fixture(&app).await;
     let client = confidential_client(&app, &fx).await;
     let provider = Provider::start(app.services.clone());
+    (app, fx, client, provider)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_is_still_checked_for_organization_session_version_and_revocation() {
+    let (app, fx, client, provider) = setup().await;
 
     let t = tokens(&app, &fx, &client).await;
     let at = t["access_token"].as_str().unwrap();
@@ -101,10 +108,7 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_token_expires_on_time() {
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let fx = fixture(&app).await;
-    let client = confidential_client(&app, &fx).await;
-    let provider = Provider::start(app.services.clone());
+    let (app, fx, client, provider) = setup().await;
 
     // A client-credentials token with two seconds to live, signed with the organization's active key.
     let now = latchkey::time_now();
@@ -140,4 +144,33 @@ async fn a_cached_token_expires_on_time() {
         "expired, although still in the cache"
     );
     assert_eq!(provider.verified.len(), 1);
+}
+
+/// A key leaves the JWKS once every token it signed has expired; should one be withdrawn earlier (an
+/// operator pulling a compromised key), tokens it signed stop being active at once, cached or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_of_a_withdrawn_key_is_inactive() {
+    let (app, fx, client, provider) = setup().await;
+    let t = tokens(&app, &fx, &client).await;
+    let at = t["access_token"].as_str().unwrap();
+    active(&provider, &fx, at).await.expect("active");
+    active(&provider, &fx, at).await.expect("cached and active");
+    let (header, _) = jwt_parts(at);
+    let kid = header["kid"].as_str().unwrap();
+    app.db
+        .exec(&format!(
+            "UPDATE signing_keys SET state = 'retired', retired_at = 1, publish_until = 1 \
+             WHERE kid = '{kid}'"
+        ))
+        .await
+        .unwrap();
+    provider
+        .keys
+        .reload(&app.services, &fx.org.id)
+        .await
+        .unwrap();
+    assert!(
+        active(&provider, &fx, at).await.is_none(),
+        "the cache does not outlive the key"
+    );
 }
