@@ -61,6 +61,16 @@ pub struct Config {
     pub log_level: String,
     pub max_body_bytes: usize,
     pub request_timeout_secs: u64,
+    /// A request head must be complete this long after its first byte (or after the connection opened).
+    pub header_read_timeout_secs: u64,
+    /// A kept-alive connection is closed after this long without a request.
+    pub keep_alive_idle_secs: u64,
+    /// Open connections at most; one more is answered 503 and closed. `None`: from the open-files limit
+    /// (keeping room for database files and outgoing connections), at most 10,000.
+    pub max_connections: Option<usize>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers name the client (empty: none, the socket's
+    /// address is the client).
+    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
     pub shutdown_grace_secs: u64,
     pub database_max_connections: u32,
     /// Threads that may hash passwords at once; the bounded pool that keeps a login flood off other traffic.
@@ -161,10 +171,14 @@ const STRING_KEYS: &[&str] = &[
     "smtp_username",
     "smtp_password",
     "smtp_from",
+    "trusted_proxies",
 ];
 const NUMBER_KEYS: &[&str] = &[
     "max_body_bytes",
     "request_timeout_secs",
+    "header_read_timeout_secs",
+    "keep_alive_idle_secs",
+    "max_connections",
     "shutdown_grace_secs",
     "database_max_connections",
     "password_hash_workers",
@@ -425,6 +439,13 @@ impl Config {
         }
 
         let smtp = resolve_smtp(&layered)?;
+        let trusted_proxies = match layered.get("trusted_proxies") {
+            None => Default::default(),
+            Some((origin, raw)) => crate::http::client_addr::TrustedProxies::parse(raw)
+                .map_err(|message| ConfigError::new(origin, message))?,
+        };
+        let header_read_timeout_secs = layered.number("header_read_timeout_secs", 10, 1, 300)?;
+        let keep_alive_idle_secs = layered.number("keep_alive_idle_secs", 75, 1, 3600)?;
         let smtp_from = resolve_smtp_from(&layered, &public_url)?;
 
         Ok(Config {
@@ -439,6 +460,13 @@ impl Config {
             max_body_bytes: layered.number("max_body_bytes", 64 * 1024, 1024, 16 * 1024 * 1024)?
                 as usize,
             request_timeout_secs: layered.number("request_timeout_secs", 30, 1, 3600)?,
+            header_read_timeout_secs,
+            keep_alive_idle_secs,
+            max_connections: match layered.get("max_connections") {
+                None => None,
+                Some(_) => Some(layered.number("max_connections", 0, 1, 1_000_000)? as usize),
+            },
+            trusted_proxies,
             shutdown_grace_secs: layered.number("shutdown_grace_secs", 30, 0, 3600)?,
             database_max_connections: layered.number("database_max_connections", 10, 1, 1000)?
                 as u32,
@@ -663,6 +691,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn trusted_proxies_are_validated_and_connection_limits_range_checked() {
+        let err = load(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, nginx")]).unwrap_err();
+        assert_eq!(err.setting, "LATCHKEY_TRUSTED_PROXIES");
+        assert!(err.message.contains("\"nginx\""), "{}", err.message);
+        let config = load(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8 ::1")]).unwrap();
+        assert!(config.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert!(load(&[]).unwrap().trusted_proxies.is_empty());
+        for key in [
+            "LATCHKEY_HEADER_READ_TIMEOUT_SECS",
+            "LATCHKEY_MAX_CONNECTIONS",
+        ] {
+            assert_eq!(load(&[(key, "0")]).unwrap_err().setting, key);
+        }
     }
 
     #[test]

@@ -70,6 +70,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.services.config.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_rx_for_server = stop_rx.clone();
         let email_worker = self.mailer.map(|mailer| {
             delivery::spawn(
                 self.services.clone(),
@@ -78,13 +79,17 @@ impl Server {
                 stop_rx.clone(),
             )
         });
-        let mut stop_rx_for_server = stop_rx.clone();
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            let _ = stop_rx_for_server.wait_for(|stopped| *stopped).await;
-        });
+        let limits = http::connections::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.services.config.header_read_timeout_secs),
+            keep_alive_idle: Duration::from_secs(self.services.config.keep_alive_idle_secs),
+            max_connections: http::connections::max_connections(
+                self.services.config.max_connections,
+            ),
+        };
+        let serve = async move {
+            http::connections::serve(self.listener, self.router, limits, stop_rx_for_server).await;
+            Ok::<(), std::io::Error>(())
+        };
         let signal = async move {
             shutdown.await;
             tracing::info!(

@@ -20,6 +20,7 @@ mod keys;
 mod logs;
 mod mfa;
 mod multi_instance;
+mod network;
 mod oauth;
 mod oauth_negative;
 mod oauth_review;
