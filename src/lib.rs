@@ -25,6 +25,7 @@ pub mod service;
 pub mod sessions;
 pub mod storage;
 pub mod telemetry;
+pub mod uri;
 pub mod users;
 
 /// Seconds since the Unix epoch: the unit of every stored timestamp.

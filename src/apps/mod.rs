@@ -142,16 +142,14 @@ fn is_loopback_host(url: &Url) -> bool {
     )
 }
 
-/// Registered redirect URIs: absolute, no fragment; https, or http only on loopback; custom schemes
-/// (`com.example.app:/callback`) only for public (native) clients.
+/// Registered redirect URIs: absolute; no fragment, user information, backslash or `.`/`..` segment
+/// (encoded or not: see [`crate::uri::redirect_uri_defect`]); https, or http only on loopback; custom
+/// schemes (`com.example.app:/callback`) only for public (native) clients.
 pub fn validate_redirect_uri(field: &str, raw: &str, client_type: ClientType) -> Result<String> {
     let url = Url::parse(raw)
         .map_err(|_| Error::invalid(field, format!("{raw:?} is not an absolute URI")))?;
-    if url.fragment().is_some() {
-        return Err(Error::invalid(
-            field,
-            format!("{raw:?} must not contain a fragment"),
-        ));
+    if let Some(defect) = crate::uri::redirect_uri_defect(raw) {
+        return Err(Error::invalid(field, format!("{raw:?} {defect}")));
     }
     match url.scheme() {
         "https" => {}
@@ -303,6 +301,43 @@ pub async fn create(
     Ok(CreatedApplication { app, client_secret })
 }
 
+/// What [`update`] changes; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct AppChanges {
+    /// Whether the application belongs to the organization itself: it skips the consent screen and may
+    /// obtain first-party scopes (`oauth::scopes::FIRST_PARTY_ONLY`, such as the sessions API's).
+    pub first_party: Option<bool>,
+}
+
+/// Changes an application of `org`, found by its client_id.
+pub async fn update(
+    services: &Services,
+    actor: &Actor,
+    org: &Organization,
+    client_id: &str,
+    changes: AppChanges,
+) -> Result<Application> {
+    let before = services
+        .store
+        .app_by_client_id(client_id)
+        .await?
+        .filter(|app| app.org_id == org.id)
+        .ok_or_else(|| Error::NotFound(format!("application {client_id}")))?;
+    let app = Application {
+        first_party: changes.first_party.unwrap_or(before.first_party),
+        updated_at: time_now(),
+        ..before.clone()
+    };
+    let audit = NewAuditEvent::new(&org.id, actor, "app.updated")
+        .target("application", &app.id)
+        .change(
+            Some(serde_json::to_value(&before).unwrap_or_default()),
+            Some(serde_json::to_value(&app).unwrap_or_default()),
+        );
+    services.store.update_app(&app, &audit).await?;
+    Ok(app)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +353,16 @@ mod tests {
         assert!(validate_redirect_uri("r", "com.example.app:/cb", conf).is_err());
         assert!(validate_redirect_uri("r", "com.example.app:/cb", ClientType::Public).is_ok());
         assert!(validate_redirect_uri("r", "javascript:alert(1)", ClientType::Public).is_err());
+        let public = ClientType::Public;
+        for bad in [
+            "http://127.0.0.1/cb#x",
+            "http://user@127.0.0.1/cb",
+            "http://127.0.0.1/x/../cb",
+            "http://127.0.0.1/x/%2e%2e/cb",
+            "http://127.0.0.1/x/..%2fcb",
+        ] {
+            assert!(validate_redirect_uri("r", bad, public).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -178,6 +178,8 @@ enum AppType {
 enum AppCommand {
     /// Register an application. A confidential client's secret is printed this once.
     Create(AppCreate),
+    /// Change an application (only the options given change).
+    Update(AppUpdate),
     /// List an organization's applications.
     List(OrgArg),
 }
@@ -202,7 +204,8 @@ struct AppCreate {
     /// Browser origin allowed to call the token, userinfo, revocation and JWKS endpoints (repeatable).
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
-    /// Skip the consent screen: the application belongs to the organization itself.
+    /// The application belongs to the organization itself: no consent screen, and it may obtain the
+    /// latchkey:sessions scope (the sessions API).
     #[arg(long)]
     first_party: bool,
     /// Token signing algorithm: RS256 (default), ES256 or EdDSA.
@@ -214,6 +217,18 @@ struct AppCreate {
     /// INSECURE: let this confidential client skip PKCE (for legacy clients that cannot send it).
     #[arg(long)]
     insecure_allow_no_pkce: bool,
+}
+
+#[derive(Args)]
+struct AppUpdate {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    client_id: String,
+    /// Whether the application belongs to the organization itself (no consent screen; may obtain the
+    /// latchkey:sessions scope).
+    #[arg(long, value_enum)]
+    first_party: Option<Toggle>,
 }
 
 #[derive(Args)]
@@ -616,6 +631,20 @@ async fn app_command(
                 }
                 text.push_str(&format!("issuer: {issuer}"));
                 text
+            });
+        }
+        AppCommand::Update(args) => {
+            let org = orgs::find(services, &args.org).await?;
+            let changes = apps::AppChanges {
+                first_party: args.first_party.map(Toggle::on),
+            };
+            let app =
+                apps::update(services, &Actor::operator(), &org, &args.client_id, changes).await?;
+            out.show(&json!(app), |_| {
+                format!(
+                    "updated application {}\nclient_id: {}\nfirst_party: {}",
+                    app.name, app.client_id, app.first_party
+                )
             });
         }
         AppCommand::List(OrgArg { org }) => {

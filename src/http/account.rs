@@ -21,7 +21,7 @@ use super::pages::{self, Page, error_banner, hidden, see_other};
 use super::problem::Problem;
 use crate::accounts;
 use crate::error::Error;
-use crate::oauth::introspect;
+use crate::oauth::{introspect, scopes};
 use crate::orgs::Organization;
 use crate::sessions::Session;
 use crate::sessions::service as sessions;
@@ -540,7 +540,9 @@ async fn sign_out(
 
 // ---- Sessions API (Bearer) ---------------------------------------------------------------------------
 
-/// The user behind a Bearer access token, and the session (`sid`) it came from.
+/// The user behind a Bearer access token, and the session (`sid`) it came from. The token must carry
+/// the `latchkey:sessions` scope and come from a first-party application (see `oauth::scopes`); without
+/// that the answer is 403 `insufficient_scope` (RFC 6750 §3.1).
 async fn bearer_user(
     state: &AppState,
     org: &Organization,
@@ -566,9 +568,22 @@ async fn bearer_user(
     else {
         return Err(unauthorized("a Bearer access token is required"));
     };
+    let busy = |e: crate::oauth::OAuthError| {
+        tracing::error!(error = ?e, "access token validation failed");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is busy; try again shortly",
+        )
+        .into_response()
+    };
     match introspect::validate_access_token(&state.provider, org, token).await {
         Ok(Some(valid)) => match valid.user {
             Some(user) => {
+                match scopes::permits_sessions_api(&state.provider, org, &valid.claims).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(insufficient_scope()),
+                    Err(e) => return Err(busy(e)),
+                }
                 let sid = valid
                     .claims
                     .get("sid")
@@ -585,15 +600,28 @@ async fn bearer_user(
         Ok(None) => Err(unauthorized(
             "the access token is invalid, expired or revoked",
         )),
-        Err(e) => {
-            tracing::error!(error = ?e, "access token validation failed");
-            Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the service is busy; try again shortly",
-            )
-            .into_response())
-        }
+        Err(e) => Err(busy(e)),
     }
+}
+
+/// 403 for a valid token that lacks the sessions scope, naming the scope it needs (RFC 6750 §3.1).
+fn insufficient_scope() -> Response {
+    let mut response = Problem::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "this endpoint needs an access token with the {} scope, which only the organization's own applications can obtain",
+            scopes::SESSIONS
+        ),
+    )
+    .into_response();
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+        scopes::SESSIONS
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
 }
 
 fn session_json(s: &Session, current: Option<&str>) -> Value {

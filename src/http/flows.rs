@@ -260,6 +260,30 @@ pub async fn authorize(
     .await
 }
 
+/// `POST /authorize` (OpenID Connect Core §3.1.2.1): the same request, form-encoded. It answers with a
+/// 303 to the same request as a GET, so everything after behaves exactly as for a GET, and the browser
+/// sends its session cookie (SameSite=Lax cookies are not sent on a cross-site POST, but are on the
+/// top-level GET that follows).
+pub async fn authorize_post(
+    OrgFromPath(org): OrgFromPath,
+    form: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let malformed = || {
+        page_error(
+            &org,
+            StatusCode::BAD_REQUEST,
+            "The authorization request is malformed (a parameter is repeated or invalid).",
+        )
+    };
+    let Ok(axum::Form(params)) = form else {
+        return malformed();
+    };
+    match serde_urlencoded::to_string(&params) {
+        Ok(query) => see_other(&format!("/o/{}/authorize?{query}", org.slug), vec![]),
+        Err(_) => malformed(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct PendingQuery {
     req: Option<String>,
@@ -605,6 +629,7 @@ fn scope_description(scope: &str) -> &'static str {
         "profile" => "See your name",
         "email" => "See your email address",
         "offline_access" => "Stay signed in to it when you are away",
+        crate::oauth::scopes::SESSIONS => "See where you are signed in and sign you out there",
         _ => "Other access",
     }
 }

@@ -2,6 +2,7 @@
 
 mod account;
 mod accounts;
+mod body_limit;
 pub mod client_addr;
 pub mod connections;
 mod flows;
@@ -81,7 +82,10 @@ pub fn router(state: AppState) -> Router {
                 .post(oauth::userinfo)
                 .options(oauth::preflight),
         )
-        .route("/o/{slug}/authorize", get(flows::authorize))
+        .route(
+            "/o/{slug}/authorize",
+            get(flows::authorize).post(flows::authorize_post),
+        )
         .route("/o/{slug}/authorize/resume", get(flows::resume))
         .route(
             "/o/{slug}/login",
@@ -213,6 +217,10 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_body_bytes,
+            body_limit::refuse_oversized,
+        ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
     routes.layer(middleware)
 }

@@ -239,19 +239,29 @@ pub fn error_banner(message: Option<&str>) -> Markup {
 }
 
 /// A `return_to` target is followed only if it is a path on our own hosted pages of this organization:
-/// never another site (`//evil`, `https://…`, `/\evil`), so these pages cannot be used as open redirects.
+/// never another site (`//evil`, `https://…`, `/\evil`) nor another organization's pages, so these pages
+/// cannot be used as open redirects. The path is percent-decoded until stable (`%2e%2e`, `..%2f`,
+/// `%252e` …) and refused on any doubt (dot segments, backslashes, `//`, control characters, malformed
+/// escapes) rather than resolved, since browsers resolve dot segments after decoding; the prefix must hold
+/// both as written and decoded.
 pub fn safe_return_to(slug: &str, raw: Option<&str>) -> Option<String> {
     let raw = raw?.trim();
+    if raw
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\' || c == '#')
+    {
+        return None;
+    }
+    let path = raw.split('?').next().unwrap_or_default();
+    let decoded = crate::uri::fully_decoded(path)?;
     let prefix = format!("/o/{slug}/");
-    let ok = raw.starts_with(&prefix)
-        && !raw.contains("//")
-        && !raw.contains('\\')
-        && !raw.chars().any(|c| c.is_control() || c.is_whitespace())
-        && !raw
-            .split(['?', '#'])
-            .next()
-            .unwrap_or_default()
-            .contains("/../");
+    let ok = path.starts_with(&prefix)
+        && decoded.starts_with(&prefix)
+        && !decoded.contains("//")
+        && !decoded
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '\\' | '?' | '#'))
+        && !crate::uri::has_dot_segment(&decoded);
     ok.then(|| raw.to_string())
 }
 
@@ -319,6 +329,16 @@ mod tests {
             "/o/acme/../other/account",
             "/o/acme/account\nSet-Cookie:x",
             "javascript:alert(1)",
+            "/o/acme/%2e%2e/beta/account",
+            "/o/acme/%2E%2e/beta/account",
+            "/o/acme/..%2fbeta/account",
+            "/o/acme/%252e%252e/beta/account",
+            "/o/acme/..",
+            "/o/acme/./account",
+            "/o/acme/%2f%2fevil.example",
+            "/o/acme/%5c%5cevil.example",
+            "/o/acme/%zz",
+            "/o/acme/account#x",
         ] {
             assert_eq!(safe_return_to("acme", Some(bad)), None, "{bad:?}");
         }

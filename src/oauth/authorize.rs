@@ -95,20 +95,47 @@ impl From<crate::error::Error> for Refusal {
 }
 
 /// RFC 8252 §7.3: for native apps, a loopback redirect URI matches whatever port the app listens on.
+/// Only the port may differ: the rest is compared as text, so a fragment, user information, dot
+/// segments or another spelling of the same path (all of which `Url` would normalise away) never match.
 fn loopback_match(registered: &str, presented: &str) -> bool {
-    let (Ok(r), Ok(p)) = (Url::parse(registered), Url::parse(presented)) else {
-        return false;
+    match (
+        split_loopback_port(registered),
+        split_loopback_port(presented),
+    ) {
+        (Some((r_host, r_rest)), Some((p_host, p_rest))) => r_host == p_host && r_rest == p_rest,
+        _ => false,
+    }
+}
+
+/// `http://127.0.0.1[:PORT]/rest` or `http://[::1][:PORT]/rest` as (host, rest) without the port; `None`
+/// for anything else, including a port that is not 1–65535 written in plain digits without leading zeros.
+fn split_loopback_port(uri: &str) -> Option<(&str, &str)> {
+    let after_scheme = uri.strip_prefix("http://")?;
+    let host = ["127.0.0.1", "[::1]"]
+        .into_iter()
+        .find(|h| after_scheme.starts_with(h))?;
+    let after_host = &after_scheme[host.len()..];
+    if !(after_host.is_empty() || after_host.starts_with([':', '/', '?'])) {
+        return None; // 127.0.0.10, 127.0.0.1.example.com: another host
+    }
+    let Some(after_colon) = after_host.strip_prefix(':') else {
+        return Some((host, after_host));
     };
-    let loopback =
-        |u: &Url| u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"));
-    loopback(&r)
-        && loopback(&p)
-        && r.host_str() == p.host_str()
-        && r.path() == p.path()
-        && r.query() == p.query()
+    let digits = after_colon
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(after_colon.len());
+    if after_colon.starts_with('0') {
+        return None;
+    }
+    after_colon[..digits].parse::<u16>().ok()?;
+    Some((host, &after_colon[digits..]))
 }
 
 fn redirect_uri_allowed(app: &Application, presented: &str) -> bool {
+    // Registered URIs are checked when registered; this also covers ones stored before a rule existed.
+    if crate::uri::redirect_uri_defect(presented).is_some() {
+        return false;
+    }
     app.redirect_uris.iter().any(|r| r == presented)
         || (app.client_type == ClientType::Public
             && app
@@ -193,6 +220,12 @@ pub async fn validate(
         .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
     {
         return Err(refuse("invalid_scope", &format!("unknown scope {bad}")));
+    }
+    if let Some(bad) = super::scopes::refused_for(&app, &scopes) {
+        return Err(refuse(
+            "invalid_scope",
+            &format!("{bad} is only for the organization's own (first-party) applications"),
+        ));
     }
     let scope = scopes.join(" ");
 
@@ -582,6 +615,25 @@ mod tests {
             "https://app.example.com/cb",
             "https://app.example.com:444/cb"
         ));
+        assert!(loopback_match("http://[::1]:80/cb", "http://[::1]:5000/cb"));
+        for variant in [
+            "http://127.0.0.1:5000/cb#frag",
+            "http://user@127.0.0.1:5000/cb",
+            "http://127.0.0.1:5000@evil.example/cb",
+            "http://127.0.0.1:5000/x/../cb",
+            "http://127.0.0.1:5000/x/%2e%2e/cb",
+            "http://127.0.0.1:5000/%63b",
+            "http://127.0.0.1:5000//cb",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:05000/cb",
+            "http://127.0.0.1:99999/cb",
+            "http://127.0.0.1:/cb",
+            "http://localhost:5000/cb",
+            "HTTP://127.0.0.1:5000/cb",
+            "http://[::1]:5000/cb",
+        ] {
+            assert!(!loopback_match("http://127.0.0.1/cb", variant), "{variant}");
+        }
     }
 
     #[test]

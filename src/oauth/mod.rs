@@ -10,13 +10,21 @@ pub mod provider;
 pub mod records;
 pub mod revocation;
 pub mod rs256;
+pub mod scopes;
 pub mod token;
 pub mod verified;
 
 use crate::error::Error;
 
-/// Scopes this provider understands. Others are refused with `invalid_scope`.
-pub const SUPPORTED_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+/// Scopes this provider understands. Others are refused with `invalid_scope`; some are only for
+/// first-party applications (see [`scopes`]).
+pub const SUPPORTED_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    scopes::SESSIONS,
+];
 
 /// `acr` values: what kind of authentication happened.
 pub const ACR_PASSWORD: &str = "urn:latchkey:acr:password";

@@ -281,7 +281,7 @@ async fn client_credentials(
     if let Some(bad) = scope.iter().find(|s| {
         matches!(
             s.as_str(),
-            "openid" | "offline_access" | "profile" | "email"
+            "openid" | "offline_access" | "profile" | "email" | super::scopes::SESSIONS
         )
     }) {
         return Err(OAuthError::invalid_scope(format!(

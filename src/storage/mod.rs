@@ -67,6 +67,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<Application>>;
     async fn list_apps(&self, org_id: &str) -> StoreResult<Vec<Application>>;
+    /// Writes an application's changeable fields (name, URIs, origins, first-party flag, settings).
+    async fn update_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()>;
 
     // Users, credentials and membership.
     async fn create_user(

@@ -589,6 +589,31 @@ macro_rules! impl_store {
                 rows.iter().map(Self::app_from_row).collect()
             }
 
+            async fn update_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE applications SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4, \
+                     cors_origins = $5, first_party = $6, settings = $7, updated_at = $8 WHERE id = $1",
+                )
+                .bind(&app.id)
+                .bind(&app.name)
+                .bind(json_list(&app.redirect_uris))
+                .bind(json_list(&app.post_logout_redirect_uris))
+                .bind(json_list(&app.cors_origins))
+                .bind(app.first_party)
+                .bind(serde_json::to_string(&app.settings).unwrap_or_else(|_| "{}".into()))
+                .bind(app.updated_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done == 0 {
+                    return Err(StoreError::NotFound(format!("application {}", app.client_id)));
+                }
+                Self::append_audit_tx(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn create_user(
                 &self,
                 user: &User,

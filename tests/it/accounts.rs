@@ -1828,11 +1828,9 @@ async fn sessions_api_lists_and_revokes_the_users_sessions(backend: Backend) {
         return;
     };
     let fx = fixture(&app).await;
-    let client = confidential_client(&app, &fx).await;
-    let issued = tokens(&app, &fx, &client).await;
+    let client = first_party_client(&app, &fx).await;
+    let (issued, sid) = tokens_with_scope(&app, &fx, &client, SESSIONS_SCOPE).await;
     let token = issued["access_token"].as_str().unwrap().to_string();
-    let (_, claims) = jwt_parts(&token);
-    let sid = claims["sid"].as_str().expect("sid").to_string();
     let mut laptop = signed_in(&app, &fx, &fx.email, PASSWORD).await;
     let list_path = fx.path("/api/me/sessions");
 
@@ -2086,10 +2084,10 @@ async fn signing_out_a_session_ends_its_tokens_but_not_offline_ones(backend: Bac
         return;
     };
     let fx = fixture(&app).await;
-    let client = confidential_client(&app, &fx).await;
+    let client = first_party_client(&app, &fx).await;
     let (online, online_sid) = tokens_with_scope(&app, &fx, &client, "openid email").await;
     let (offline, offline_sid) = tokens_with_scope(&app, &fx, &client, SCOPE).await;
-    let (keeper, _) = tokens_with_scope(&app, &fx, &client, "openid").await;
+    let (keeper, _) = tokens_with_scope(&app, &fx, &client, SESSIONS_SCOPE).await;
     let keeper_token = keeper["access_token"].as_str().unwrap();
     let online_token = online["access_token"].as_str().unwrap();
     assert_eq!(

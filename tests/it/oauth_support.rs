@@ -120,6 +120,17 @@ pub async fn confidential_client(app: &TestApp, fx: &Fixture) -> Client {
     register(app, fx, new_app(ClientType::Confidential)).await
 }
 
+/// A confidential application of the organization itself: no consent screen, and it may obtain
+/// first-party scopes such as [`SESSIONS_SCOPE`]'s.
+pub async fn first_party_client(app: &TestApp, fx: &Fixture) -> Client {
+    let mut input = new_app(ClientType::Confidential);
+    input.first_party = true;
+    register(app, fx, input).await
+}
+
+/// What a token for the sessions API (`{issuer}/api/me/sessions`) asks for.
+pub const SESSIONS_SCOPE: &str = "openid latchkey:sessions";
+
 // ---------------------------------------------------------------------------------------------------------
 // PKCE
 
