@@ -174,25 +174,14 @@ async fn reset_email_is_sealed_while_queued_and_its_body_deleted_once_delivered(
     for secret in [code.as_str(), session.as_str(), link.as_str()] {
         assert!(!contains(stored, secret));
     }
-    let empty_body = match app.db.backend {
-        Backend::Sqlite => {
-            app.db
-                .scalar_i64(&format!(
-                    "SELECT COUNT(*) FROM email_outbox WHERE id = '{id}' AND body_text = '' \
-                     AND body_sealed IS NULL AND recipient = '{}'",
-                    fx.email
-                ))
-                .await
-        }
-        Backend::Postgres => app
-            .db
-            .scalar_i64(&format!(
-                "SELECT COUNT(*)::BIGINT FROM email_outbox WHERE id = '{id}' AND body_text = '' \
-                     AND body_sealed IS NULL AND recipient = '{}'",
-                fx.email
-            ))
-            .await,
-    };
+    let empty_body = app
+        .db
+        .scalar_i64(&format!(
+            "SELECT COUNT(*) FROM email_outbox WHERE id = '{id}' AND body_text = '' \
+             AND body_sealed IS NULL AND recipient = '{}'",
+            fx.email
+        ))
+        .await;
     assert_eq!(empty_body, 1, "a delivered message keeps no body");
     let shown = cli_json(&["outbox", "show", id], &env, None);
     assert_eq!(shown["status"], "sent");
