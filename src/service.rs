@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, MasterKeySource};
 use crate::crypto::password::PasswordHasher;
-use crate::crypto::{MasterKey, SecretBox};
+use crate::crypto::{AuditKeys, MasterKey, SecretBox};
 use crate::ephemeral::{self, Ephemeral};
 use crate::storage::{self, Store};
 
@@ -13,6 +13,8 @@ pub struct Services {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub secrets: Arc<SecretBox>,
+    /// Keys that verify the audit chain and sign its checkpoints.
+    pub audit_keys: AuditKeys,
     pub passwords: PasswordHasher,
     /// Rate-limit windows and one-time markers: Redis when configured, this process otherwise.
     pub ephemeral: Arc<dyn Ephemeral>,
@@ -72,15 +74,31 @@ impl Services {
             } => MasterKey::load_or_create(path, *create_if_missing)
                 .map_err(|e| setting("LATCHKEY_MASTER_KEY_FILE", e))?,
         };
-        let store = storage::connect(&config)
+        let secrets = Arc::new(master_key.secret_box());
+        let sealing = storage::StoreSealing {
+            secrets: secrets.clone(),
+            audit: master_key.audit_keys(),
+        };
+        let store = storage::connect(&config, sealing)
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        store
+        let migrated = store
             .migrate()
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
-        let secrets = master_key.secret_box();
         check_master_key(store.as_ref(), &secrets, key_setting).await?;
+        // An upgraded database: seal bodies queued in clear, and close unkeyed audit chains under the key.
+        // Chains are closed only by the process that just keyed the schema, never on a later start: a
+        // later start would otherwise seal whatever unkeyed chain someone had written into the database.
+        store
+            .seal_plain_outbox_bodies()
+            .await
+            .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
+        if migrated.iter().any(|m| m == storage::KEYED_AUDIT_MIGRATION) {
+            crate::audit::service::key_legacy_chains(store.as_ref())
+                .await
+                .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
+        }
         let passwords = PasswordHasher::new(
             config.password_hash_workers,
             config.password_hash_queue,
@@ -94,7 +112,8 @@ impl Services {
             webauthn,
             config: Arc::new(config),
             store,
-            secrets: Arc::new(secrets),
+            secrets,
+            audit_keys: master_key.audit_keys(),
             passwords,
             ephemeral,
             email_wakeup: Arc::new(tokio::sync::Notify::new()),

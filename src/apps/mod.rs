@@ -338,6 +338,48 @@ pub async fn update(
     Ok(app)
 }
 
+/// Gives a confidential application a new client secret (256 bits, returned this once) and replaces the
+/// stored hash, so the old secret is refused from the next request on.
+pub async fn rotate_secret(
+    services: &Services,
+    actor: &Actor,
+    org: &Organization,
+    client_id: &str,
+) -> Result<(Application, String)> {
+    let client_id = client_id.trim();
+    let unknown = || {
+        Error::NotFound(format!(
+            "application {client_id:?} in organization {:?}",
+            org.slug
+        ))
+    };
+    let mut app = services
+        .store
+        .app_by_client_id(client_id)
+        .await?
+        .filter(|app| app.org_id == org.id)
+        .ok_or_else(unknown)?;
+    if app.client_type != ClientType::Confidential {
+        return Err(Error::invalid(
+            "client-id",
+            format!("application {client_id:?} is a public client and has no secret"),
+        ));
+    }
+    let secret = crypto::random_token();
+    let hash = services.secrets.token_hash(&secret);
+    let now = time_now();
+    let audit = NewAuditEvent::new(&org.id, actor, "app.secret_rotated")
+        .target("application", &app.id)
+        .change(None, Some(serde_json::json!({"client_id": app.client_id})));
+    services
+        .store
+        .replace_client_secret(&app.id, &hash, now, &audit)
+        .await?;
+    app.client_secret_hash = Some(hash);
+    app.updated_at = now;
+    Ok((app, secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,10 @@
 //! The audit trail: an append-only, per-organization hash chain of every sensitive action.
 //!
-//! Each event's `hash` is SHA-256 over a canonical JSON array of its fields and the previous event's hash,
-//! so editing, deleting or reordering a row breaks the chain from that point on, and `audit verify` finds it.
+//! Each event's `hash` is HMAC-SHA-256, under a key derived from the master key, over a canonical JSON
+//! array of its fields and the previous event's hash, so editing, deleting or reordering a row breaks the
+//! chain from that point on, and someone who can write the database but lacks the master key cannot
+//! recompute it. Events written before the chain was keyed (`chain_version` 1) used plain SHA-256; they
+//! are accepted only as a prefix closed by a keyed `audit.chain_keyed` event (see [`ChainVerifier`]).
 
 pub mod service;
 pub mod writer;
@@ -10,8 +13,18 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::crypto::AuditKeys;
+
 /// The hash that precedes the first event of every chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Events hashed with plain SHA-256, before the chain was keyed.
+pub const CHAIN_LEGACY: i64 = 1;
+/// Events linked with HMAC-SHA-256 under the master key's audit chain key.
+pub const CHAIN_KEYED: i64 = 2;
+/// The first keyed event after a legacy prefix: it links to the legacy head under the key, so that
+/// prefix can no longer be rewritten without breaking the chain.
+pub const CHAIN_KEYED_ACTION: &str = "audit.chain_keyed";
 
 /// Who did something, from where.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,8 +111,8 @@ impl NewAuditEvent {
         self
     }
 
-    /// Builds the stored event that follows `prev_hash` at position `seq`.
-    pub fn seal(&self, seq: i64, at: i64, prev_hash: &str) -> AuditEvent {
+    /// Builds the stored event that follows `prev_hash` at position `seq`, keyed under `keys`.
+    pub fn seal(&self, keys: &AuditKeys, seq: i64, at: i64, prev_hash: &str) -> AuditEvent {
         let mut event = AuditEvent {
             org_id: self.org_id.clone(),
             seq,
@@ -116,8 +129,11 @@ impl NewAuditEvent {
             after_state: self.after.as_ref().map(Value::to_string),
             prev_hash: prev_hash.to_string(),
             hash: String::new(),
+            chain_version: CHAIN_KEYED,
         };
-        event.hash = event.compute_hash();
+        event.hash = event
+            .compute_hash(keys)
+            .expect("a keyed event has a known version");
         event
     }
 }
@@ -140,13 +156,28 @@ pub struct AuditEvent {
     pub after_state: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// [`CHAIN_LEGACY`] or [`CHAIN_KEYED`]: how `hash` was computed.
+    pub chain_version: i64,
 }
 
 impl AuditEvent {
-    pub fn compute_hash(&self) -> String {
+    /// What `hash` should be, by the event's chain version; `None` for a version this build does not know.
+    pub fn compute_hash(&self, keys: &AuditKeys) -> Option<String> {
+        match self.chain_version {
+            CHAIN_LEGACY => Some(hex::encode(Sha256::digest(
+                self.canonical("latchkey-audit-v1").as_bytes(),
+            ))),
+            CHAIN_KEYED => Some(hex::encode(
+                keys.chain_mac(self.canonical("latchkey-audit-v2").as_bytes()),
+            )),
+            _ => None,
+        }
+    }
+
+    fn canonical(&self, label: &str) -> String {
         // A JSON array of plain strings, numbers and nulls serializes deterministically.
-        let canonical = serde_json::json!([
-            "latchkey-audit-v1",
+        serde_json::json!([
+            label,
             self.org_id,
             self.seq,
             self.at,
@@ -161,8 +192,8 @@ impl AuditEvent {
             self.before_state,
             self.after_state,
             self.prev_hash,
-        ]);
-        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+        ])
+        .to_string()
     }
 }
 
@@ -174,36 +205,104 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-/// Walks a chain from its first event. Every event must follow the previous one by seq and hash, and
-/// hash to what it claims. Returns the hash at the end.
-pub fn verify_chain<'a>(
-    events: impl IntoIterator<Item = &'a AuditEvent>,
-    mut expected_seq: i64,
-    mut prev_hash: String,
-) -> Result<(i64, String), ChainBreak> {
-    for event in events {
-        if event.seq != expected_seq {
-            return Err(ChainBreak {
-                seq: expected_seq,
-                reason: format!("event {expected_seq} is missing"),
-            });
+/// Walks one organization's chain from its first event, a page at a time. Every event must follow the
+/// previous one by seq and hash and hash to what it claims. A legacy (plain SHA-256) event is accepted only
+/// before the first keyed event, and a legacy prefix must be closed by a keyed [`CHAIN_KEYED_ACTION`]
+/// event: otherwise anyone could rewrite the whole chain as legacy events.
+pub struct ChainVerifier<'k> {
+    keys: &'k AuditKeys,
+    /// The last verified event's seq and hash (0 and the genesis hash before the first).
+    pub seq: i64,
+    pub hash: String,
+    last_version: Option<i64>,
+}
+
+impl<'k> ChainVerifier<'k> {
+    pub fn new(keys: &'k AuditKeys) -> Self {
+        Self {
+            keys,
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+            last_version: None,
         }
-        if event.prev_hash != prev_hash {
-            return Err(ChainBreak {
-                seq: event.seq,
-                reason: "does not follow the previous event".into(),
-            });
-        }
-        if event.compute_hash() != event.hash {
-            return Err(ChainBreak {
-                seq: event.seq,
-                reason: "contents do not match its hash (modified)".into(),
-            });
-        }
-        prev_hash = event.hash.clone();
-        expected_seq += 1;
     }
-    Ok((expected_seq - 1, prev_hash))
+
+    /// Checks the next events; on a break, `seq` and `hash` stay at the last good event.
+    pub fn feed<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a AuditEvent>,
+    ) -> Result<(), ChainBreak> {
+        for event in events {
+            let expected_seq = self.seq + 1;
+            if event.seq != expected_seq {
+                return Err(ChainBreak {
+                    seq: expected_seq,
+                    reason: format!("event {expected_seq} is missing"),
+                });
+            }
+            if event.prev_hash != self.hash {
+                return Err(ChainBreak {
+                    seq: event.seq,
+                    reason: "does not follow the previous event".into(),
+                });
+            }
+            match (self.last_version, event.chain_version) {
+                (Some(CHAIN_KEYED), CHAIN_LEGACY) => {
+                    return Err(ChainBreak {
+                        seq: event.seq,
+                        reason: "an unkeyed event after the chain was keyed (forged)".into(),
+                    });
+                }
+                (Some(CHAIN_LEGACY), CHAIN_KEYED) if event.action != CHAIN_KEYED_ACTION => {
+                    return Err(ChainBreak {
+                        seq: event.seq,
+                        reason: format!(
+                            "the unkeyed events before it are not closed by {CHAIN_KEYED_ACTION}"
+                        ),
+                    });
+                }
+                _ => {}
+            }
+            match event.compute_hash(self.keys) {
+                Some(hash)
+                    if crate::crypto::constant_time_eq(hash.as_bytes(), event.hash.as_bytes()) => {}
+                Some(_) => {
+                    return Err(ChainBreak {
+                        seq: event.seq,
+                        reason: "contents do not match its hash (modified, or written without the master key)".into(),
+                    });
+                }
+                None => {
+                    return Err(ChainBreak {
+                        seq: event.seq,
+                        reason: format!("unknown chain version {}", event.chain_version),
+                    });
+                }
+            }
+            self.seq = event.seq;
+            self.hash = event.hash.clone();
+            self.last_version = Some(event.chain_version);
+        }
+        Ok(())
+    }
+
+    /// Checks the end of the walk: an organization always has history (its creation is an event), and
+    /// a chain may not end in unkeyed events.
+    pub fn finish(&self) -> Result<(), ChainBreak> {
+        match self.last_version {
+            None => Err(ChainBreak {
+                seq: 1,
+                reason: "the organization has no audit history; its creation is always recorded (events removed)".into(),
+            }),
+            Some(CHAIN_LEGACY) => Err(ChainBreak {
+                seq: self.seq + 1,
+                reason: format!(
+                    "the chain ends in unkeyed events with no {CHAIN_KEYED_ACTION} event (forged or never re-anchored)"
+                ),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
 }
 
 /// Fields whose values never enter the audit log.
@@ -251,11 +350,19 @@ fn redact_in_place(value: &mut Value) {
 mod tests {
     use super::*;
 
+    fn keys() -> AuditKeys {
+        crate::crypto::MasterKey::from_hex(&"11".repeat(32))
+            .unwrap()
+            .audit_keys()
+    }
+
     fn chain(n: i64) -> Vec<AuditEvent> {
+        let keys = keys();
         let mut prev = GENESIS_HASH.to_string();
         (1..=n)
             .map(|seq| {
                 let e = NewAuditEvent::new("org_1", &Actor::system(), "thing.done").seal(
+                    &keys,
                     seq,
                     1_700_000_000 + seq,
                     &prev,
@@ -266,10 +373,30 @@ mod tests {
             .collect()
     }
 
+    fn verify(events: &[AuditEvent]) -> Result<(i64, String), ChainBreak> {
+        let keys = keys();
+        let mut verifier = ChainVerifier::new(&keys);
+        verifier.feed(events)?;
+        verifier.finish()?;
+        Ok((verifier.seq, verifier.hash))
+    }
+
+    /// Rewrites `events` as a plain SHA-256 chain, as someone without the master key could.
+    fn relink_unkeyed(events: &mut [AuditEvent]) {
+        let keys = keys();
+        let mut prev = GENESIS_HASH.to_string();
+        for e in events.iter_mut() {
+            e.chain_version = CHAIN_LEGACY;
+            e.prev_hash = prev.clone();
+            e.hash = e.compute_hash(&keys).unwrap();
+            prev = e.hash.clone();
+        }
+    }
+
     #[test]
     fn intact_chain_verifies() {
         let events = chain(5);
-        let (last, hash) = verify_chain(&events, 1, GENESIS_HASH.into()).unwrap();
+        let (last, hash) = verify(&events).unwrap();
         assert_eq!(last, 5);
         assert_eq!(hash, events[4].hash);
     }
@@ -278,37 +405,64 @@ mod tests {
     fn modified_event_is_detected() {
         let mut events = chain(5);
         events[2].action = "nothing.happened".into();
-        assert_eq!(
-            verify_chain(&events, 1, GENESIS_HASH.into())
-                .unwrap_err()
-                .seq,
-            3
-        );
+        assert_eq!(verify(&events).unwrap_err().seq, 3);
     }
 
     #[test]
     fn removed_event_is_detected() {
         let mut events = chain(5);
         events.remove(1);
-        assert_eq!(
-            verify_chain(&events, 1, GENESIS_HASH.into())
-                .unwrap_err()
-                .seq,
-            2
-        );
+        assert_eq!(verify(&events).unwrap_err().seq, 2);
     }
 
     #[test]
-    fn rehashed_forgery_still_breaks_the_link() {
+    fn rehashed_forgery_without_the_key_is_detected() {
         let mut events = chain(3);
         events[1].action = "forged".into();
-        events[1].hash = events[1].compute_hash();
-        assert_eq!(
-            verify_chain(&events, 1, GENESIS_HASH.into())
-                .unwrap_err()
-                .seq,
-            3
+        let other = crate::crypto::MasterKey::generate().audit_keys();
+        events[1].hash = events[1].compute_hash(&other).unwrap();
+        assert_eq!(verify(&events).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn a_chain_rewritten_with_plain_sha256_is_detected() {
+        let mut events = chain(3);
+        events[1].action = "forged".into();
+        relink_unkeyed(&mut events);
+        assert!(verify(&events).unwrap_err().reason.contains("unkeyed"));
+        // Keeping the keyed tail does not help: it no longer follows the rewritten prefix.
+        let mut events = chain(3);
+        relink_unkeyed(&mut events[..2]);
+        assert_eq!(verify(&events).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn a_legacy_prefix_closed_by_a_keyed_anchor_verifies() {
+        let keys = keys();
+        let mut events = chain(2);
+        relink_unkeyed(&mut events);
+        let anchor = NewAuditEvent::new("org_1", &Actor::system(), CHAIN_KEYED_ACTION).seal(
+            &keys,
+            3,
+            1_700_000_003,
+            &events[1].hash,
         );
+        events.push(anchor);
+        assert_eq!(verify(&events).unwrap().0, 3);
+        // Any other keyed event right after the legacy prefix is refused.
+        let mut other = events.clone();
+        other[2] = NewAuditEvent::new("org_1", &Actor::system(), "thing.done").seal(
+            &keys,
+            3,
+            1_700_000_003,
+            &events[1].hash,
+        );
+        assert_eq!(verify(&other).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn an_empty_history_does_not_verify() {
+        assert!(verify(&[]).unwrap_err().reason.contains("no audit history"));
     }
 
     #[test]

@@ -1,17 +1,23 @@
-//! Reading and verifying an organization's audit chain.
+//! Reading and verifying an organization's audit chain, closing legacy chains under the key, and signed
+//! checkpoints that pin a chain's head outside the database.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::{AuditEvent, ChainBreak, GENESIS_HASH, verify_chain};
-use crate::error::Result;
+use super::{Actor, AuditEvent, CHAIN_KEYED_ACTION, ChainBreak, ChainVerifier, NewAuditEvent};
+use crate::error::{Error, Result};
 use crate::orgs::Organization;
 use crate::service::Services;
+use crate::storage::{Store, StoreResult};
 
 const PAGE: i64 = 1000;
+const CHECKPOINT_LABEL: &str = "latchkey-audit-checkpoint-v1";
 
 #[derive(Debug, Serialize)]
 pub struct Verification {
+    /// The organization's slug (its id when the organization row is gone).
     pub org: String,
+    pub org_id: String,
     pub events: i64,
     pub head_hash: String,
     pub ok: bool,
@@ -19,68 +25,78 @@ pub struct Verification {
     pub broken_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The checkpointed event this chain was also checked against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_seq: Option<i64>,
 }
 
-/// Walks the whole chain page by page, then checks that it ends exactly at the recorded head, which
-/// catches rows deleted from the end as well as edits and gaps in the middle.
+impl Verification {
+    fn break_at(&mut self, e: ChainBreak) {
+        self.ok = false;
+        self.broken_at = Some(e.seq);
+        self.reason = Some(e.reason);
+    }
+}
+
+/// Verifies `org`'s chain; see [`verify_org_id`].
 pub async fn verify(services: &Services, org: &Organization) -> Result<Verification> {
-    let mut seq = 0;
-    let mut hash = GENESIS_HASH.to_string();
+    verify_org_id(services, &org.id, &org.slug).await
+}
+
+/// Walks the whole chain page by page under the audit key, then checks that it ends exactly at the
+/// recorded head, which catches rows deleted from the end as well as edits and gaps in the middle. An
+/// organization with no history at all fails: its creation is always recorded.
+pub async fn verify_org_id(services: &Services, org_id: &str, label: &str) -> Result<Verification> {
+    let mut verifier = ChainVerifier::new(&services.audit_keys);
     let mut outcome: std::result::Result<(), ChainBreak> = Ok(());
     loop {
-        let page = services.store.audit_events(&org.id, seq, PAGE).await?;
+        let page = services
+            .store
+            .audit_events(org_id, verifier.seq, PAGE)
+            .await?;
         if page.is_empty() {
             break;
         }
-        match verify_chain(&page, seq + 1, hash.clone()) {
-            Ok((last, last_hash)) => {
-                seq = last;
-                hash = last_hash;
-            }
-            Err(e) => {
-                // Report what did verify: the events of this page before the break.
-                if let Some(good) = page.iter().take_while(|ev| ev.seq < e.seq).last() {
-                    seq = good.seq;
-                    hash = good.hash.clone();
-                }
-                outcome = Err(e);
-                break;
-            }
+        if let Err(e) = verifier.feed(&page) {
+            outcome = Err(e);
+            break;
         }
     }
     if outcome.is_ok() {
-        let (head_seq, head_hash) = services
-            .store
-            .audit_head(&org.id)
-            .await?
-            .unwrap_or((0, GENESIS_HASH.into()));
-        if head_seq != seq || head_hash != hash {
-            outcome = Err(ChainBreak {
-                seq: seq + 1,
-                reason: format!(
-                    "the log ends at event {seq} but the head records event {head_seq} (events removed)"
-                ),
-            });
-        }
+        outcome = verifier.finish();
     }
-    Ok(match outcome {
-        Ok(()) => Verification {
-            org: org.slug.clone(),
-            events: seq,
-            head_hash: hash,
-            ok: true,
-            broken_at: None,
-            reason: None,
-        },
-        Err(e) => Verification {
-            org: org.slug.clone(),
-            events: seq,
-            head_hash: hash,
-            ok: false,
-            broken_at: Some(e.seq),
-            reason: Some(e.reason),
-        },
-    })
+    if outcome.is_ok() {
+        let (seq, hash) = (verifier.seq, &verifier.hash);
+        outcome = match services.store.audit_head(org_id).await? {
+            None => Err(ChainBreak {
+                seq: seq + 1,
+                reason: "the organization has no chain head (removed)".into(),
+            }),
+            Some((head_seq, head_hash)) if head_seq != seq || head_hash != *hash => {
+                Err(ChainBreak {
+                    seq: seq + 1,
+                    reason: format!(
+                        "the log ends at event {seq} but the head records event {head_seq} (events removed)"
+                    ),
+                })
+            }
+            Some(_) => Ok(()),
+        };
+    }
+    let mut report = Verification {
+        org: label.to_string(),
+        org_id: org_id.to_string(),
+        events: verifier.seq,
+        head_hash: verifier.hash.clone(),
+        ok: true,
+        broken_at: None,
+        reason: None,
+        checkpoint_seq: None,
+    };
+    if let Err(e) = outcome {
+        report.break_at(e);
+    }
+    Ok(report)
 }
 
 pub async fn list(
@@ -93,4 +109,144 @@ pub async fn list(
         .store
         .audit_events(&org.id, after_seq, limit.clamp(1, PAGE))
         .await?)
+}
+
+/// Closes every chain that holds only unkeyed (legacy, plain SHA-256) events with a keyed
+/// [`CHAIN_KEYED_ACTION`] event that links to its head: from then on the legacy prefix cannot change
+/// without the master key. Run once, by the start that applies the keying migration. Returns how many
+/// chains it closed.
+pub async fn key_legacy_chains(store: &dyn Store) -> StoreResult<usize> {
+    let chains = store.unkeyed_audit_chains().await?;
+    for (org_id, seq, hash) in &chains {
+        let event = NewAuditEvent::new(org_id, &Actor::system(), CHAIN_KEYED_ACTION)
+            .target("audit_chain", org_id)
+            .change(
+                None,
+                Some(json!({"legacy_seq": seq, "legacy_head": hash, "chain_version": super::CHAIN_KEYED})),
+            );
+        store.append_audit(&event).await?;
+        tracing::info!(org_id = %org_id, legacy_events = seq, "audit chain keyed under the master key");
+    }
+    Ok(chains.len())
+}
+
+/// A signed statement that an organization's chain had `head` at `seq`, to keep outside the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The organization's slug when the checkpoint was made (informational; not signed).
+    pub org: String,
+    pub org_id: String,
+    pub seq: i64,
+    pub head: String,
+    pub at: i64,
+    /// HMAC-SHA-256 under the master key's checkpoint key, hex.
+    pub mac: String,
+}
+
+impl Checkpoint {
+    fn signed_text(org_id: &str, seq: i64, head: &str, at: i64) -> String {
+        json!([CHECKPOINT_LABEL, org_id, seq, head, at]).to_string()
+    }
+
+    fn is_authentic(&self, services: &Services) -> bool {
+        let Ok(tag) = hex::decode(&self.mac) else {
+            return false;
+        };
+        let text = Self::signed_text(&self.org_id, self.seq, &self.head, self.at);
+        services
+            .audit_keys
+            .checkpoint_matches(text.as_bytes(), &tag)
+    }
+}
+
+/// Verifies the chain and signs its head. A broken chain gets no checkpoint.
+pub async fn checkpoint(services: &Services, org_id: &str, label: &str) -> Result<Checkpoint> {
+    let report = verify_org_id(services, org_id, label).await?;
+    if !report.ok {
+        return Err(Error::Conflict(format!(
+            "audit chain of {label} is BROKEN at event {}: {}; no checkpoint made",
+            report.broken_at.unwrap_or_default(),
+            report.reason.unwrap_or_default()
+        )));
+    }
+    let at = crate::time_now();
+    let text = Checkpoint::signed_text(org_id, report.events, &report.head_hash, at);
+    Ok(Checkpoint {
+        org: label.to_string(),
+        org_id: org_id.to_string(),
+        seq: report.events,
+        head: report.head_hash,
+        at,
+        mac: hex::encode(services.audit_keys.checkpoint_mac(text.as_bytes())),
+    })
+}
+
+/// Reads checkpoints, one JSON object a line (blank lines skipped). A line that does not parse, or whose
+/// signature does not verify under this master key, is an error naming the line.
+pub fn parse_checkpoints(services: &Services, text: &str) -> Result<Vec<Checkpoint>> {
+    let mut list = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let checkpoint: Checkpoint = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                "checkpoint",
+                format!("line {}: not a checkpoint: {e}", n + 1),
+            )
+        })?;
+        if !checkpoint.is_authentic(services) {
+            return Err(Error::invalid(
+                "checkpoint",
+                format!(
+                    "line {}: the signature does not verify (edited, or made with another master key)",
+                    n + 1
+                ),
+            ));
+        }
+        list.push(checkpoint);
+    }
+    if list.is_empty() {
+        return Err(Error::invalid("checkpoint", "the file holds no checkpoint"));
+    }
+    Ok(list)
+}
+
+/// Checks that a verified chain still contains the checkpointed head at the checkpointed position: a
+/// chain cut back (and its head moved) or rewritten since the checkpoint fails here.
+pub async fn check_against(
+    services: &Services,
+    report: &mut Verification,
+    checkpoint: &Checkpoint,
+) -> Result<()> {
+    report.checkpoint_seq = Some(checkpoint.seq);
+    if !report.ok {
+        return Ok(());
+    }
+    if report.events < checkpoint.seq {
+        report.break_at(ChainBreak {
+            seq: report.events + 1,
+            reason: format!(
+                "the log ends at event {} but a checkpoint made at {} records event {} (events removed)",
+                report.events,
+                checkpoint.at,
+                checkpoint.seq
+            ),
+        });
+        return Ok(());
+    }
+    let event = services
+        .store
+        .audit_events(&checkpoint.org_id, checkpoint.seq - 1, 1)
+        .await?;
+    let matches = event
+        .first()
+        .is_some_and(|e| e.seq == checkpoint.seq && e.hash == checkpoint.head);
+    if !matches {
+        report.break_at(ChainBreak {
+            seq: checkpoint.seq,
+            reason: "the event does not match the checkpoint's head (history rewritten)".into(),
+        });
+    }
+    Ok(())
 }

@@ -182,6 +182,13 @@ enum AppCommand {
     Update(AppUpdate),
     /// List an organization's applications.
     List(OrgArg),
+    /// Give a confidential application a new client secret, printed this once; the old one stops working.
+    RotateSecret {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        client_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -267,6 +274,19 @@ enum UserCommand {
     },
     /// List an organization's users.
     List(OrgArg),
+    /// Disable a user: signs them out everywhere and makes their tokens inactive at once.
+    Disable(UserArg),
+    /// Enable a disabled user again (sessions and tokens ended by disabling stay ended).
+    Enable(UserArg),
+}
+
+#[derive(Args)]
+struct UserArg {
+    /// Organization slug.
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    email: String,
 }
 
 #[derive(Subcommand)]
@@ -279,8 +299,24 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the organization's hash chain from the first event to the head.
-    Verify(OrgArg),
+    /// Check the keyed hash chain from the first event to the head: of one organization, or of every
+    /// organization that exists or ever had events; with --checkpoint, also that each chain still holds
+    /// the checkpointed head.
+    Verify {
+        /// Organization slug (default: all).
+        #[arg(long)]
+        org: Option<String>,
+        /// A file of checkpoints printed by `audit checkpoint` (one JSON line each).
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Verify the chain and print a signed checkpoint of its head (one JSON line per organization), to
+    /// keep outside the database.
+    Checkpoint {
+        /// Organization slug (default: all).
+        #[arg(long)]
+        org: Option<String>,
+    },
     /// Print audit events, oldest first.
     List {
         #[arg(long)]
@@ -647,6 +683,20 @@ async fn app_command(
                 )
             });
         }
+        AppCommand::RotateSecret { org, client_id } => {
+            let org = orgs::find(services, &org).await?;
+            let (app, secret) =
+                apps::rotate_secret(services, &Actor::operator(), &org, &client_id).await?;
+            out.show(
+                &json!({"client_id": app.client_id, "name": app.name, "client_secret": secret}),
+                |_| {
+                    format!(
+                        "new client secret for {} ({})\nclient_secret: {secret}\n(shown this once; the old secret no longer works)",
+                        app.name, app.client_id
+                    )
+                },
+            );
+        }
         AppCommand::List(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
             let list = services.store.list_apps(&org.id).await?;
@@ -659,6 +709,27 @@ async fn app_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `user disable` and `user enable`.
+async fn set_user_disabled(
+    services: &Services,
+    UserArg { org, email }: UserArg,
+    disable: bool,
+    out: &Output,
+) -> Result<(), Error> {
+    let org = orgs::find(services, &org).await?;
+    let change = users::set_disabled(services, &Actor::operator(), &org, &email, disable).await?;
+    let word = if disable { "disabled" } else { "enabled" };
+    out.show(&json!(change), |_| match (change.changed, disable) {
+        (false, _) => format!("user {} is already {word}", change.user.email),
+        (true, true) => format!(
+            "disabled user {} ({}); {} session(s) ended, tokens inactive",
+            change.user.email, change.user.id, change.sessions_ended
+        ),
+        (true, false) => format!("enabled user {} ({})", change.user.email, change.user.id),
+    });
+    Ok(())
 }
 
 async fn user_command(
@@ -698,6 +769,8 @@ async fn user_command(
                 format!("created user {} ({})", user.email, user.id)
             });
         }
+        UserCommand::Disable(arg) => set_user_disabled(services, arg, true, out).await?,
+        UserCommand::Enable(arg) => set_user_disabled(services, arg, false, out).await?,
         UserCommand::List(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
             let list = services.store.list_users(&org.id).await?;
@@ -757,23 +830,84 @@ async fn audit_command(
     out: &Output,
 ) -> Result<ExitCode, Error> {
     match cmd {
-        AuditCommand::Verify(OrgArg { org }) => {
-            let org = orgs::find(services, &org).await?;
-            let report = audit::service::verify(services, &org).await?;
-            out.show(&json!(report), |_| match &report.broken_at {
-                None => format!(
-                    "audit chain of {} is intact: {} events, head {}",
-                    report.org, report.events, report.head_hash
-                ),
-                Some(seq) => format!(
-                    "audit chain of {} is BROKEN at event {seq}: {}",
-                    report.org,
-                    report.reason.as_deref().unwrap_or("")
-                ),
-            });
-            if !report.ok {
+        AuditCommand::Verify { org, checkpoint } => {
+            let checkpoints = match &checkpoint {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        Error::invalid("checkpoint", format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    audit::service::parse_checkpoints(services, &text)?
+                }
+                None => Vec::new(),
+            };
+            let single = org.is_some();
+            let targets = audit_targets(services, org.as_deref()).await?;
+            let mut reports = Vec::new();
+            for (org_id, label) in &targets {
+                let mut report = audit::service::verify_org_id(services, org_id, label).await?;
+                for cp in checkpoints.iter().filter(|cp| cp.org_id == *org_id) {
+                    audit::service::check_against(services, &mut report, cp).await?;
+                }
+                reports.push(report);
+            }
+            if let Some(stray) = checkpoints
+                .iter()
+                .find(|cp| !targets.iter().any(|(id, _)| *id == cp.org_id))
+                && !single
+            {
+                // A checkpointed organization that is gone entirely (no row, no head, no events).
+                return Err(Error::NotFound(format!(
+                    "organization {:?} ({}) of a checkpoint has no audit history at all (removed)",
+                    stray.org, stray.org_id
+                )));
+            }
+            if single && checkpoint.is_some() && reports.iter().all(|r| r.checkpoint_seq.is_none())
+            {
+                return Err(Error::invalid(
+                    "checkpoint",
+                    "the file holds no checkpoint of this organization",
+                ));
+            }
+            let text = |_: &serde_json::Value| {
+                reports
+                    .iter()
+                    .map(|report| match &report.broken_at {
+                        None => format!(
+                            "audit chain of {} is intact: {} events, head {}{}",
+                            report.org,
+                            report.events,
+                            report.head_hash,
+                            report
+                                .checkpoint_seq
+                                .map(|seq| format!(", contains checkpoint at event {seq}"))
+                                .unwrap_or_default()
+                        ),
+                        Some(seq) => format!(
+                            "audit chain of {} is BROKEN at event {seq}: {}",
+                            report.org,
+                            report.reason.as_deref().unwrap_or("")
+                        ),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            if single {
+                out.show(&json!(reports[0]), text);
+            } else {
+                out.show(&json!(reports), text);
+            }
+            if reports.iter().any(|r| !r.ok) {
                 return Ok(ExitCode::from(EXIT_FAILED));
             }
+        }
+        AuditCommand::Checkpoint { org } => {
+            // Always JSON lines: the output is meant to be appended to a file kept elsewhere.
+            let mut lines = Vec::new();
+            for (org_id, label) in audit_targets(services, org.as_deref()).await? {
+                let checkpoint = audit::service::checkpoint(services, &org_id, &label).await?;
+                lines.push(serde_json::to_string(&checkpoint).unwrap_or_default());
+            }
+            println!("{}", lines.join("\n"));
         }
         AuditCommand::List { org, after, limit } => {
             let org = orgs::find(services, &org).await?;
@@ -798,6 +932,35 @@ async fn audit_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The organizations an audit command covers: the one named, or every organization that exists or ever
+/// had events (labelled by slug, or by id when its row is gone).
+async fn audit_targets(
+    services: &Services,
+    org: Option<&str>,
+) -> Result<Vec<(String, String)>, Error> {
+    if let Some(slug) = org {
+        let org = orgs::find(services, slug).await?;
+        return Ok(vec![(org.id, org.slug)]);
+    }
+    let slugs: std::collections::HashMap<String, String> = services
+        .store
+        .list_orgs()
+        .await?
+        .into_iter()
+        .map(|org| (org.id, org.slug))
+        .collect();
+    Ok(services
+        .store
+        .audit_org_ids()
+        .await?
+        .into_iter()
+        .map(|id| {
+            let label = slugs.get(&id).cloned().unwrap_or_else(|| id.clone());
+            (id, label)
+        })
+        .collect())
 }
 
 /// An outbox message as JSON, with its status and its organization's slug; the body only when asked.
@@ -887,9 +1050,14 @@ async fn outbox_command(
                 if let Some(error) = &entry.last_error {
                     text.push_str(&format!("last error: {error}\n"));
                 }
+                let body = if entry.sent_at.is_some() {
+                    "(the body is deleted once the message is delivered)"
+                } else {
+                    email.body_text.as_str()
+                };
                 text.push_str(&format!(
                     "From: {}\nTo: {}\nSubject: {}\n\n{}",
-                    services.config.smtp_from, email.recipient, email.subject, email.body_text
+                    services.config.smtp_from, email.recipient, email.subject, body
                 ));
                 text
             });

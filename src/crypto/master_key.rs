@@ -4,7 +4,9 @@
 //! HKDF-SHA-256 derives one subkey for AES-256-GCM (secrets that must be read back: signing keys, TOTP seeds,
 //! webhook secrets) and one for HMAC-SHA-256 (server-generated 256-bit secrets that only need checking:
 //! client secrets, API keys, one-time tokens). A fast keyed hash is right for those because they carry full
-//! entropy; slow password hashes are for what humans choose.
+//! entropy; slow password hashes are for what humans choose. Two more HMAC subkeys, each under its own
+//! HKDF label, key the audit chain and the audit checkpoints ([`AuditKeys`]), so neither can be recomputed
+//! by someone who can only write the database.
 
 use std::io::Write;
 use std::path::Path;
@@ -128,6 +130,49 @@ impl MasterKey {
             token_hash_key: self.derive(b"hmac-sha-256 token hashes"),
         }
     }
+
+    pub fn audit_keys(&self) -> AuditKeys {
+        AuditKeys {
+            chain: self.derive(b"hmac-sha-256 audit chain v2"),
+            checkpoint: self.derive(b"hmac-sha-256 audit checkpoints v1"),
+        }
+    }
+}
+
+/// The audit log's keys: one links the chain, one signs exported checkpoints. Debug never shows them.
+#[derive(Clone)]
+pub struct AuditKeys {
+    chain: [u8; KEY_LEN],
+    checkpoint: [u8; KEY_LEN],
+}
+
+impl std::fmt::Debug for AuditKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKeys(…)")
+    }
+}
+
+impl AuditKeys {
+    /// HMAC-SHA-256 of one canonical audit event under the chain key.
+    pub fn chain_mac(&self, message: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.chain, message)
+    }
+
+    /// HMAC-SHA-256 of a canonical checkpoint under the checkpoint key.
+    pub fn checkpoint_mac(&self, message: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.checkpoint, message)
+    }
+
+    /// Checks a checkpoint's tag in constant time.
+    pub fn checkpoint_matches(&self, message: &[u8], tag: &[u8]) -> bool {
+        super::constant_time_eq(&self.checkpoint_mac(message), tag)
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(unix)]
@@ -281,6 +326,23 @@ mod tests {
         assert!(sb.token_matches("tok", &hash));
         assert!(!sb.token_matches("tok2", &hash));
         assert_ne!(MasterKey::generate().secret_box().token_hash("tok"), hash);
+    }
+
+    #[test]
+    fn audit_keys_are_distinct_from_each_other_and_from_token_hashes() {
+        let key = MasterKey::generate();
+        let audit = key.audit_keys();
+        assert_ne!(audit.chain_mac(b"m"), audit.checkpoint_mac(b"m"));
+        assert_ne!(
+            audit.chain_mac(b"m").to_vec(),
+            key.secret_box().token_hash("m")
+        );
+        assert!(audit.checkpoint_matches(b"m", &audit.checkpoint_mac(b"m")));
+        assert!(!audit.checkpoint_matches(b"m", &audit.checkpoint_mac(b"n")));
+        assert_ne!(
+            MasterKey::generate().audit_keys().chain_mac(b"m"),
+            audit.chain_mac(b"m")
+        );
     }
 
     #[test]

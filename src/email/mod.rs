@@ -3,6 +3,9 @@
 //! delivery worker ([`delivery`]) sends them; without it they stay in the outbox for
 //! `latchkey outbox list/show`.
 //!
+//! A queued message's body (codes, links) is sealed under the master key (AES-256-GCM, bound to the message
+//! id) and deleted once the message is delivered; recipient, subject and timestamps stay as the record.
+//!
 //! After queueing, call [`Services::wake_email_delivery`](crate::service::Services::wake_email_delivery)
 //! (or use [`queue`], which does both) so the worker sends at once instead of at its next poll.
 
@@ -37,6 +40,12 @@ impl OutgoingEmail {
             created_at: time_now(),
         }
     }
+}
+
+/// The associated data a queued body is sealed with: the message id, under its own prefix so a sealed
+/// body never opens as another kind of record with the same id.
+pub fn body_aad(email_id: &str) -> String {
+    format!("email_outbox.body:{email_id}")
 }
 
 /// Where a message stands in the outbox.

@@ -129,9 +129,18 @@ pub async fn authenticate(
             ClientType::Confidential,
             Presented::Basic { secret, .. } | Presented::Post { secret, .. },
         ) => {
-            let stored = app.client_secret_hash.as_deref().unwrap_or_default();
+            // The secret is checked against the stored record, not the cached one: a rotated secret is
+            // refused from the next request on, even by an instance that cached the application.
+            let current = provider
+                .app_uncached(presented.client_id())
+                .await?
+                .filter(|current| {
+                    current.org_id == org.id && current.client_type == app.client_type
+                })
+                .ok_or_else(unknown)?;
+            let stored = current.client_secret_hash.as_deref().unwrap_or_default();
             if provider.services.secrets.token_matches(secret, stored) {
-                Ok(app)
+                Ok(current)
             } else {
                 Err(unknown())
             }

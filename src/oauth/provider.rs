@@ -159,6 +159,18 @@ impl Provider {
         Ok(app)
     }
 
+    /// The application as stored now, refreshing the cache: for checks that must see a change at once.
+    pub async fn app_uncached(&self, client_id: &str) -> Result<Option<Arc<Application>>> {
+        let app = self
+            .services
+            .store
+            .app_by_client_id(client_id)
+            .await?
+            .map(Arc::new);
+        self.apps.put(client_id, app.clone());
+        Ok(app)
+    }
+
     pub fn is_revoked(&self, jti: &str) -> bool {
         self.revoked
             .read()

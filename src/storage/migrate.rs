@@ -22,6 +22,11 @@ pub(super) const SQLITE: &[Migration] = &[
         name: "0003_mfa",
         sql: include_str!("../../migrations/sqlite/0003_mfa.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_sealed_outbox_keyed_audit",
+        sql: include_str!("../../migrations/sqlite/0004_sealed_outbox_keyed_audit.sql"),
+    },
 ];
 
 pub(super) const POSTGRES: &[Migration] = &[
@@ -39,6 +44,11 @@ pub(super) const POSTGRES: &[Migration] = &[
         version: 3,
         name: "0003_mfa",
         sql: include_str!("../../migrations/postgres/0003_mfa.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_sealed_outbox_keyed_audit",
+        sql: include_str!("../../migrations/postgres/0004_sealed_outbox_keyed_audit.sql"),
     },
 ];
 

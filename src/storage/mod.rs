@@ -381,15 +381,57 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditEvent>>;
     /// The last seq and hash of the organization's chain.
     async fn audit_head(&self, org_id: &str) -> StoreResult<Option<(i64, String)>>;
+    /// Every organization that exists or ever had audit events: each must have a verifying history.
+    async fn audit_org_ids(&self) -> StoreResult<Vec<String>>;
+    /// Organizations whose chain holds only unkeyed (legacy) events, with their head seq and hash.
+    async fn unkeyed_audit_chains(&self) -> StoreResult<Vec<(String, i64, String)>>;
+    /// Seals bodies queued before bodies were sealed (an upgraded database); returns how many.
+    async fn seal_plain_outbox_bodies(&self) -> StoreResult<u64>;
+
+    /// Disables or enables a user. Disabling bumps session_version and ends every session and grant of the
+    /// user in the same transaction. `None` when the user was already in that state (nothing written),
+    /// otherwise the number of sessions ended.
+    async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Option<u64>>;
+    /// Replaces a confidential application's client secret hash.
+    async fn replace_client_secret(
+        &self,
+        app_id: &str,
+        secret_hash: &[u8],
+        now: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
 }
 
+/// What the store needs from the master key: the sealer for email bodies in the outbox and the key that
+/// links the audit chain. Both are computed inside the store's transactions.
+pub struct StoreSealing {
+    pub secrets: Arc<crate::crypto::SecretBox>,
+    pub audit: crate::crypto::AuditKeys,
+}
+
+/// The migration that keys the audit chain; the process that applies it closes the legacy chains.
+pub const KEYED_AUDIT_MIGRATION: &str = "0004_sealed_outbox_keyed_audit";
+
 /// Connects to the database named by the configuration.
-pub async fn connect(config: &Config) -> StoreResult<Arc<dyn Store>> {
+pub async fn connect(config: &Config, sealing: StoreSealing) -> StoreResult<Arc<dyn Store>> {
+    let sealing = Arc::new(sealing);
     Ok(match config.database_kind() {
-        DatabaseKind::Sqlite => Arc::new(sqlite::SqliteStore::connect(&config.database_url).await?),
+        DatabaseKind::Sqlite => {
+            Arc::new(sqlite::SqliteStore::connect(&config.database_url, sealing).await?)
+        }
         DatabaseKind::Postgres => Arc::new(
-            postgres::PgStore::connect(&config.database_url, config.database_max_connections)
-                .await?,
+            postgres::PgStore::connect(
+                &config.database_url,
+                config.database_max_connections,
+                sealing,
+            )
+            .await?,
         ),
     })
 }

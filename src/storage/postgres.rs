@@ -2,14 +2,15 @@
 //! and writes; migrations take an advisory lock so instances starting together apply them once.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use super::migrate;
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, StoreSealing};
 use crate::apps::{Application, ClientType, GrantType};
-use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent};
+use crate::audit::{AuditEvent, CHAIN_LEGACY, GENESIS_HASH, NewAuditEvent};
 use crate::email::{OutboxEntry, OutgoingEmail};
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
@@ -23,19 +24,24 @@ const MIGRATION_LOCK_ID: i64 = 0x6c61_7463_686b_6579; // "latchkey"
 
 pub struct PgStore {
     pool: PgPool,
+    sealing: Arc<StoreSealing>,
 }
 
 impl PgStore {
     const BACKEND: &'static str = "postgres";
 
-    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        sealing: Arc<StoreSealing>,
+    ) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?.application_name("latchkey");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, sealing })
     }
 
     fn write_pool(&self) -> &PgPool {

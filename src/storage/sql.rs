@@ -20,10 +20,10 @@ pub(super) const CODE_COLUMNS: &str = "code_hash, family_id, redirect_uri, nonce
 pub(super) const REFRESH_COLUMNS: &str = "token_hash, family_id, created_at, expires_at, used_at";
 pub(super) const ONE_TIME_COLUMNS: &str =
     "token_hash, org_id, user_id, purpose, data, attempts, created_at, expires_at, consumed_at";
-pub(super) const OUTBOX_COLUMNS: &str = "id, org_id, recipient, subject, body_text, created_at, sent_at, attempts, \
+pub(super) const OUTBOX_COLUMNS: &str = "id, org_id, recipient, subject, body_text, body_sealed, created_at, sent_at, attempts, \
      last_error, next_attempt_at, failed_at";
 pub(super) const AUDIT_COLUMNS: &str = "org_id, seq, at, actor_type, actor_id, actor_role, ip, user_agent, action, \
-     target_type, target_id, before_state, after_state, prev_hash, hash";
+     target_type, target_id, before_state, after_state, prev_hash, hash, chain_version";
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, $row:ty) => {
@@ -137,6 +137,7 @@ macro_rules! impl_store {
                     after_state: row.try_get("after_state")?,
                     prev_hash: row.try_get("prev_hash")?,
                     hash: row.try_get("hash")?,
+                    chain_version: row.try_get("chain_version")?,
                 })
             }
 
@@ -326,14 +327,30 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            fn outbox_from_row(row: &$row) -> StoreResult<OutboxEntry> {
+            /// An outbox row with its body unsealed. A delivered message has no body any more (empty); a row
+            /// from before bodies were sealed still holds it in `body_text` until the start-up step seals it.
+            fn outbox_from_row(&self, row: &$row) -> StoreResult<OutboxEntry> {
+                let id: String = row.try_get("id")?;
+                let sealed: Option<Vec<u8>> = row.try_get("body_sealed")?;
+                let body_text = match sealed {
+                    Some(sealed) => {
+                        let plain = self
+                            .sealing
+                            .secrets
+                            .open(&$crate::email::body_aad(&id), &sealed)
+                            .map_err(|e| StoreError::Corrupt(format!("email_outbox {id}: {e}")))?;
+                        String::from_utf8(plain)
+                            .map_err(|_| StoreError::Corrupt(format!("email_outbox {id}: body is not UTF-8")))?
+                    }
+                    None => row.try_get("body_text")?,
+                };
                 Ok(OutboxEntry {
                     email: OutgoingEmail {
-                        id: row.try_get("id")?,
+                        id,
                         org_id: row.try_get("org_id")?,
                         recipient: row.try_get("recipient")?,
                         subject: row.try_get("subject")?,
-                        body_text: row.try_get("body_text")?,
+                        body_text,
                         created_at: row.try_get("created_at")?,
                     },
                     sent_at: row.try_get("sent_at")?,
@@ -344,17 +361,19 @@ macro_rules! impl_store {
                 })
             }
 
-            /// Queues an email inside `tx`, so it is stored exactly when the action that sends it is.
-            async fn insert_email_tx(tx: &mut Tx<'_>, email: &OutgoingEmail) -> StoreResult<()> {
+            /// Queues an email inside `tx`, so it is stored exactly when the action that sends it is. The body
+            /// (codes, links) is sealed under the master key, bound to the message id; `body_text` stays empty.
+            async fn insert_email_tx(tx: &mut Tx<'_>, sealing: &StoreSealing, email: &OutgoingEmail) -> StoreResult<()> {
+                let sealed = sealing.secrets.seal(&$crate::email::body_aad(&email.id), email.body_text.as_bytes());
                 sqlx::query(
-                    "INSERT INTO email_outbox (id, org_id, recipient, subject, body_text, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO email_outbox (id, org_id, recipient, subject, body_text, body_sealed, created_at) \
+                     VALUES ($1, $2, $3, $4, '', $5, $6)",
                 )
                 .bind(&email.id)
                 .bind(&email.org_id)
                 .bind(&email.recipient)
                 .bind(&email.subject)
-                .bind(&email.body_text)
+                .bind(sealed)
                 .bind(email.created_at)
                 .execute(&mut **tx)
                 .await?;
@@ -379,6 +398,7 @@ macro_rules! impl_store {
             /// INSERT per chunk: the audit writer's batches cost a handful of statements, not four per event.
             async fn append_audit_chain_tx(
                 tx: &mut Tx<'_>,
+                sealing: &StoreSealing,
                 org_id: &str,
                 events: &[&NewAuditEvent],
             ) -> StoreResult<Vec<AuditEvent>> {
@@ -398,7 +418,7 @@ macro_rules! impl_store {
                 let now = $crate::time_now();
                 let mut sealed = Vec::with_capacity(events.len());
                 for (i, event) in events.iter().enumerate() {
-                    let e = event.seal(last_seq - events.len() as i64 + 1 + i as i64, now, &prev_hash);
+                    let e = event.seal(&sealing.audit, last_seq - events.len() as i64 + 1 + i as i64, now, &prev_hash);
                     prev_hash = e.hash.clone();
                     sealed.push(e);
                 }
@@ -419,7 +439,8 @@ macro_rules! impl_store {
                             .push_bind(e.before_state.clone())
                             .push_bind(e.after_state.clone())
                             .push_bind(e.prev_hash.clone())
-                            .push_bind(e.hash.clone());
+                            .push_bind(e.hash.clone())
+                            .push_bind(e.chain_version);
                     });
                     insert.build().execute(&mut **tx).await?;
                 }
@@ -431,8 +452,8 @@ macro_rules! impl_store {
                 Ok(sealed)
             }
 
-            async fn append_audit_tx(tx: &mut Tx<'_>, event: &NewAuditEvent) -> StoreResult<AuditEvent> {
-                let mut sealed = Self::append_audit_chain_tx(tx, &event.org_id, &[event]).await?;
+            async fn append_audit_tx(tx: &mut Tx<'_>, sealing: &StoreSealing, event: &NewAuditEvent) -> StoreResult<AuditEvent> {
+                let mut sealed = Self::append_audit_chain_tx(tx, sealing, &event.org_id, &[event]).await?;
                 Ok(sealed.remove(0))
             }
 
@@ -514,7 +535,7 @@ macro_rules! impl_store {
                 for key in keys {
                     Self::insert_key_tx(&mut tx, key).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -566,7 +587,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| conflict_or(e, "an application with this client_id"))?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -609,7 +630,7 @@ macro_rules! impl_store {
                 if done == 0 {
                     return Err(StoreError::NotFound(format!("application {}", app.client_id)));
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -632,7 +653,7 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -688,7 +709,7 @@ macro_rules! impl_store {
                 if done == 0 {
                     return Err(StoreError::NotFound(format!("credential {credential_id}")));
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -721,7 +742,7 @@ macro_rules! impl_store {
                 for c in credentials {
                     Self::insert_credential_tx(&mut tx, c).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -738,7 +759,7 @@ macro_rules! impl_store {
                         .rows_affected();
                 }
                 if deleted > 0 {
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(deleted)
@@ -770,9 +791,9 @@ macro_rules! impl_store {
                     == 1;
                 if done {
                     if let Some(email) = notice {
-                        Self::insert_email_tx(&mut tx, email).await?;
+                        Self::insert_email_tx(&mut tx, &self.sealing, email).await?;
                     }
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(done)
@@ -786,7 +807,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -823,7 +844,7 @@ macro_rules! impl_store {
                 .rows_affected()
                     == 1;
                 if done {
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(done)
@@ -844,7 +865,7 @@ macro_rules! impl_store {
                 if done == 0 {
                     return Err(StoreError::NotFound(format!("organization {}", org.slug)));
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -861,7 +882,7 @@ macro_rules! impl_store {
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("user {user_id}")))?;
                 let version: i64 = row.try_get("session_version")?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(version)
             }
@@ -901,7 +922,7 @@ macro_rules! impl_store {
                 for key in keys {
                     Self::insert_key_tx(&mut tx, key).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -948,7 +969,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -956,7 +977,7 @@ macro_rules! impl_store {
             async fn create_session(&self, session: &Session, audit: &NewAuditEvent) -> StoreResult<()> {
                 let mut tx = self.write_pool().begin().await?;
                 Self::insert_session_tx(&mut tx, session).await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -993,7 +1014,7 @@ macro_rules! impl_store {
                     let user_id: String = row.try_get("user_id")?;
                     let public_id: String = row.try_get("public_id")?;
                     Self::revoke_session_grants_tx(&mut tx, &user_id, &[public_id], now).await?;
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(done)
@@ -1050,7 +1071,7 @@ macro_rules! impl_store {
                     == 1;
                 if done {
                     Self::revoke_session_grants_tx(&mut tx, user_id, &[public_id.to_string()], now).await?;
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(done)
@@ -1072,7 +1093,7 @@ macro_rules! impl_store {
                     .map(|r| r.try_get::<String, _>("public_id"))
                     .collect::<Result<Vec<_>, _>>()?;
                 Self::revoke_session_grants_tx(&mut tx, user_id, &ended, now).await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(ended.len() as u64)
             }
@@ -1088,8 +1109,8 @@ macro_rules! impl_store {
                 let mut tx = self.write_pool().begin().await?;
                 Self::insert_user_tx(&mut tx, user, credentials).await?;
                 Self::insert_one_time_tx(&mut tx, verification).await?;
-                Self::insert_email_tx(&mut tx, email).await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::insert_email_tx(&mut tx, &self.sealing, email).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1105,9 +1126,9 @@ macro_rules! impl_store {
                     Self::insert_one_time_tx(&mut tx, token).await?;
                 }
                 if let Some(email) = email {
-                    Self::insert_email_tx(&mut tx, email).await?;
+                    Self::insert_email_tx(&mut tx, &self.sealing, email).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1125,10 +1146,10 @@ macro_rules! impl_store {
                     .await?;
                 Self::insert_one_time_tx(&mut tx, token).await?;
                 if let Some(email) = email {
-                    Self::insert_email_tx(&mut tx, email).await?;
+                    Self::insert_email_tx(&mut tx, &self.sealing, email).await?;
                 }
                 if let Some(audit) = audit {
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -1177,7 +1198,7 @@ macro_rules! impl_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1224,9 +1245,9 @@ macro_rules! impl_store {
                     Self::insert_session_tx(&mut tx, &session).await?;
                 }
                 if let Some(email) = email {
-                    Self::insert_email_tx(&mut tx, email).await?;
+                    Self::insert_email_tx(&mut tx, &self.sealing, email).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(Some(version))
             }
@@ -1243,14 +1264,14 @@ macro_rules! impl_store {
                 if done == 0 {
                     return Err(StoreError::NotFound(format!("user {user_id}")));
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn enqueue_email(&self, email: &OutgoingEmail) -> StoreResult<()> {
                 let mut tx = self.write_pool().begin().await?;
-                Self::insert_email_tx(&mut tx, email).await?;
+                Self::insert_email_tx(&mut tx, &self.sealing, email).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1276,7 +1297,7 @@ macro_rules! impl_store {
                         .await?
                     }
                 };
-                rows.iter().map(Self::outbox_from_row).collect()
+                rows.iter().map(|row| self.outbox_from_row(row)).collect()
             }
 
             async fn outbox_entry(&self, id: &str) -> StoreResult<Option<OutboxEntry>> {
@@ -1284,7 +1305,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .fetch_optional(self.read_pool())
                     .await?;
-                row.as_ref().map(Self::outbox_from_row).transpose()
+                row.as_ref().map(|row| self.outbox_from_row(row)).transpose()
             }
 
             async fn claim_due_emails(&self, now: i64, lease_until: i64, limit: i64) -> StoreResult<Vec<OutboxEntry>> {
@@ -1305,14 +1326,16 @@ macro_rules! impl_store {
                 .bind(limit)
                 .fetch_all(self.write_pool())
                 .await?;
-                let mut claimed = rows.iter().map(Self::outbox_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let mut claimed = rows.iter().map(|row| self.outbox_from_row(row)).collect::<StoreResult<Vec<_>>>()?;
                 claimed.sort_by(|a, b| (a.email.created_at, &a.email.id).cmp(&(b.email.created_at, &b.email.id)));
                 Ok(claimed)
             }
 
             async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()> {
                 sqlx::query(
-                    "UPDATE email_outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1 AND sent_at IS NULL",
+                    // A delivered message keeps its metadata, never its body: the codes and links are gone.
+                    "UPDATE email_outbox SET sent_at = $2, claimed_until = NULL, body_text = '', body_sealed = NULL \
+                     WHERE id = $1 AND sent_at IS NULL",
                 )
                 .bind(id)
                 .bind(now)
@@ -1372,7 +1395,7 @@ macro_rules! impl_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1417,7 +1440,7 @@ macro_rules! impl_store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1462,7 +1485,7 @@ macro_rules! impl_store {
                 if let Some(refresh) = refresh {
                     Self::insert_refresh_tx(&mut tx, refresh).await?;
                 }
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1495,7 +1518,7 @@ macro_rules! impl_store {
                     return Ok(false);
                 }
                 Self::insert_refresh_tx(&mut tx, new).await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1513,7 +1536,7 @@ macro_rules! impl_store {
                 .rows_affected()
                     == 1;
                 if revoked {
-                    Self::append_audit_tx(&mut tx, audit).await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(revoked)
@@ -1526,7 +1549,7 @@ macro_rules! impl_store {
                     .bind(expires_at)
                     .execute(&mut *tx)
                     .await?;
-                Self::append_audit_tx(&mut tx, audit).await?;
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1550,7 +1573,7 @@ macro_rules! impl_store {
                 }
                 let mut tx = self.write_pool().begin().await?;
                 for (org_id, list) in &by_org {
-                    Self::append_audit_chain_tx(&mut tx, org_id, list).await?;
+                    Self::append_audit_chain_tx(&mut tx, &self.sealing, org_id, list).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -1558,7 +1581,7 @@ macro_rules! impl_store {
 
             async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<AuditEvent> {
                 let mut tx = self.write_pool().begin().await?;
-                let sealed = Self::append_audit_tx(&mut tx, event).await?;
+                let sealed = Self::append_audit_tx(&mut tx, &self.sealing, event).await?;
                 tx.commit().await?;
                 Ok(sealed)
             }
@@ -1584,6 +1607,107 @@ macro_rules! impl_store {
                     Some(row) => Some((row.try_get("seq")?, row.try_get("hash")?)),
                     None => None,
                 })
+            }
+
+            async fn audit_org_ids(&self) -> StoreResult<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT id AS org_id FROM organizations UNION SELECT org_id FROM audit_heads \
+                     UNION SELECT DISTINCT org_id FROM audit_events ORDER BY org_id",
+                )
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter().map(|row| Ok(row.try_get("org_id")?)).collect()
+            }
+
+            async fn unkeyed_audit_chains(&self) -> StoreResult<Vec<(String, i64, String)>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT org_id, seq, hash FROM audit_heads h WHERE h.seq > 0 AND NOT EXISTS \
+                     (SELECT 1 FROM audit_events e WHERE e.org_id = h.org_id AND e.chain_version <> {CHAIN_LEGACY}) \
+                     ORDER BY org_id"
+                ))
+                .fetch_all(self.read_pool())
+                .await?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get("org_id")?, row.try_get("seq")?, row.try_get("hash")?)))
+                    .collect()
+            }
+
+            async fn seal_plain_outbox_bodies(&self) -> StoreResult<u64> {
+                let rows = sqlx::query(
+                    "SELECT id, body_text FROM email_outbox WHERE body_sealed IS NULL AND body_text <> ''",
+                )
+                .fetch_all(self.write_pool())
+                .await?;
+                let mut sealed = 0;
+                for row in &rows {
+                    let id: String = row.try_get("id")?;
+                    let body: String = row.try_get("body_text")?;
+                    let done = sqlx::query(
+                        "UPDATE email_outbox SET body_sealed = $2, body_text = '' WHERE id = $1 AND body_sealed IS NULL",
+                    )
+                    .bind(&id)
+                    .bind(self.sealing.secrets.seal(&$crate::email::body_aad(&id), body.as_bytes()))
+                    .execute(self.write_pool())
+                    .await?;
+                    sealed += done.rows_affected();
+                }
+                Ok(sealed)
+            }
+
+            async fn set_user_disabled(&self, user_id: &str, disabled: bool, now: i64, audit: &NewAuditEvent) -> StoreResult<Option<u64>> {
+                let mut tx = self.write_pool().begin().await?;
+                // Disabling also bumps session_version, so every token and session of the user dies with it
+                // and stays dead if the user is enabled again.
+                let changed = sqlx::query(
+                    "UPDATE users SET disabled = $2, updated_at = $3, \
+                     session_version = session_version + CASE WHEN $2 THEN 1 ELSE 0 END \
+                     WHERE id = $1 AND disabled <> $2",
+                )
+                .bind(user_id)
+                .bind(disabled)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let mut ended = 0;
+                if changed > 0 {
+                    if disabled {
+                        ended = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                            .bind(user_id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        sqlx::query(
+                            "UPDATE token_families SET revoked_at = $2, revoked_reason = 'user_disabled' \
+                             WHERE user_id = $1 AND revoked_at IS NULL",
+                        )
+                        .bind(user_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
+                }
+                tx.commit().await?;
+                Ok((changed > 0).then_some(ended))
+            }
+
+            async fn replace_client_secret(&self, app_id: &str, secret_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<()> {
+                let mut tx = self.write_pool().begin().await?;
+                let changed = sqlx::query("UPDATE applications SET client_secret_hash = $2, updated_at = $3 WHERE id = $1")
+                    .bind(app_id)
+                    .bind(secret_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("application {app_id}")));
+                }
+                Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
+                tx.commit().await?;
+                Ok(())
             }
         }
     };

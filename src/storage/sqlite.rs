@@ -5,6 +5,7 @@
 //! instead of failing with SQLITE_BUSY; reads use a separate pool and run concurrently thanks to WAL.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -13,9 +14,9 @@ use sqlx::sqlite::{
 };
 
 use super::migrate;
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, StoreSealing};
 use crate::apps::{Application, ClientType, GrantType};
-use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent};
+use crate::audit::{AuditEvent, CHAIN_LEGACY, GENESIS_HASH, NewAuditEvent};
 use crate::email::{OutboxEntry, OutgoingEmail};
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
@@ -27,12 +28,13 @@ use crate::users::{Credential, CredentialKind, Member, User};
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    sealing: Arc<StoreSealing>,
 }
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
 
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, sealing: Arc<StoreSealing>) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -41,7 +43,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let writer = connect_with_retry(pool_options(1), &options).await?;
         let reader = connect_with_retry(pool_options(8), &options).await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            sealing,
+        })
     }
 
     fn write_pool(&self) -> &SqlitePool {

@@ -3,8 +3,8 @@
 //! (profile, password, sessions, sign-out), the Bearer sessions API, and what protects all of it: CSRF and
 //! Origin checks, security headers, escaping, no open redirects and server-side session lifetimes.
 //!
-//! Emails are read from the `email_outbox` table, where they are written in the same transaction as the
-//! action that sends them.
+//! Emails are read from the `email_outbox` table, where they are written (bodies sealed under the master
+//! key) in the same transaction as the action that sends them.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -34,8 +34,8 @@ struct Mail {
 
 /// Every message queued for `recipient`, oldest first.
 async fn mails_to(db: &TestDb, recipient: &str) -> Vec<Mail> {
-    let sql = "SELECT id, subject, body_text FROM email_outbox WHERE recipient = $1 ORDER BY created_at, id";
-    let rows: Vec<(String, String, String)> = match db.backend {
+    let sql = "SELECT id, subject, body_text, body_sealed FROM email_outbox WHERE recipient = $1 ORDER BY created_at, id";
+    let rows: Vec<(String, String, String, Option<Vec<u8>>)> = match db.backend {
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&db.url)
                 .await
@@ -62,7 +62,11 @@ async fn mails_to(db: &TestDb, recipient: &str) -> Vec<Mail> {
         }
     };
     rows.into_iter()
-        .map(|(id, subject, body)| Mail { id, subject, body })
+        .map(|(id, subject, body, sealed)| Mail {
+            body: db.outbox_body(&id, body, sealed),
+            id,
+            subject,
+        })
         .collect()
 }
 

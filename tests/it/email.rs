@@ -24,16 +24,16 @@ use crate::helpers::{
 
 /// A real SMTP server (Python's standard-library `smtpd`) that appends every message it receives, parsed,
 /// as one JSON line to a file. Killed when dropped.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl SmtpSink {
     /// Starts the sink on `port` (0: any free port) and waits until it listens.
-    fn start(port: u16) -> SmtpSink {
+    pub(crate) fn start(port: u16) -> SmtpSink {
         let dir = tempfile::tempdir().expect("temporary directory");
         let file = dir.path().join("received.jsonl");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
@@ -65,7 +65,7 @@ impl SmtpSink {
         }
     }
 
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.file)
             .unwrap_or_default()
             .lines()
@@ -74,7 +74,7 @@ impl SmtpSink {
     }
 
     /// Waits until at least `count` messages have arrived.
-    async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Value> {
         let start = Instant::now();
         loop {
             let messages = self.messages();
@@ -99,7 +99,7 @@ impl Drop for SmtpSink {
 }
 
 /// Configuration variables that point delivery at a plain-text relay on 127.0.0.1:`port`.
-fn smtp_vars(port: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn smtp_vars(port: &str) -> Vec<(&'static str, String)> {
     vec![
         ("LATCHKEY_SMTP_HOST", "127.0.0.1".to_string()),
         ("LATCHKEY_SMTP_PORT", port.to_string()),
@@ -111,7 +111,7 @@ fn smtp_vars(port: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 

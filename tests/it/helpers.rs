@@ -277,6 +277,22 @@ impl TestDb {
         v
     }
 
+    /// An outbox row's body as the server reads it: unsealed with this database's master key (bodies are
+    /// sealed at rest), or `body_text` for a row without a sealed body.
+    pub fn outbox_body(&self, id: &str, body_text: String, body_sealed: Option<Vec<u8>>) -> String {
+        match body_sealed {
+            None => body_text,
+            Some(sealed) => {
+                let key = latchkey::crypto::MasterKey::from_hex(&self.master_key).unwrap();
+                let plain = key
+                    .secret_box()
+                    .open(&latchkey::email::body_aad(id), &sealed)
+                    .expect("the outbox body opens with the database's master key");
+                String::from_utf8(plain).expect("UTF-8 body")
+            }
+        }
+    }
+
     /// The environment a `latchkey` process needs to use this database (and its data directory and key).
     pub fn env(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();

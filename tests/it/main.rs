@@ -17,6 +17,7 @@ mod config;
 mod durability;
 mod email;
 mod hardening_oauth;
+mod hardening_secrets;
 mod keys;
 mod logs;
 mod mfa;

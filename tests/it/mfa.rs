@@ -323,8 +323,8 @@ async fn rate_limited_audits(app: &TestApp, fx: &Fixture, policy: &str) -> i64 {
 /// Every (id, subject, body_text) queued for `recipient`. (`created_at` has a one-second resolution, so
 /// the order is no guide to which message is newest: [`SignInCodes`] goes by ids seen before.)
 async fn mails_to(db: &TestDb, recipient: &str) -> Vec<(String, String, String)> {
-    let sql = "SELECT id, subject, body_text FROM email_outbox WHERE recipient = $1";
-    match db.backend {
+    let sql = "SELECT id, subject, body_text, body_sealed FROM email_outbox WHERE recipient = $1";
+    let rows: Vec<(String, String, String, Option<Vec<u8>>)> = match db.backend {
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&db.url)
                 .await
@@ -349,7 +349,13 @@ async fn mails_to(db: &TestDb, recipient: &str) -> Vec<(String, String, String)>
             let _ = conn.close().await;
             rows
         }
-    }
+    };
+    rows.into_iter()
+        .map(|(id, subject, body, sealed)| {
+            let body = db.outbox_body(&id, body, sealed);
+            (id, subject, body)
+        })
+        .collect()
 }
 
 /// The fixture user's mailbox of sign-in codes: what arrived since the last look.

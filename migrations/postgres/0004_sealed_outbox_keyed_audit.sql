@@ -1,0 +1,28 @@
+-- Outbox bodies sealed under the master key; the audit chain keyed under it.
+-- Kept column-for-column identical to migrations/sqlite/0004_sealed_outbox_keyed_audit.sql.
+
+-- New bodies go to body_sealed (AES-256-GCM, bound to the row id) and body_text stays empty. Rows still
+-- queued are sealed by the server at start-up (SQL has no key); delivered rows lose their body now.
+ALTER TABLE email_outbox ADD COLUMN body_sealed BYTEA;
+UPDATE email_outbox SET body_text = '' WHERE sent_at IS NOT NULL;
+
+-- 1: plain SHA-256 (every event written so far); 2: HMAC-SHA-256 under the audit chain key. The server
+-- closes each legacy chain with a keyed `audit.chain_keyed` event at start-up.
+ALTER TABLE audit_events ADD COLUMN chain_version BIGINT NOT NULL DEFAULT 1;
+
+-- TRUNCATE fires no row triggers: refuse it like UPDATE and DELETE.
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+-- An organization's chain head is never removed: verification requires one for every organization that
+-- exists or ever had events.
+CREATE FUNCTION audit_heads_keep() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_heads rows are never deleted';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER audit_heads_no_delete BEFORE DELETE ON audit_heads
+    FOR EACH ROW EXECUTE FUNCTION audit_heads_keep();
+CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON audit_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_heads_keep();
