@@ -68,8 +68,8 @@ pub struct Config {
     /// Open connections at most; one more is answered 503 and closed. `None`: from the open-files limit
     /// (keeping room for database files and outgoing connections), at most 10,000.
     pub max_connections: Option<usize>,
-    /// Peers whose `Forwarded` / `X-Forwarded-For` headers name the client (empty: none, the socket's
-    /// address is the client).
+    /// Peers whose forwarding header (`trusted_proxy_header`: `X-Forwarded-For` or `Forwarded`) names
+    /// the client (empty: none, the socket's address is the client).
     pub trusted_proxies: crate::http::client_addr::TrustedProxies,
     pub shutdown_grace_secs: u64,
     pub database_max_connections: u32,
@@ -172,6 +172,7 @@ const STRING_KEYS: &[&str] = &[
     "smtp_password",
     "smtp_from",
     "trusted_proxies",
+    "trusted_proxy_header",
 ];
 const NUMBER_KEYS: &[&str] = &[
     "max_body_bytes",
@@ -439,11 +440,17 @@ impl Config {
         }
 
         let smtp = resolve_smtp(&layered)?;
+        let trusted_proxy_header = match layered.get("trusted_proxy_header") {
+            None => Default::default(),
+            Some((origin, raw)) => crate::http::client_addr::ForwardingHeader::parse(raw)
+                .map_err(|message| ConfigError::new(origin, message))?,
+        };
         let trusted_proxies = match layered.get("trusted_proxies") {
             None => Default::default(),
             Some((origin, raw)) => crate::http::client_addr::TrustedProxies::parse(raw)
                 .map_err(|message| ConfigError::new(origin, message))?,
-        };
+        }
+        .with_header(trusted_proxy_header);
         let header_read_timeout_secs = layered.number("header_read_timeout_secs", 10, 1, 300)?;
         let keep_alive_idle_secs = layered.number("keep_alive_idle_secs", 75, 1, 3600)?;
         let smtp_from = resolve_smtp_from(&layered, &public_url)?;

@@ -82,6 +82,7 @@ impl Server {
         let limits = http::connections::ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.services.config.header_read_timeout_secs),
             keep_alive_idle: Duration::from_secs(self.services.config.keep_alive_idle_secs),
+            write_stall: Duration::from_secs(self.services.config.request_timeout_secs),
             max_connections: http::connections::max_connections(
                 self.services.config.max_connections,
             ),

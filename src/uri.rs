@@ -60,10 +60,20 @@ pub fn redirect_uri_defect(raw: &str) -> Option<&'static str> {
     if raw.contains('\\') {
         return Some("must not contain a backslash");
     }
-    let Some((_scheme, rest)) = raw.split_once(':') else {
+    let Some((scheme, rest)) = raw.split_once(':') else {
         return Some("is not an absolute URI");
     };
     let rest = rest.split('?').next().unwrap_or_default();
+    // URL parsers forgive `https:host`, `https:/host` and `https:///user@host` (all read as
+    // `https://...`), so the checks below would look at the wrong part: web URIs must be spelt out.
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if web
+        && !rest
+            .strip_prefix("//")
+            .is_some_and(|after| !after.is_empty() && !after.starts_with('/'))
+    {
+        return Some("must start with scheme://host");
+    }
     let path = match rest.strip_prefix("//") {
         Some(after) => {
             let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
@@ -97,6 +107,26 @@ mod tests {
         assert_eq!(fully_decoded("%ff"), None);
         assert_eq!(fully_decoded("%"), None);
         assert_eq!(fully_decoded("%+f"), None);
+    }
+
+    #[test]
+    fn web_uris_must_spell_out_their_authority() {
+        for bad in [
+            "https:user@evil.example/cb",
+            "https:///user@evil.example/cb",
+            "https:/evil.example/cb",
+            "http:evil.example",
+            "https://",
+        ] {
+            assert!(redirect_uri_defect(bad).is_some(), "{bad}");
+        }
+        for fine in [
+            "https://app.example/cb",
+            "http://127.0.0.1:8080/cb",
+            "com.example.app:/callback",
+        ] {
+            assert_eq!(redirect_uri_defect(fine), None, "{fine}");
+        }
     }
 
     #[test]

@@ -8,19 +8,51 @@
 //! the chain of trusted proxies goes: reading the hops from the right, the first address that is not a
 //! trusted proxy is the client (what each trusted proxy saw), anything to its left was written by the
 //! client and is ignored.
+//!
+//! Exactly one header is read, the one the proxies write (`trusted_proxy_header`): most proxies append to
+//! `X-Forwarded-For` and pass a client's own `Forwarded` through untouched, so choosing by presence would
+//! let a client name its own address.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
-/// The peers whose `Forwarded` / `X-Forwarded-For` headers are believed (`trusted_proxies`).
+/// The peers whose forwarding header is believed (`trusted_proxies`), and which header that is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     networks: Vec<IpNet>,
+    header: ForwardingHeader,
+}
+
+/// The header the trusted proxies append the client's address to (`trusted_proxy_header`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardingHeader {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            other => Err(format!(
+                "expected x-forwarded-for or forwarded, got {other:?}"
+            )),
+        }
+    }
 }
 
 impl TrustedProxies {
+    /// The same proxies, believed through `header`.
+    pub fn with_header(self, header: ForwardingHeader) -> Self {
+        Self { header, ..self }
+    }
+
     /// Parses a comma- or space-separated list of addresses and CIDR networks (`10.0.0.0/8, ::1`).
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut networks = Vec::new();
@@ -31,7 +63,7 @@ impl TrustedProxies {
             let network = match item.parse::<IpNet>() {
                 Ok(net) => net.trunc(),
                 Err(_) => match item.parse::<IpAddr>() {
-                    Ok(ip) => IpNet::from(ip),
+                    Ok(ip) => IpNet::from(canonical(ip)),
                     Err(_) => {
                         return Err(format!(
                             "{item:?} is not an IP address or a CIDR network (like 10.0.0.0/8)"
@@ -41,7 +73,10 @@ impl TrustedProxies {
             };
             networks.push(network);
         }
-        Ok(Self { networks })
+        Ok(Self {
+            networks,
+            header: ForwardingHeader::default(),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,8 +94,11 @@ impl TrustedProxies {
         if !self.contains(peer_ip) {
             return SocketAddr::new(peer_ip, peer.port());
         }
-        // The hops, oldest first, as the proxies appended them; `Forwarded` (RFC 7239) wins when present.
-        let hops = forwarded_hops(headers).unwrap_or_else(|| x_forwarded_for_hops(headers));
+        // The hops, oldest first, as the proxies appended them.
+        let hops = match self.header {
+            ForwardingHeader::XForwardedFor => x_forwarded_for_hops(headers),
+            ForwardingHeader::Forwarded => forwarded_hops(headers),
+        };
         let mut client = peer_ip;
         for hop in hops.iter().rev() {
             match hop {
@@ -91,40 +129,41 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The `for=` of each element of every `Forwarded` header, in order; `None` when there is no such header.
-/// A hop whose `for` is missing or not an address is `Some(None)`.
-fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let mut any = false;
-    let mut hops = Vec::new();
-    for value in headers.get_all("forwarded") {
-        any = true;
-        let Ok(value) = value.to_str() else {
-            hops.push(None);
-            continue;
-        };
-        for element in value.split(',') {
+/// The `for=` of each element of every `Forwarded` header, in order; a hop whose `for` is missing or not
+/// an address is `None`.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    header_elements(headers, "forwarded")
+        .map(|element| {
+            let element = element?;
             let node = element.split(';').find_map(|pair| {
                 let (name, value) = pair.split_once('=')?;
                 name.trim()
                     .eq_ignore_ascii_case("for")
                     .then(|| value.trim())
-            });
-            hops.push(node.and_then(parse_node));
-        }
-    }
-    any.then_some(hops)
+            })?;
+            parse_node(node)
+        })
+        .collect()
 }
 
 /// Every address of every `X-Forwarded-For` header, in order.
 fn x_forwarded_for_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .flat_map(|value| match value.to_str() {
-            Ok(text) => text.split(',').map(|s| parse_node(s.trim())).collect(),
-            Err(_) => vec![None],
-        })
+    header_elements(headers, "x-forwarded-for")
+        .map(|element| parse_node(element?))
         .collect()
+}
+
+/// The comma-separated elements of every `name` header, in order. Split as bytes, so one element of
+/// garbage a client wrote (not even UTF-8) spoils only itself, not the addresses proxies appended after it.
+fn header_elements<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> impl Iterator<Item = Option<&'a str>> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .map(|element| std::str::from_utf8(element).ok())
 }
 
 /// An RFC 7239 node (`192.0.2.1`, `"192.0.2.1:8080"`, `"[2001:db8::1]:443"`) or a bare address.
@@ -157,6 +196,12 @@ mod tests {
 
     fn peer(ip: &str) -> SocketAddr {
         SocketAddr::new(ip.parse().unwrap(), 4000)
+    }
+
+    fn forwarded_proxies(list: &str) -> TrustedProxies {
+        TrustedProxies::parse(list)
+            .unwrap()
+            .with_header(ForwardingHeader::Forwarded)
     }
 
     #[test]
@@ -192,8 +237,8 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_and_its_node_forms_parse() {
-        let proxies = TrustedProxies::parse("127.0.0.1").unwrap();
+    fn only_the_configured_header_counts_and_forwarded_node_forms_parse() {
+        let proxies = forwarded_proxies("127.0.0.1");
         let cases = [
             ("for=192.0.2.60;proto=http;by=203.0.113.43", "192.0.2.60"),
             ("for=\"[2001:db8:cafe::17]:4711\"", "2001:db8:cafe::17"),
@@ -212,7 +257,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_hop_stops_at_the_proxy_that_wrote_it() {
-        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let proxies = forwarded_proxies("10.0.0.0/8");
         let h = headers(&[("forwarded", "for=1.2.3.4, for=unknown, for=10.0.0.9")]);
         assert_eq!(
             proxies.client_addr(peer("10.0.0.2"), &h).ip(),
@@ -224,6 +269,39 @@ mod tests {
                 .client_addr(peer("10.0.0.2"), &HeaderMap::new())
                 .ip(),
             "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_client_written_header_of_the_other_kind_is_ignored() {
+        // nginx appends to X-Forwarded-For and passes the client's own Forwarded through.
+        let proxies = TrustedProxies::parse("127.0.0.1").unwrap();
+        let h = headers(&[
+            ("forwarded", "for=203.0.113.77"),
+            ("x-forwarded-for", "198.51.100.4"),
+        ]);
+        assert_eq!(
+            proxies.client_addr(peer("127.0.0.1"), &h).ip(),
+            "198.51.100.4".parse::<IpAddr>().unwrap()
+        );
+        let only_forwarded = headers(&[("forwarded", "for=203.0.113.77")]);
+        assert_eq!(
+            proxies.client_addr(peer("127.0.0.1"), &only_forwarded).ip(),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn garbage_written_by_the_client_spoils_only_its_own_element() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.9").unwrap(),
+        );
+        assert_eq!(
+            proxies.client_addr(peer("10.0.0.1"), &h).ip(),
+            "198.51.100.9".parse::<IpAddr>().unwrap()
         );
     }
 
@@ -243,6 +321,12 @@ mod tests {
         assert!(TrustedProxies::parse("").unwrap().is_empty());
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("proxy.example").is_err());
+        assert!(
+            TrustedProxies::parse("::ffff:10.0.0.1")
+                .unwrap()
+                .contains("10.0.0.1".parse().unwrap())
+        );
+        assert!(ForwardingHeader::parse("X-Real-IP").is_err());
         assert!(
             TrustedProxies::parse("::1 fd00::/8")
                 .unwrap()

@@ -10,6 +10,10 @@
 //! - at most `max_connections` are open; one more is answered at once with a 503 and closed, rather than
 //!   left waiting in the kernel's backlog.
 //!
+//! - a write that makes no progress for `request_timeout_secs` closes the connection: a client that stops
+//!   reading (say, after pipelining many requests) would otherwise hold its slot for good, since hyper
+//!   polls the next request's handler only once the previous answer is written.
+//!
 //! Reading a body and running the handler are bounded by `request_timeout_secs` in the edge middleware.
 
 use std::convert::Infallible;
@@ -35,6 +39,8 @@ use tower::ServiceExt;
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub keep_alive_idle: Duration,
+    /// A write that makes no progress this long (the client stopped reading) closes the connection.
+    pub write_stall: Duration,
     pub max_connections: usize,
 }
 
@@ -190,6 +196,8 @@ async fn serve_connection(
         phase: phase.clone(),
         limits,
         sleep: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
+        write_stalled_since: None,
+        write_sleep: Box::pin(tokio::time::sleep(limits.write_stall)),
     });
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -263,6 +271,33 @@ struct TimedStream {
     phase: Arc<Mutex<Shared>>,
     limits: ConnectionLimits,
     sleep: Pin<Box<Sleep>>,
+    /// When the current run of writes that could not proceed began.
+    write_stalled_since: Option<Instant>,
+    write_sleep: Pin<Box<Sleep>>,
+}
+
+impl TimedStream {
+    /// Passes a write's outcome through, failing it once writes have made no progress for too long.
+    fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.write_stalled_since = None;
+            return result;
+        }
+        let since = *self.write_stalled_since.get_or_insert_with(Instant::now);
+        let deadline = since + self.limits.write_stall;
+        if self.write_sleep.deadline() != deadline {
+            self.write_sleep.as_mut().reset(deadline);
+        }
+        ready!(self.write_sleep.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading",
+        )))
+    }
 }
 
 impl AsyncRead for TimedStream {
@@ -324,7 +359,9 @@ impl AsyncWrite for TimedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch_write(cx, result)
     }
 
     fn poll_write_vectored(
@@ -332,7 +369,9 @@ impl AsyncWrite for TimedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch_write(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -340,7 +379,9 @@ impl AsyncWrite for TimedStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch_write(cx, result)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

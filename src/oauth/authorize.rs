@@ -132,12 +132,11 @@ fn split_loopback_port(uri: &str) -> Option<(&str, &str)> {
 }
 
 fn redirect_uri_allowed(app: &Application, presented: &str) -> bool {
-    // Registered URIs are checked when registered; this also covers ones stored before a rule existed.
-    if crate::uri::redirect_uri_defect(presented).is_some() {
-        return false;
-    }
+    // An exact match needs no more checks (registered URIs are checked when registered). Only the
+    // loopback exception compares a URI that was never registered, so only it must be free of defects.
     app.redirect_uris.iter().any(|r| r == presented)
         || (app.client_type == ClientType::Public
+            && crate::uri::redirect_uri_defect(presented).is_none()
             && app
                 .redirect_uris
                 .iter()

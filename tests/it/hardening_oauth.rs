@@ -673,9 +673,11 @@ async fn passkey_sign_in_with_passkeys_off_is_a_client_error_and_logs_no_error()
         "no passkey form is offered"
     );
     let csrf = cookie.split_once('=').unwrap().1.to_string();
-    for (path, form) in [
+    // Exact statuses: a CSRF refusal (403) must not pass for "the passkey was refused".
+    for (path, expected, form) in [
         (
             "/o/nopk/login/passkey",
+            401,
             vec![
                 ("csrf", csrf.as_str()),
                 ("state", "made-up"),
@@ -684,6 +686,7 @@ async fn passkey_sign_in_with_passkeys_off_is_a_client_error_and_logs_no_error()
         ),
         (
             "/o/nopk/login/passkey/options",
+            400,
             vec![("csrf", csrf.as_str())],
         ),
     ] {
@@ -696,7 +699,7 @@ async fn passkey_sign_in_with_passkeys_off_is_a_client_error_and_logs_no_error()
             .await
             .unwrap();
         let status = answer.status();
-        assert!(status.is_client_error(), "{path}: {status}");
+        assert_eq!(status.as_u16(), expected, "{path}");
     }
     crate::helpers::send_signal(server.pid(), "TERM");
     let _ = crate::helpers::wait_with_timeout(&mut server.child, Duration::from_secs(10));
