@@ -1,5 +1,9 @@
 //! Changing the password from the account page. The current password must be given; afterwards every
 //! other session is gone (session_version is bumped) and the current one continues under a new id.
+//!
+//! Guesses of the current password count against the same limits and lockout as sign-in (per account
+//! and address, and per account across addresses), so a stolen session cookie cannot brute-force the
+//! password through this form.
 
 use serde_json::json;
 
@@ -25,6 +29,21 @@ pub async fn change(
     new_password: &str,
     client: &ClientInfo,
 ) -> Result<(Session, String)> {
+    let attempt = match sessions::count_password_attempt(services, org, &user.email, client).await?
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            let audit = NewAuditEvent::new(
+                &org.id,
+                &user_actor(user, client),
+                "password.change_rate_limited",
+            )
+            .target("user", &user.id)
+            .change(None, Some(refused.detail));
+            services.store.append_audit(&audit).await?;
+            return Err(Error::RateLimited(refused.limited));
+        }
+    };
     let stored = services
         .store
         .credentials(&user.id, CredentialKind::Password)
@@ -52,6 +71,7 @@ pub async fn change(
             "is not your current password",
         ));
     }
+    attempt.succeeded(services).await;
     check_password(org, new_password, &user.email, user.name.as_deref())
         .map_err(|e| rename_field(e, "new_password"))?;
     let secret = services

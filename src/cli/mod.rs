@@ -138,6 +138,19 @@ struct OrgUpdate {
     /// The longest a repeatedly reached sign-in limit locks an account for one address (default 3600).
     #[arg(long, value_name = "SECS")]
     login_lockout_max: Option<u64>,
+    /// Password attempts per account per hour from addresses it has not signed in from, all together
+    /// (default 20).
+    #[arg(long, value_name = "N")]
+    login_attempts_per_account_per_hour: Option<u32>,
+    /// Wrong second-factor codes per user per mfa window (default 5).
+    #[arg(long, value_name = "N")]
+    mfa_attempts: Option<u32>,
+    /// The second-factor limit's window and first lock, in seconds (default 300).
+    #[arg(long, value_name = "SECS")]
+    mfa_window: Option<u64>,
+    /// The longest a repeatedly reached second-factor limit locks a user's second step (default 3600).
+    #[arg(long, value_name = "SECS")]
+    mfa_lockout_max: Option<u64>,
     /// Password-reset requests per email address per hour (default 3).
     #[arg(long, value_name = "N")]
     reset_per_email_per_hour: Option<u32>,
@@ -534,6 +547,18 @@ async fn org_command(
             }
             if let Some(secs) = update.login_lockout_max {
                 limits.login_lockout_max_secs = secs;
+            }
+            if let Some(n) = update.login_attempts_per_account_per_hour {
+                limits.login_attempts_per_account_per_hour = n;
+            }
+            if let Some(n) = update.mfa_attempts {
+                limits.mfa_attempts = n;
+            }
+            if let Some(secs) = update.mfa_window {
+                limits.mfa_window_secs = secs;
+            }
+            if let Some(secs) = update.mfa_lockout_max {
+                limits.mfa_lockout_max_secs = secs;
             }
             if let Some(n) = update.reset_per_email_per_hour {
                 limits.reset_per_email_per_hour = n;

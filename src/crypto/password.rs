@@ -96,12 +96,17 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`. Also reports whether the hash was made under another policy
     /// (the other scheme, a different cost or parameters) so the caller can re-hash after a successful login.
+    /// A wrong password against a bcrypt hash of a lower cost than the configured one costs as much as
+    /// against a current hash (see [`pad_to_current_cost`]), inside the same pool slot.
     pub async fn verify(&self, password: &str, stored: &str) -> Result<Verified, PasswordError> {
         let password = password.to_string();
         let stored = stored.to_string();
         let (scheme, cost) = (self.scheme, self.cost);
         self.run(move || {
             let ok = verify_now(&password, &stored)?;
+            if !ok {
+                pad_to_current_cost(&password, &stored, scheme, cost);
+            }
             Ok(Verified {
                 ok,
                 needs_rehash: ok && !is_current(&stored, scheme, cost),
@@ -218,16 +223,42 @@ fn verify_now(password: &str, stored: &str) -> Result<bool, PasswordError> {
     Err(PasswordError::UnknownFormat)
 }
 
+/// A syntactically valid bcrypt hash (of nothing anyone types) whose cost digits are replaced to make
+/// padding work of a chosen cost.
+const PADDING_BCRYPT: &str = "$2b$04$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+
+/// The cost of a `bcrypt-hmac$` hash.
+fn bcrypt_cost(stored: &str) -> Option<u32> {
+    stored
+        .strip_prefix(BCRYPT_PREFIX)
+        .and_then(|h| h.get(4..6))
+        .and_then(|c| c.parse::<u32>().ok())
+}
+
+/// After a wrong password against a bcrypt hash of a lower cost than the configured one (users who have
+/// not signed in since the cost was raised), does the work that is missing, so a wrong password costs
+/// what it costs against a current hash, and what an unknown address costs: bcrypt's work doubles with
+/// each cost step, so verifications at the stored cost, stored+1, …, current−1 add up to exactly one
+/// more at the current cost less the one already done (2^c + 2^(c+1) + … + 2^(n−1) = 2^n − 2^c).
+/// Without this, such users answered a wrong password in a quarter of the time after a raise from 10 to
+/// 12, which told registered addresses from unknown ones.
+fn pad_to_current_cost(password: &str, stored: &str, scheme: PasswordScheme, cost: u32) {
+    if scheme != PasswordScheme::Bcrypt {
+        return;
+    }
+    let Some(stored_cost) = bcrypt_cost(stored) else {
+        return;
+    };
+    for step in stored_cost..cost {
+        let padding = format!("{BCRYPT_PREFIX}$2b${step:02}{}", &PADDING_BCRYPT[6..]);
+        let _ = verify_now(password, &padding);
+    }
+}
+
 /// Whether `stored` was made with the configured scheme and parameters.
 fn is_current(stored: &str, scheme: PasswordScheme, cost: u32) -> bool {
     match scheme {
-        PasswordScheme::Bcrypt => {
-            stored
-                .strip_prefix(BCRYPT_PREFIX)
-                .and_then(|h| h.get(4..6))
-                .and_then(|c| c.parse::<u32>().ok())
-                == Some(cost)
-        }
+        PasswordScheme::Bcrypt => bcrypt_cost(stored) == Some(cost),
         PasswordScheme::Argon2id => stored
             .strip_prefix(ARGON2_PREFIX)
             .and_then(|phc| PasswordHash::new(phc).ok())
@@ -313,6 +344,23 @@ mod tests {
             argon.verify("x", "md5$abc").await,
             Err(PasswordError::UnknownFormat)
         ));
+    }
+
+    #[test]
+    fn padding_hashes_are_valid_bcrypt_of_each_cost_and_never_match() {
+        for cost in 4..=6 {
+            let padding = format!("{BCRYPT_PREFIX}$2b${cost:02}{}", &PADDING_BCRYPT[6..]);
+            assert_eq!(bcrypt_cost(&padding), Some(cost));
+            assert!(matches!(verify_now("anything", &padding), Ok(false)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_against_a_lower_cost_hash_still_verifies_right_ones() {
+        let old = bcrypt_hasher(4).hash("pw-123456789").await.unwrap();
+        let raised = bcrypt_hasher(6);
+        assert!(!raised.verify("wrong", &old).await.unwrap().ok);
+        assert!(raised.verify("pw-123456789", &old).await.unwrap().ok);
     }
 
     #[tokio::test]

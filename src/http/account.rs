@@ -433,6 +433,23 @@ pub async fn password_submit(
             };
             render(&state, &org, &me, notes, StatusCode::BAD_REQUEST).await
         }
+        Err(Error::RateLimited(limited)) => {
+            let notes = Notes {
+                password_error: Some(
+                    "Too many password attempts. Please wait a few minutes and try again.",
+                ),
+                ..Default::default()
+            };
+            let mut response =
+                render(&state, &org, &me, notes, StatusCode::TOO_MANY_REQUESTS).await;
+            super::rate_limit_headers(
+                &mut response,
+                &limited.decision,
+                limited.policy,
+                limited.window,
+            );
+            response
+        }
         Err(e) => unexpected(&org, &e),
     }
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::audit::NewAuditEvent;
 use crate::error::{Error, Result};
 use crate::orgs::{Organization, Role};
-use crate::ratelimit::{self, Limited, Rule};
+use crate::ratelimit::{self, Limited};
 use crate::service::Services;
 use crate::sessions::Session;
 use crate::sessions::service::{ClientInfo, user_actor};
@@ -240,9 +240,10 @@ impl From<crate::storage::StoreError> for ProofError {
     }
 }
 
-/// Wrong second-factor codes allowed per user in [`PROOF_WINDOW`] before further attempts wait.
-pub const MAX_PROOF_ATTEMPTS: u32 = 5;
-pub const PROOF_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+/// The key counting a user's second-factor attempts (and, with suffixes, their lock and strikes).
+pub fn proof_limit_key(org: &Organization, user: &User) -> String {
+    format!("mfa:{}:{}", org.id, user.id)
+}
 
 /// A presented second-factor code. `binding` ties email codes to the challenge they were sent for.
 pub struct Proof<'a> {
@@ -267,20 +268,29 @@ pub async fn prove(
         code,
         binding,
     } = proof;
-    let limit_key = format!("mfa:{}:{}", org.id, user.id);
-    ratelimit::enforce(
-        services,
-        org,
-        &user_actor(user, client),
-        &[Rule {
-            policy: "mfa",
-            key: limit_key.clone(),
-            limit: MAX_PROOF_ATTEMPTS,
-            window: PROOF_WINDOW,
-            subject: &user.id,
-        }],
-    )
-    .await?;
+    // Reaching the limit locks the second step for the window, doubling each further time within a
+    // day (capped), so guessing cannot simply resume every few minutes.
+    let limit_key = proof_limit_key(org, user);
+    let limits = &org.settings.rate_limits;
+    let rule = ratelimit::Lockout {
+        key: &limit_key,
+        limit: limits.mfa_attempts,
+        window: std::time::Duration::from_secs(limits.mfa_window_secs),
+        max_lock: std::time::Duration::from_secs(limits.mfa_lockout_max_secs),
+    };
+    if let Some(locked) = ratelimit::hit_with_lockout(services, &rule).await? {
+        let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "rate_limited").change(
+            None,
+            Some(json!({
+                "policy": "mfa",
+                "subject": user.id,
+                "retry_after_secs": locked.retry_after.as_secs(),
+                "lockout_started": locked.strike,
+            })),
+        );
+        services.store.append_audit(&audit).await?;
+        return Err(ProofError::Locked(locked.limited("mfa", &rule)));
+    }
     let code = code.trim();
     let outcome = match method {
         Method::Totp => match factors.totp() {
@@ -299,7 +309,7 @@ pub async fn prove(
     let actor = user_actor(user, client);
     match &outcome {
         Ok(()) => {
-            let _ = services.ephemeral.clear(&limit_key).await;
+            ratelimit::forget_lockout(services, &limit_key).await;
             let audit = NewAuditEvent::new(&org.id, &actor, "mfa.succeeded")
                 .target("user", &user.id)
                 .change(None, Some(json!({"method": method.as_str()})));

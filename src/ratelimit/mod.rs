@@ -26,6 +26,17 @@ pub struct RateLimits {
     /// time it is reached again within a day, up to this many seconds. Never permanent, and never for
     /// other addresses, so an attacker cannot lock a victim out.
     pub login_lockout_max_secs: u64,
+    /// Password attempts (sign-in and the account page's current password) per account per hour from
+    /// addresses the account has not signed in from before, all addresses together: many addresses
+    /// cannot multiply the per-address limit. Addresses that signed in with the right password within
+    /// [`KNOWN_ADDRESS_TTL`] are exempt, so an attacker spending this cap does not lock the owner out.
+    pub login_attempts_per_account_per_hour: u32,
+    /// Wrong second-factor codes (TOTP, email, recovery) per user per `mfa_window_secs`. Reaching the
+    /// limit locks the user's second step for the window, doubling each time it is reached again within
+    /// a day, up to `mfa_lockout_max_secs`.
+    pub mfa_attempts: u32,
+    pub mfa_window_secs: u64,
+    pub mfa_lockout_max_secs: u64,
     /// Password-reset requests per email address per hour.
     pub reset_per_email_per_hour: u32,
     /// Password-reset requests per client address per hour.
@@ -45,6 +56,10 @@ impl Default for RateLimits {
             login_attempts: 5,
             login_window_secs: 300,
             login_lockout_max_secs: 3600,
+            login_attempts_per_account_per_hour: 20,
+            mfa_attempts: 5,
+            mfa_window_secs: 300,
+            mfa_lockout_max_secs: 3600,
             reset_per_email_per_hour: 3,
             reset_per_ip_per_hour: 10,
             code_requests_per_app_per_hour: 100,
@@ -65,6 +80,12 @@ impl RateLimits {
         };
         positive("login_attempts", self.login_attempts.into())?;
         positive("login_window", self.login_window_secs)?;
+        positive(
+            "login_attempts_per_account_per_hour",
+            self.login_attempts_per_account_per_hour.into(),
+        )?;
+        positive("mfa_attempts", self.mfa_attempts.into())?;
+        positive("mfa_window", self.mfa_window_secs)?;
         positive(
             "reset_per_email_per_hour",
             self.reset_per_email_per_hour.into(),
@@ -88,6 +109,12 @@ impl RateLimits {
                 "must not be shorter than the login window",
             ));
         }
+        if self.mfa_lockout_max_secs < self.mfa_window_secs {
+            return Err(Error::invalid(
+                "mfa_lockout_max",
+                "must not be shorter than the mfa window",
+            ));
+        }
         Ok(())
     }
 }
@@ -108,6 +135,93 @@ pub const DAY: Duration = Duration::from_secs(24 * 3600);
 pub fn lockout(window: Duration, strike: u32, max: Duration) -> Duration {
     let factor = 1u32 << strike.saturating_sub(1).min(16);
     window.saturating_mul(factor).min(max).max(window.min(max))
+}
+
+/// How long a sign-in with the right password makes its address known to the account (exempt from the
+/// per-account cap across addresses).
+pub const KNOWN_ADDRESS_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A limit whose refusal locks `key` for a while: the first refusal of an episode locks it for `window`,
+/// doubling each further time within a day, up to `max_lock` (see [`lockout`]).
+pub struct Lockout<'a> {
+    pub key: &'a str,
+    pub limit: u32,
+    pub window: Duration,
+    pub max_lock: Duration,
+}
+
+/// A refusal by a [`Lockout`]: how long to wait, and the strike if this refusal started a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    pub retry_after: Duration,
+    pub strike: Option<u32>,
+}
+
+impl Locked {
+    /// The 429 to answer with.
+    pub fn limited(self, policy: &'static str, rule: &Lockout<'_>) -> Limited {
+        Limited {
+            decision: Decision {
+                allowed: false,
+                limit: rule.limit.max(1),
+                remaining: 0,
+                reset_after: self.retry_after,
+            },
+            policy,
+            window: rule.window,
+        }
+    }
+}
+
+/// Counts an attempt against `rule` before it is checked (so concurrent attempts cannot slip past);
+/// `Some` when it must be refused. The first refusal of an episode adds a strike (kept for a day) and
+/// locks the key for the doubled window; concurrent refusals must not each add a strike.
+pub async fn hit_with_lockout(services: &Services, rule: &Lockout<'_>) -> Result<Option<Locked>> {
+    let internal = |e: crate::ephemeral::EphemeralError| Error::Internal(e.to_string());
+    let ephemeral = &services.ephemeral;
+    let lock_key = format!("{}:lock", rule.key);
+    if let Some(left) = ephemeral.locked_for(&lock_key).await.map_err(internal)? {
+        return Ok(Some(Locked {
+            retry_after: left,
+            strike: None,
+        }));
+    }
+    let window = rule.window.max(Duration::from_secs(1));
+    let decision = ephemeral
+        .hit(rule.key, rule.limit.max(1), window)
+        .await
+        .map_err(internal)?;
+    if decision.allowed {
+        return Ok(None);
+    }
+    if !ephemeral
+        .remember_once(&format!("{}:episode", rule.key), window)
+        .await
+        .map_err(internal)?
+    {
+        let left = ephemeral.locked_for(&lock_key).await.map_err(internal)?;
+        return Ok(Some(Locked {
+            retry_after: left.unwrap_or(decision.reset_after),
+            strike: None,
+        }));
+    }
+    let strikes = ephemeral
+        .hit(&format!("{}:strikes", rule.key), 1000, DAY)
+        .await
+        .map_err(internal)?;
+    let strike = 1000 - strikes.remaining;
+    let lock = lockout(window, strike, rule.max_lock.max(Duration::from_secs(1)));
+    ephemeral.lock(&lock_key, lock).await.map_err(internal)?;
+    Ok(Some(Locked {
+        retry_after: lock,
+        strike: Some(strike),
+    }))
+}
+
+/// After a success: forgets the attempts and the strikes, so the next lock starts short again.
+pub async fn forget_lockout(services: &Services, key: &str) {
+    let _ = services.ephemeral.clear(key).await;
+    let _ = services.ephemeral.clear(&format!("{key}:strikes")).await;
 }
 
 /// One limit to check: `key` may be hit `limit` times per `window`.
@@ -216,5 +330,26 @@ mod tests {
         let locks: Vec<u64> = (1..=6).map(|s| lockout(five, s, hour).as_secs()).collect();
         assert_eq!(locks, vec![300, 600, 1200, 2400, 3600, 3600]);
         assert_eq!(lockout(five, 100, hour), hour, "never longer than the cap");
+    }
+
+    #[test]
+    fn the_account_cap_and_the_second_factor_limits_are_validated() {
+        assert!(RateLimits::default().validate().is_ok());
+        let zero_cap = RateLimits {
+            login_attempts_per_account_per_hour: 0,
+            ..Default::default()
+        };
+        assert!(zero_cap.validate().is_err());
+        let zero_mfa = RateLimits {
+            mfa_attempts: 0,
+            ..Default::default()
+        };
+        assert!(zero_mfa.validate().is_err());
+        let short_lock = RateLimits {
+            mfa_window_secs: 600,
+            mfa_lockout_max_secs: 300,
+            ..Default::default()
+        };
+        assert!(short_lock.validate().is_err());
     }
 }

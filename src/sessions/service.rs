@@ -60,95 +60,110 @@ fn login_limit_key(
     )
 }
 
-/// Counts a sign-in attempt; `Some` when it must be refused. Reaching the limit locks this account and
-/// address pair for the window, doubling with every further time within a day (capped); the lock never
-/// reaches other addresses, so nobody can lock a victim out from elsewhere.
-async fn check_login_limit(
+/// Why a password attempt was refused before the password was looked at: the 429 and what the audit
+/// entry says.
+pub struct AttemptRefused {
+    pub limited: crate::ratelimit::Limited,
+    pub detail: serde_json::Value,
+}
+
+/// A password attempt that was let through, to report the outcome of.
+pub struct PasswordAttempt {
+    pair_key: String,
+}
+
+/// Counts a password attempt (sign-in, or the current password on the account page) for `email` from
+/// `client`, before the password is checked, so concurrent guesses cannot slip past. Two limits:
+///
+/// - per account and address (`login_attempts` per `login_window_secs`): reaching it locks the pair for
+///   the window, doubling with every further time within a day (capped); the lock never reaches other
+///   addresses;
+/// - per account across addresses (`login_attempts_per_account_per_hour`), for addresses the account has
+///   not signed in from with the right password lately: many addresses cannot multiply the first limit,
+///   and the owner, from an address they signed in from before, is never held back by it.
+///
+/// Both apply alike whether or not the account exists (an unknown account has no known addresses), and
+/// are keyed by a keyed hash of the address, so a refusal reveals nothing about registration.
+pub async fn count_password_attempt(
     services: &Services,
     org: &Organization,
-    limit_key: &str,
+    email: &str,
     client: &ClientInfo,
-) -> Result<Option<crate::ratelimit::Limited>, LoginError> {
-    use crate::ephemeral::Decision;
+) -> Result<std::result::Result<PasswordAttempt, AttemptRefused>> {
+    use crate::ratelimit::{self, Lockout};
     let limits = &org.settings.rate_limits;
-    let window = std::time::Duration::from_secs(limits.login_window_secs.max(1));
-    let limit = limits.login_attempts.max(1);
-    let lock_key = format!("{limit_key}:lock");
-    let internal =
-        |e: crate::ephemeral::EphemeralError| LoginError::Other(Error::Internal(e.to_string()));
-    let refused = match services
+    let pair_key = login_limit_key(services, org, email, client);
+    let pair = Lockout {
+        key: &pair_key,
+        limit: limits.login_attempts,
+        window: std::time::Duration::from_secs(limits.login_window_secs),
+        max_lock: std::time::Duration::from_secs(limits.login_lockout_max_secs),
+    };
+    if let Some(locked) = ratelimit::hit_with_lockout(services, &pair).await? {
+        return Ok(Err(AttemptRefused {
+            limited: locked.limited("login", &pair),
+            detail: json!({
+                "policy": "login",
+                "retry_after_secs": locked.retry_after.as_secs(),
+                "lockout_started": locked.strike,
+            }),
+        }));
+    }
+    let known = services
         .ephemeral
-        .locked_for(&lock_key)
+        .locked_for(&known_address_key(&pair_key))
         .await
-        .map_err(internal)?
-    {
-        Some(left) => Some((left, None)),
-        None => {
-            let decision = services
-                .ephemeral
-                .hit(limit_key, limit, window)
-                .await
-                .map_err(internal)?;
-            if decision.allowed {
-                None
-            } else if services
-                .ephemeral
-                .remember_once(&format!("{limit_key}:episode"), window)
-                .await
-                .map_err(internal)?
-            {
-                // The first refusal of an episode escalates; concurrent ones must not each add a strike.
-                let strikes = services
-                    .ephemeral
-                    .hit(&format!("{limit_key}:strikes"), 1000, crate::ratelimit::DAY)
-                    .await
-                    .map_err(internal)?;
-                let strike = 1000 - strikes.remaining;
-                let lock = crate::ratelimit::lockout(
-                    window,
-                    strike,
-                    std::time::Duration::from_secs(limits.login_lockout_max_secs.max(1)),
-                );
-                services
-                    .ephemeral
-                    .lock(&lock_key, lock)
-                    .await
-                    .map_err(internal)?;
-                Some((lock, Some(strike)))
-            } else {
-                let left = services
-                    .ephemeral
-                    .locked_for(&lock_key)
-                    .await
-                    .map_err(internal)?;
-                Some((left.unwrap_or(decision.reset_after), None))
-            }
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .is_some();
+    if !known {
+        let account_key = format!(
+            "login-account:{}:{}",
+            org.id,
+            crate::ratelimit::key_part(services, email)
+        );
+        let limit = limits.login_attempts_per_account_per_hour.max(1);
+        let decision = services
+            .ephemeral
+            .hit(&account_key, limit, ratelimit::HOUR)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if !decision.allowed {
+            return Ok(Err(AttemptRefused {
+                limited: ratelimit::Limited {
+                    decision,
+                    policy: "login-account",
+                    window: ratelimit::HOUR,
+                },
+                detail: json!({
+                    "policy": "login-account",
+                    "retry_after_secs": decision.reset_after.as_secs(),
+                }),
+            }));
         }
-    };
-    let Some((retry_after, strike)) = refused else {
-        return Ok(None);
-    };
-    let actor = Actor {
-        actor_type: "anonymous".into(),
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-        ..Default::default()
-    };
-    let audit = NewAuditEvent::new(&org.id, &actor, "login.rate_limited").change(
-        None,
-        Some(json!({"retry_after_secs": retry_after.as_secs(), "lockout_started": strike})),
-    );
-    services.store.append_audit(&audit).await?;
-    Ok(Some(crate::ratelimit::Limited {
-        decision: Decision {
-            allowed: false,
-            limit,
-            remaining: 0,
-            reset_after: retry_after,
-        },
-        policy: "login",
-        window,
-    }))
+    }
+    Ok(Ok(PasswordAttempt { pair_key }))
+}
+
+/// The marker that `client`'s address signed in to the account with the right password (kept as a
+/// lock, the ephemeral store's value with a lifetime).
+fn known_address_key(pair_key: &str) -> String {
+    format!("{pair_key}:known")
+}
+
+impl PasswordAttempt {
+    /// The password was right: the pair's count and strikes are forgotten, and the address is known to
+    /// the account from now on (exempt from the cap across addresses). The per-account count is kept: a
+    /// success does not make the attacker's guesses any fewer.
+    pub async fn succeeded(self, services: &Services) {
+        crate::ratelimit::forget_lockout(services, &self.pair_key).await;
+        let _ = services
+            .ephemeral
+            .lock(
+                &known_address_key(&self.pair_key),
+                crate::ratelimit::KNOWN_ADDRESS_TTL,
+            )
+            .await;
+    }
 }
 
 /// Stores the password again under the current policy (scheme and cost) after it was proven right. A
@@ -218,12 +233,22 @@ pub async fn password_login(
     client: &ClientInfo,
 ) -> Result<SignIn, LoginError> {
     // An attempt is counted before the password is checked, so concurrent guesses cannot slip past the
-    // limit; a successful sign-in forgets the count. The same limit applies whether or not the account
-    // exists, so it reveals nothing either.
-    let limit_key = login_limit_key(services, org, email, client);
-    if let Some(limited) = check_login_limit(services, org, &limit_key, client).await? {
-        return Err(LoginError::RateLimited(limited));
-    }
+    // limits; a successful sign-in forgets the per-address count.
+    let attempt = match count_password_attempt(services, org, email, client).await? {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            let actor = Actor {
+                actor_type: "anonymous".into(),
+                ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+                ..Default::default()
+            };
+            let audit = NewAuditEvent::new(&org.id, &actor, "login.rate_limited")
+                .change(None, Some(refused.detail));
+            services.store.append_audit(&audit).await?;
+            return Err(LoginError::RateLimited(refused.limited));
+        }
+    };
     let user = match normalize_email(email) {
         Ok((_, normalized)) => services.store.user_by_email(&org.id, &normalized).await?,
         Err(_) => None,
@@ -275,11 +300,7 @@ pub async fn password_login(
         services.store.append_audit(&audit).await?;
         return Err(LoginError::InvalidCredentials);
     };
-    let _ = services.ephemeral.clear(&limit_key).await;
-    let _ = services
-        .ephemeral
-        .clear(&format!("{limit_key}:strikes"))
-        .await;
+    attempt.succeeded(services).await;
     if !user.email_verified {
         let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "login.refused")
             .target("user", &user.id)

@@ -4,6 +4,9 @@
 //! Enumeration protection: sign-in, sign-up, forgot-password and resend-verification answer a registered
 //! address exactly as they answer an unknown one (status, body, header names), and take the same time.
 //!
+//! The same holds after the bcrypt cost is raised: users whose hashes still have the old cost (they have
+//! not signed in since) answer a wrong password in the time of the new cost, like unknown addresses.
+//!
 //! Timing is measured, not assumed: requests for known and unknown addresses are interleaved (so drift
 //! and noise from other processes hit both sides alike) and the medians must differ by less than 5 ms. A
 //! round that misses is measured once more before failing: a burst of load from another process can move
@@ -15,8 +18,10 @@ use latchkey::audit::Actor;
 use latchkey::users::NewUser;
 use reqwest::StatusCode;
 
-use crate::helpers::{Backend, TestApp, random_hex};
-use crate::oauth_support::{Answer, Browser, fixture, hidden_field, set_org_settings};
+use crate::helpers::{Backend, TestApp, TestDb, random_hex, test_config_with};
+use crate::oauth_support::{
+    Answer, Browser, fixture, fixture_with, hidden_field, set_org_settings,
+};
 
 const SAMPLES: usize = 25;
 const MAX_MEDIAN_GAP: Duration = Duration::from_millis(5);
@@ -227,9 +232,89 @@ async fn enumeration_is_not_possible(backend: Backend) {
     app.stop().await;
 }
 
+/// The bcrypt cost users were created under (the lowest allowed), and the cost it was raised to: one
+/// step, so an unpadded wrong password would take half the time (about 65 ms less), while each sample
+/// stays short enough for the noise of a loaded machine to stay small.
+const OLD_COST: &str = "10";
+const NEW_COST: &str = "11";
+const STALE_SAMPLES: usize = 21;
+
+async fn a_raised_cost_does_not_tell_registered_addresses(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    // Users made while the cost was lower...
+    let old = latchkey::service::Services::open(test_config_with(
+        &db,
+        &[("LATCHKEY_BCRYPT_COST", OLD_COST)],
+    ))
+    .await
+    .expect("services open");
+    let fx = fixture_with(&old).await;
+    let mut known = Vec::new();
+    for _ in 0..STALE_SAMPLES {
+        let email = format!("stale-{}@example.com", random_hex(6));
+        latchkey::users::create(
+            &old,
+            &Actor::operator(),
+            &fx.org,
+            NewUser {
+                email: &email,
+                password: Some("the real password 123"),
+                name: None,
+                verified: true,
+                role: None,
+            },
+        )
+        .await
+        .expect("create user");
+        known.push(email);
+    }
+    drop(old);
+    // ...then served with the cost raised.
+    let app = TestApp::spawn_on(db, &[("LATCHKEY_BCRYPT_COST", NEW_COST)]).await;
+    let credential = app
+        .services
+        .store
+        .credentials(&fx.user.id, latchkey::users::CredentialKind::Password)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        credential
+            .secret
+            .starts_with(format!("bcrypt-hmac$$2b${OLD_COST}$").as_bytes()),
+        "the stored hashes still have the old cost"
+    );
+    let slug = fx.org.slug.clone();
+    let mut browser = Browser::new(&app);
+    let page = browser.get(&format!("/o/{slug}/login")).await;
+    let csrf = hidden_field(&page.body, "csrf");
+    compare(
+        &format!("sign-in after the cost went from {OLD_COST} to {NEW_COST}"),
+        &known,
+        async |email| {
+            browser
+                .post_form(
+                    &format!("/o/{slug}/login"),
+                    &[
+                        ("csrf", &csrf),
+                        ("email", email),
+                        ("password", "wrong password 456"),
+                    ],
+                )
+                .await
+        },
+    )
+    .await;
+    app.stop().await;
+}
+
 /// One test for both backends, one after the other, so they do not load the machine for each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enumeration_is_not_possible_on_sqlite_and_postgres() {
     enumeration_is_not_possible(Backend::Sqlite).await;
     enumeration_is_not_possible(Backend::Postgres).await;
+    a_raised_cost_does_not_tell_registered_addresses(Backend::Sqlite).await;
+    a_raised_cost_does_not_tell_registered_addresses(Backend::Postgres).await;
 }

@@ -18,6 +18,7 @@ mod durability;
 mod email;
 mod hardening_oauth;
 mod hardening_secrets;
+mod hardening_signin;
 mod keys;
 mod logs;
 mod mfa;
