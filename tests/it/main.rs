@@ -16,6 +16,7 @@ mod concurrency;
 mod config;
 mod durability;
 mod email;
+mod hardening_accounts;
 mod keys;
 mod logs;
 mod mfa;
