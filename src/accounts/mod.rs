@@ -15,6 +15,7 @@ use crate::audit::Actor;
 use crate::crypto::password::PasswordError;
 use crate::error::Error;
 use crate::orgs::Organization;
+use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::User;
@@ -97,16 +98,58 @@ pub async fn update_name(
 
 /// The per-application cap on unauthenticated requests that send codes or links (resend verification,
 /// password reset); outside an authorization request it applies to the organization's own pages.
+///
+/// It is shared by everyone, so callers put it after their per-client and per-address rules
+/// ([`ratelimit::enforce`] stops at the first refusal): only requests within those narrower limits
+/// count against it, and one client hammering the form cannot spend it for every user.
 pub(crate) fn code_requests_rule(
     org: &Organization,
     app_client_id: Option<&str>,
-) -> crate::ratelimit::Rule<'static> {
+) -> ratelimit::Rule<'static> {
     let app = app_client_id.unwrap_or("-");
-    crate::ratelimit::Rule {
+    ratelimit::Rule {
         policy: "code-requests",
         key: format!("codes:{}:{app}", org.id),
         limit: org.settings.rate_limits.code_requests_per_app_per_hour,
-        window: crate::ratelimit::HOUR,
+        window: ratelimit::HOUR,
         subject: "application",
+    }
+}
+
+/// An hourly limit per client address (IPv6: per /64); `network` is [`ratelimit::client_network`]'s.
+pub(crate) fn per_client_rule<'a>(
+    org: &Organization,
+    policy: &'static str,
+    network: &'a str,
+    limit: u32,
+) -> ratelimit::Rule<'a> {
+    ratelimit::Rule {
+        policy,
+        key: format!("{policy}:{}:{network}", org.id),
+        limit,
+        window: ratelimit::HOUR,
+        subject: network,
+    }
+}
+
+/// An hourly limit per email address, keyed by a fingerprint of its canonical form, so it counts the same
+/// whether or not the address is registered and however the address was spelled.
+pub(crate) fn per_address_rule(
+    services: &Services,
+    org: &Organization,
+    policy: &'static str,
+    canonical_email: &str,
+    limit: u32,
+) -> ratelimit::Rule<'static> {
+    ratelimit::Rule {
+        policy,
+        key: format!(
+            "{policy}:{}:{}",
+            org.id,
+            ratelimit::key_part(services, canonical_email)
+        ),
+        limit,
+        window: ratelimit::HOUR,
+        subject: "email",
     }
 }

@@ -19,7 +19,7 @@ use crate::email::OutgoingEmail;
 use crate::error::{Error, Result};
 use crate::onetime::{OneTimeToken, PASSWORD_RESET_PURPOSE};
 use crate::orgs::Organization;
-use crate::ratelimit::{self, Rule};
+use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::{Credential, User, normalize_email};
@@ -46,31 +46,22 @@ pub async fn request(
 ) -> Result<String> {
     let (_, normalized) = normalize_email(email)?;
     let limits = &org.settings.rate_limits;
-    let ip = client.ip.as_deref().unwrap_or("-");
+    let network = ratelimit::client_network(client.ip.as_deref());
+    // Narrowest first: the shared per-application budget only counts what these let through.
     ratelimit::enforce(
         services,
         org,
         &anonymous_actor(client),
         &[
+            super::per_client_rule(org, "reset-ip", &network, limits.reset_per_ip_per_hour),
+            super::per_address_rule(
+                services,
+                org,
+                "reset-email",
+                &normalized,
+                limits.reset_per_email_per_hour,
+            ),
             super::code_requests_rule(org, app_client_id),
-            Rule {
-                policy: "reset-ip",
-                key: format!("reset-ip:{}:{ip}", org.id),
-                limit: limits.reset_per_ip_per_hour,
-                window: ratelimit::HOUR,
-                subject: ip,
-            },
-            Rule {
-                policy: "reset-email",
-                key: format!(
-                    "reset-email:{}:{}",
-                    org.id,
-                    ratelimit::key_part(services, &normalized)
-                ),
-                limit: limits.reset_per_email_per_hour,
-                window: ratelimit::HOUR,
-                subject: "email",
-            },
         ],
     )
     .await?;

@@ -1,17 +1,20 @@
 //! Self-registration. The answer is the same whether or not the address is registered: a new address gets
 //! an account and a verification link, a known one gets a note that someone tried to sign up with it.
+//! Sign-ups are limited per client address and per email address (the same either way), so nobody can
+//! flood an address with these messages or send verification mail to hundreds of addresses.
 
 use serde_json::json;
 
 use super::verification;
 use super::{
-    anonymous_actor, check_password, email_fingerprint, hashing_error, page_url, user_actor,
-    wake_mailer,
+    anonymous_actor, check_password, email_fingerprint, hashing_error, page_url, per_address_rule,
+    per_client_rule, user_actor, wake_mailer,
 };
 use crate::audit::NewAuditEvent;
 use crate::email::OutgoingEmail;
 use crate::error::{Error, Result};
 use crate::orgs::Organization;
+use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::storage::StoreError;
@@ -43,6 +46,26 @@ pub async fn sign_up(
         None => None,
     };
     check_password(org, input.password, &email, name.as_deref())?;
+    // Every accepted sign-up sends mail to the address, so both who asks and who receives are limited,
+    // before the lookup: the limits count and answer the same whether or not the address is registered.
+    let limits = &org.settings.rate_limits;
+    let network = ratelimit::client_network(client.ip.as_deref());
+    ratelimit::enforce(
+        services,
+        org,
+        &anonymous_actor(client),
+        &[
+            per_client_rule(org, "signup-ip", &network, limits.signup_per_ip_per_hour),
+            per_address_rule(
+                services,
+                org,
+                "signup-email",
+                &email_normalized,
+                limits.signup_per_email_per_hour,
+            ),
+        ],
+    )
+    .await?;
     // The slow hash runs before the lookup's outcome matters, so both paths cost the same.
     let hash = services
         .passwords

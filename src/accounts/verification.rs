@@ -1,5 +1,6 @@
 //! Email verification by magic link: 128 bits from the OS CSPRNG, stored as a keyed hash, 30 minutes,
-//! single use.
+//! single use. Opening the link does not verify anything; the page it opens has a button that does
+//! (see [`pending`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +12,7 @@ use crate::email::OutgoingEmail;
 use crate::error::Result;
 use crate::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
 use crate::orgs::Organization;
-use crate::ratelimit::{self, Rule};
+use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::{User, normalize_email};
@@ -42,7 +43,7 @@ pub fn new_link(
     };
     let link = page_url(services, org, &format!("verify-email?token={secret}"));
     let body = format!(
-        "Welcome to {org}.\n\nConfirm your email address by opening this link within 30 minutes:\n{link}\n\n\
+        "Welcome to {org}.\n\nTo confirm your email address, open this link within 30 minutes and press the button on the page:\n{link}\n\n\
          If you did not create an account, ignore this message.\n",
         org = org.name,
     );
@@ -63,13 +64,12 @@ pub struct Verified {
     pub continue_request: Option<String>,
 }
 
-/// Consumes a verification link. `None` when the link is unknown, expired or already used.
-pub async fn verify(
+/// The open link `secret` and its user: `None` when the link is unknown, expired, used or foreign.
+async fn open_link(
     services: &Services,
     org: &Organization,
     secret: &str,
-    client: &ClientInfo,
-) -> Result<Option<Verified>> {
+) -> Result<Option<(OneTimeToken, User)>> {
     let hash = services.secrets.token_hash(secret);
     let Some(token) = services
         .store
@@ -78,16 +78,42 @@ pub async fn verify(
     else {
         return Ok(None);
     };
-    let now = time_now();
-    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= now {
+    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= time_now() {
         return Ok(None);
     }
-    let Some(user) = (match &token.user_id {
+    let user = match &token.user_id {
         Some(id) => services.store.user_by_id(id).await?,
         None => None,
-    }) else {
+    };
+    Ok(user.map(|user| (token, user)))
+}
+
+/// The user a link would verify, without using it. Opening the link only shows a page asking for a
+/// click ([`verify`]): mail scanners and link previews fetch links by themselves, and if that confirmed
+/// the address, whoever signed up with someone else's address would get that account.
+pub async fn pending(
+    services: &Services,
+    org: &Organization,
+    secret: &str,
+) -> Result<Option<User>> {
+    Ok(open_link(services, org, secret)
+        .await?
+        .map(|(_, user)| user))
+}
+
+/// Consumes a verification link (the person's click). `None` when the link is unknown, expired or
+/// already used.
+pub async fn verify(
+    services: &Services,
+    org: &Organization,
+    secret: &str,
+    client: &ClientInfo,
+) -> Result<Option<Verified>> {
+    let Some((token, user)) = open_link(services, org, secret).await? else {
         return Ok(None);
     };
+    let hash = token.token_hash.clone();
+    let now = time_now();
     let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "email.verified")
         .target("user", &user.id)
         .change(
@@ -123,23 +149,27 @@ pub async fn resend(
 ) -> Result<()> {
     let (_, normalized) = normalize_email(email)?;
     let limits = &org.settings.rate_limits;
+    let network = ratelimit::client_network(client.ip.as_deref());
+    // Narrowest first: the shared per-application budget only counts what these let through.
     ratelimit::enforce(
         services,
         org,
         &anonymous_actor(client),
         &[
+            super::per_client_rule(
+                org,
+                "verify-email-ip",
+                &network,
+                limits.reset_per_ip_per_hour,
+            ),
+            super::per_address_rule(
+                services,
+                org,
+                "verify-email",
+                &normalized,
+                limits.reset_per_email_per_hour,
+            ),
             super::code_requests_rule(org, app_client_id),
-            Rule {
-                policy: "verify-email",
-                key: format!(
-                    "verify-email:{}:{}",
-                    org.id,
-                    ratelimit::key_part(services, &normalized)
-                ),
-                limit: limits.reset_per_email_per_hour,
-                window: ratelimit::HOUR,
-                subject: "email",
-            },
         ],
     )
     .await?;

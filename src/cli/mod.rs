@@ -160,6 +160,12 @@ struct OrgUpdate {
     /// Code- and link-sending requests per application per hour (default 100).
     #[arg(long, value_name = "N")]
     code_requests_per_app_per_hour: Option<u32>,
+    /// Sign-ups per client address (IPv6: per /64) per hour (default 10).
+    #[arg(long, value_name = "N")]
+    signup_per_ip_per_hour: Option<u32>,
+    /// Sign-ups per email address per hour, each sending it a message (default 3).
+    #[arg(long, value_name = "N")]
+    signup_per_email_per_hour: Option<u32>,
     /// Token-endpoint requests per client per minute (default 1200).
     #[arg(long, value_name = "N")]
     token_requests_per_client_per_minute: Option<u32>,
@@ -568,6 +574,12 @@ async fn org_command(
             }
             if let Some(n) = update.code_requests_per_app_per_hour {
                 limits.code_requests_per_app_per_hour = n;
+            }
+            if let Some(n) = update.signup_per_ip_per_hour {
+                limits.signup_per_ip_per_hour = n;
+            }
+            if let Some(n) = update.signup_per_email_per_hour {
+                limits.signup_per_email_per_hour = n;
             }
             if let Some(n) = update.token_requests_per_client_per_minute {
                 limits.token_requests_per_client_per_minute = n;

@@ -287,7 +287,7 @@ pub async fn signup_submit(
                 },
             )
             .status(status);
-            retry_later(page.into_response(), status)
+            with_limit_headers(retry_later(page.into_response(), status), &e)
         }
     }
 }
@@ -299,18 +299,87 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
+fn plausible_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64
+}
+
+fn link_expired(org: &Organization) -> Response {
+    let body = html! {
+        p { "This link has expired or was already used." }
+        p {
+            a href={ "/o/" (org.slug) "/verify-email/resend" } { "Send a new link" }
+            " or "
+            a href={ "/o/" (org.slug) "/account" } { "sign in" }
+            " if you already confirmed your address."
+        }
+    };
+    Page::new(&org.name, "Link expired", body)
+        .status(StatusCode::BAD_REQUEST)
+        .into_response()
+}
+
+fn confirm_email_page(org: &Organization, csrf: &str, token: &str, email: &str) -> Page {
+    let body = html! {
+        p { "Confirm that " strong { (email) } " is your email address." }
+        form method="post" action={ "/o/" (org.slug) "/verify-email" } {
+            (hidden("csrf", csrf))
+            (hidden("token", token))
+            button type="submit" { "Confirm my email address" }
+        }
+        p.muted { "If you did not create an account, do not confirm: close this page and nothing happens." }
+    };
+    Page::new(&org.name, "Confirm your email", body)
+}
+
+/// The emailed link: a page with a button, never the verification itself. Mail scanners and link
+/// previews fetch links by themselves; the click (a POST with this browser's CSRF token) is the person.
 pub async fn verify_email(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Response {
     let token = query.token.unwrap_or_default();
-    let outcome = if token.is_empty() || token.len() > 64 {
-        Ok(None)
-    } else {
+    if !plausible_token(&token) {
+        return link_expired(&org);
+    }
+    match verification::pending(&state.services, &org, &token).await {
+        Ok(Some(user)) => with_csrf(&state, &headers, |csrf| {
+            confirm_email_page(&org, csrf, &token, &user.email)
+        }),
+        Ok(None) => link_expired(&org),
+        Err(e) => {
+            let (status, message) = form_error(&e);
+            retry_later(
+                Page::error(&org.name, status, &message).into_response(),
+                status,
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VerifyEmailForm {
+    csrf: Option<String>,
+    token: Option<String>,
+}
+
+pub async fn verify_email_submit(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: FormResult<VerifyEmailForm>,
+) -> Response {
+    let form = match checked_form(&state, &org, &headers, form, |f| f.csrf.as_deref()) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let token = form.token.unwrap_or_default();
+    let outcome = if plausible_token(&token) {
         verification::verify(&state.services, &org, &token, &client_info(&addr, &headers)).await
+    } else {
+        Ok(None)
     };
     match outcome {
         Ok(Some(verified)) => {
@@ -325,20 +394,7 @@ pub async fn verify_email(
             };
             Page::new(&org.name, "Email confirmed", body).into_response()
         }
-        Ok(None) => {
-            let body = html! {
-                p { "This link has expired or was already used." }
-                p {
-                    a href={ "/o/" (org.slug) "/verify-email/resend" } { "Send a new link" }
-                    " or "
-                    a href={ "/o/" (org.slug) "/account" } { "sign in" }
-                    " if you already confirmed your address."
-                }
-            };
-            Page::new(&org.name, "Link expired", body)
-                .status(StatusCode::BAD_REQUEST)
-                .into_response()
-        }
+        Ok(None) => link_expired(&org),
         Err(e) => {
             let (status, message) = form_error(&e);
             retry_later(

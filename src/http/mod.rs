@@ -152,7 +152,10 @@ pub fn router(state: AppState) -> Router {
             "/o/{slug}/signup",
             get(accounts::signup_form).post(accounts::signup_submit),
         )
-        .route("/o/{slug}/verify-email", get(accounts::verify_email))
+        .route(
+            "/o/{slug}/verify-email",
+            get(accounts::verify_email).post(accounts::verify_email_submit),
+        )
         .route(
             "/o/{slug}/verify-email/resend",
             get(accounts::resend_form).post(accounts::resend_submit),

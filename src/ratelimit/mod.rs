@@ -39,11 +39,18 @@ pub struct RateLimits {
     pub mfa_lockout_max_secs: u64,
     /// Password-reset requests per email address per hour.
     pub reset_per_email_per_hour: u32,
-    /// Password-reset requests per client address per hour.
+    /// Password-reset requests per client address per hour; verification resends have a bucket of
+    /// their own with the same size. (IPv6 clients are counted per /64 network.)
     pub reset_per_ip_per_hour: u32,
     /// Unauthenticated requests that send codes or links (resend verification, reset) per application
-    /// (or, outside an authorization request, per organization) per hour.
+    /// (or, outside an authorization request, per organization) per hour. Only requests within the
+    /// per-address and per-email limits count, so one client cannot spend it for everyone.
     pub code_requests_per_app_per_hour: u32,
+    /// Sign-ups per client address (IPv6: per /64 network) per hour, registered addresses or not.
+    pub signup_per_ip_per_hour: u32,
+    /// Sign-ups per email address per hour: each sends the address a message (a verification link, or
+    /// "you already have an account"), so this caps the mail one address can be sent.
+    pub signup_per_email_per_hour: u32,
     /// Token-endpoint requests per client per minute (public clients: per client and address).
     pub token_requests_per_client_per_minute: u32,
     /// Introspection requests per client per minute.
@@ -63,6 +70,8 @@ impl Default for RateLimits {
             reset_per_email_per_hour: 3,
             reset_per_ip_per_hour: 10,
             code_requests_per_app_per_hour: 100,
+            signup_per_ip_per_hour: 10,
+            signup_per_email_per_hour: 3,
             token_requests_per_client_per_minute: 1_200,
             introspections_per_client_per_minute: 12_000,
         }
@@ -94,6 +103,11 @@ impl RateLimits {
         positive(
             "code_requests_per_app_per_hour",
             self.code_requests_per_app_per_hour.into(),
+        )?;
+        positive("signup_per_ip_per_hour", self.signup_per_ip_per_hour.into())?;
+        positive(
+            "signup_per_email_per_hour",
+            self.signup_per_email_per_hour.into(),
         )?;
         positive(
             "token_requests_per_client_per_minute",
@@ -319,9 +333,58 @@ pub fn key_part(services: &Services, value: &str) -> String {
     )
 }
 
+/// The client a per-address limit counts: the IPv4 address, or the /64 network of an IPv6 address (one
+/// subscriber usually holds a whole /64, so counting single IPv6 addresses would limit nobody).
+pub fn client_network(ip: Option<&str>) -> String {
+    use std::net::IpAddr;
+    match ip.and_then(|ip| ip.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => ip.unwrap_or("-").to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_network() {
+        assert_eq!(client_network(Some("203.0.113.7")), "203.0.113.7");
+        assert_eq!(client_network(Some("::ffff:203.0.113.7")), "203.0.113.7");
+        assert_eq!(
+            client_network(Some("2001:db8:aa:bb:1:2:3:4")),
+            client_network(Some("2001:db8:aa:bb:ffff::9")),
+        );
+        assert_eq!(
+            client_network(Some("2001:db8:aa:bb::1")),
+            "2001:db8:aa:bb::/64"
+        );
+        assert_ne!(
+            client_network(Some("2001:db8:aa:bb::1")),
+            client_network(Some("2001:db8:aa:bc::1"))
+        );
+        assert_eq!(client_network(None), "-");
+    }
+
+    #[test]
+    fn signup_limits_must_be_positive() {
+        for change in [
+            |l: &mut RateLimits| l.signup_per_ip_per_hour = 0,
+            |l: &mut RateLimits| l.signup_per_email_per_hour = 0,
+        ] {
+            let mut limits = RateLimits::default();
+            change(&mut limits);
+            assert!(limits.validate().is_err());
+        }
+        assert!(RateLimits::default().validate().is_ok());
+    }
 
     #[test]
     fn lockouts_double_and_stop_at_the_cap() {

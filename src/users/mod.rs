@@ -1,5 +1,9 @@
 //! Users: the people in an organization's user pool, and their credentials.
 
+pub mod address;
+
+pub use address::EmailAddress;
+
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Actor, NewAuditEvent};
@@ -97,27 +101,15 @@ pub struct Member {
     pub role: Role,
 }
 
-/// Lower-cases and trims an email address after a plausibility check. Mailbox existence is proven by the
-/// verification link, not by syntax rules.
+/// Checks an email address and returns it as typed (trimmed, NFC) and in its canonical form, the one
+/// that identifies an account (see [`address`]). Every address that enters Latchkey goes through here.
+/// Mailbox existence is proven by the verification link, not by syntax rules.
 pub fn normalize_email(email: &str) -> Result<(String, String)> {
-    let email = email.trim();
-    let bad = || Error::invalid("email", "must be an address like name@example.com");
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
-    }
-    let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
-    if local.is_empty()
-        || local.len() > 64
-        || domain.is_empty()
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-    {
-        return Err(bad());
-    }
-    if !domain.contains('.') && domain != "localhost" {
-        return Err(bad());
-    }
-    Ok((email.to_string(), email.to_lowercase()))
+    let address = EmailAddress::parse(email)?;
+    Ok((
+        address.display().to_string(),
+        address.canonical().to_string(),
+    ))
 }
 
 pub struct NewUser<'a> {

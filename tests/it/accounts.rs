@@ -26,14 +26,14 @@ const EVIL_ORIGIN: &str = "https://evil.example";
 // The outbox
 
 #[derive(Debug, Clone)]
-struct Mail {
-    id: String,
-    subject: String,
-    body: String,
+pub(crate) struct Mail {
+    pub(crate) id: String,
+    pub(crate) subject: String,
+    pub(crate) body: String,
 }
 
 /// Every message queued for `recipient`, oldest first.
-async fn mails_to(db: &TestDb, recipient: &str) -> Vec<Mail> {
+pub(crate) async fn mails_to(db: &TestDb, recipient: &str) -> Vec<Mail> {
     let sql = "SELECT id, subject, body_text, body_sealed FROM email_outbox WHERE recipient = $1 ORDER BY created_at, id";
     let rows: Vec<(String, String, String, Option<Vec<u8>>)> = match db.backend {
         Backend::Sqlite => {
@@ -133,7 +133,7 @@ impl<'a> Inbox<'a> {
 }
 
 /// The absolute link in an email body that contains `marker`.
-fn link_in(body: &str, marker: &str) -> String {
+pub(crate) fn link_in(body: &str, marker: &str) -> String {
     body.split_whitespace()
         .find(|w| w.starts_with("http") && w.contains(marker))
         .unwrap_or_else(|| panic!("no link with {marker} in: {body}"))
@@ -216,6 +216,22 @@ async fn sign_up(
         form.push(("req", r));
     }
     b.post_form(&fx.path("/signup"), &form).await
+}
+
+/// Opens an emailed verification link and presses its button (opening alone confirms nothing).
+async fn confirm_link(b: &mut Browser<'_>, fx: &Fixture, link: &str) -> Answer {
+    let (page, csrf) = open_form(b, link).await;
+    assert!(
+        page.body.contains("Confirm my email address"),
+        "{}",
+        page.body
+    );
+    let token = hidden_field(&page.body, "token");
+    b.post_form(
+        &fx.path("/verify-email"),
+        &[("csrf", csrf.as_str()), ("token", token.as_str())],
+    )
+    .await
 }
 
 /// Signs in through the login page without an authorization request.
@@ -429,7 +445,7 @@ async fn sign_up_then_verify_then_sign_in_lands_on_the_account_page(backend: Bac
         link.starts_with(&format!("{}/verify-email?token=", fx.issuer(&app))),
         "{link}"
     );
-    let confirmed = b.get(&link).await;
+    let confirmed = confirm_link(&mut b, &fx, &link).await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert!(
         confirmed.body.contains("is confirmed"),
@@ -485,7 +501,7 @@ async fn sign_up_started_from_an_authorization_request_returns_to_the_client_wit
     let done = sign_up(&mut b, &fx, &email, PASSWORD, "Rita Relying", Some(&req)).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
     let link = link_in(&inbox.one().await.body, "/verify-email?token=");
-    let confirmed = b.get(&link).await;
+    let confirmed = confirm_link(&mut b, &fx, &link).await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     let next = href(&confirmed.body, &fx.path("/login?"));
     assert_eq!(
@@ -687,7 +703,10 @@ async fn resending_verification_answers_the_same_for_every_address_and_mails_onl
     inboxes[2].none("an unknown address").await;
     // The new link works.
     let link = link_in(&mail.body, "/verify-email?token=");
-    assert_eq!(b.get(&link).await.status, StatusCode::OK);
+    assert_eq!(
+        confirm_link(&mut b, &fx, &link).await.status,
+        StatusCode::OK
+    );
     assert!(password_works(&app, &fx, &unverified, PASSWORD).await);
 }
 
@@ -708,7 +727,10 @@ async fn a_verification_link_works_once_and_made_up_expired_or_foreign_links_are
         StatusCode::OK
     );
     let link = link_in(&inbox.one().await.body, "/verify-email?token=");
-    assert_eq!(b.get(&link).await.status, StatusCode::OK);
+    assert_eq!(
+        confirm_link(&mut b, &fx, &link).await.status,
+        StatusCode::OK
+    );
     let again = b.get(&link).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert!(again.body.contains("expired"), "{}", again.body);

@@ -123,10 +123,12 @@ async fn enumeration_is_not_possible(backend: Backend) {
         return;
     };
     let fx = fixture(&app).await;
-    // This test is about answers and timing, not limits: lift the per-address reset limits it would hit.
+    // This test is about answers and timing, not limits: lift the per-address reset and sign-up limits
+    // it would hit.
     set_org_settings(&app, &fx.org, |s| {
         s.rate_limits.reset_per_ip_per_hour = 1000;
         s.rate_limits.code_requests_per_app_per_hour = 1000;
+        s.rate_limits.signup_per_ip_per_hour = 1000;
     })
     .await;
     // Unverified accounts: the path where a registered address does the most extra work (a new

@@ -19,6 +19,7 @@ mod email;
 mod hardening_oauth;
 mod hardening_secrets;
 mod hardening_signin;
+mod hardening_accounts;
 mod keys;
 mod logs;
 mod mfa;
