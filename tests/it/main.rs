@@ -16,6 +16,7 @@ mod concurrency;
 mod config;
 mod durability;
 mod email;
+mod hardening_durability;
 mod keys;
 mod logs;
 mod mfa;
