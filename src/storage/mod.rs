@@ -474,3 +474,42 @@ fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
         _ => StoreError::from(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_resource_and_shutdown_sqlstates_are_unavailable_others_are_not() {
+        for code in [
+            "08000", "08001", "08006", "53100", "53200", "53300", "57P01", "57P02", "57P03",
+            "25006",
+        ] {
+            assert!(pg_code_is_unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014", "22001"] {
+            assert!(!pg_code_is_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn full_disk_io_busy_and_read_only_sqlite_codes_are_unavailable_others_are_not() {
+        // Extended codes: IOERR_READ (266), BUSY_SNAPSHOT (517), READONLY_DBMOVED (1032).
+        for code in [13, 10, 266, 5, 517, 6, 7, 8, 1032, 14] {
+            assert!(sqlite_code_is_unavailable(code), "{code}");
+        }
+        // ERROR, CONSTRAINT, CONSTRAINT_UNIQUE (2067), CORRUPT, MISMATCH.
+        for code in [1, 19, 2067, 11, 20] {
+            assert!(!sqlite_code_is_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_and_io_errors_are_unavailable_a_missing_row_is_not() {
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::PoolClosed).is_unavailable());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::from(sqlx::Error::Io(reset)).is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+    }
+}
