@@ -20,6 +20,10 @@ pub enum Error {
     /// Too many requests of this kind; the client may retry after `decision.reset_after`.
     #[error("rate limited ({})", .0.policy)]
     RateLimited(crate::ratelimit::Limited),
+    /// The database cannot serve now (see [`StoreError::Unavailable`]); the client should retry shortly.
+    /// The message is logged, never sent to the client.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("storage: {0}")]
     Storage(StoreError),
     /// A fault on our side. The message is logged, never sent to the client.
@@ -34,12 +38,19 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// True when the request may succeed if retried shortly, which every surface answers with 503 and
+    /// `Retry-After`: an overloaded password pool or an unavailable database.
+    pub fn retry_later(&self) -> bool {
+        matches!(self, Error::Busy | Error::Unavailable(_))
+    }
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => Error::Conflict(what),
+            StoreError::Unavailable(e) => Error::Unavailable(e.to_string()),
             other => Error::Storage(other),
         }
     }

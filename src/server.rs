@@ -23,15 +23,10 @@ pub struct Server {
 }
 
 impl Server {
+    /// Everything a first request needs is in place before the port is bound: in particular the revoked
+    /// access tokens are loaded, so no revoked token is ever answered active after a restart.
     pub async fn bind(services: Services) -> Result<Self, StartupError> {
         let config = services.config.clone();
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|e| StartupError::Setting {
-                    setting: "LATCHKEY_LISTEN",
-                    message: format!("cannot listen on {}: {e}", config.listen),
-                })?;
         let mailer = match &config.smtp {
             Some(smtp) => Some(Mailer::new(smtp, config.smtp_from.clone()).map_err(|e| {
                 StartupError::Setting {
@@ -43,9 +38,22 @@ impl Server {
         };
         services.passwords.warm_up();
         let provider = crate::oauth::provider::Provider::start(services.clone());
+        if let Err(e) = provider.load_revocations().await {
+            // Not fatal: introspection loads the set itself (or answers 503) and /readyz stays 503 until
+            // the background refresh succeeds.
+            tracing::warn!(error = %e, "could not load revoked access tokens at startup");
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| StartupError::Setting {
+                    setting: "LATCHKEY_LISTEN",
+                    message: format!("cannot listen on {}: {e}", config.listen),
+                })?;
         let router = http::router(AppState {
             services: services.clone(),
             provider,
+            write_probe: Default::default(),
         });
         Ok(Self {
             listener,

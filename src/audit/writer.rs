@@ -7,11 +7,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::NewAuditEvent;
+use crate::error::{Error, Result};
 use crate::storage::Store;
 
 const MAX_BATCH: usize = 256;
 
-type Job = (NewAuditEvent, oneshot::Sender<bool>);
+type Job = (NewAuditEvent, oneshot::Sender<Result<()>>);
 
 #[derive(Clone)]
 pub struct AuditWriter {
@@ -35,27 +36,37 @@ impl AuditWriter {
                     batch.push(job);
                 }
                 let (events, waiting): (Vec<NewAuditEvent>, Vec<_>) = batch.drain(..).unzip();
-                let ok = match store.append_audit_batch(&events).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, count = events.len(), "audit batch failed");
-                        false
-                    }
-                };
+                // Every waiter gets the batch's outcome, classified like any storage error, so an
+                // unavailable database is answered 503 (retry) and only a real fault 500.
+                let outcome = store.append_audit_batch(&events).await.map_err(Error::from);
+                if let Err(e) = &outcome {
+                    tracing::error!(error = %e, count = events.len(), "audit batch failed");
+                }
                 for done in waiting {
-                    let _ = done.send(ok);
+                    let _ = done.send(copy_outcome(&outcome));
                 }
             }
         });
         Self { tx }
     }
 
-    /// Appends `event` and waits for it to be committed. False if it could not be written.
-    pub async fn record(&self, event: NewAuditEvent) -> bool {
+    /// Appends `event` and waits for it to be committed. `Error::Unavailable` when the database cannot
+    /// take writes now; another error when the event could not be written for another reason.
+    pub async fn record(&self, event: NewAuditEvent) -> Result<()> {
+        let stopped = || Error::Internal("the audit writer has stopped".into());
         let (done_tx, done_rx) = oneshot::channel();
         if self.tx.send((event, done_tx)).await.is_err() {
-            return false;
+            return Err(stopped());
         }
-        done_rx.await.unwrap_or(false)
+        done_rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// One batch's outcome for each of its waiters (errors are not `Clone`; their class and message are kept).
+fn copy_outcome(outcome: &Result<()>) -> Result<()> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Error::Unavailable(cause)) => Err(Error::Unavailable(cause.clone())),
+        Err(other) => Err(Error::Internal(other.to_string())),
     }
 }

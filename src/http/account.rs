@@ -306,7 +306,8 @@ fn back(org: &Organization, done: &str, cookies: Vec<String>) -> Response {
 }
 
 pub(super) fn unexpected(org: &Organization, e: &Error) -> Response {
-    let status = if matches!(e, Error::Busy) {
+    let status = if e.retry_later() {
+        tracing::warn!(error = %e, "account action deferred");
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         tracing::error!(error = %e, "account action failed");

@@ -85,6 +85,13 @@ fn form_error(e: &Error) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "We are busy right now. Please try again in a moment.".into(),
         ),
+        Error::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "account request: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "We cannot take this request right now. Please try again in a moment.".into(),
+            )
+        }
         other => {
             tracing::error!(error = %other, "account request failed");
             (

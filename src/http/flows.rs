@@ -54,6 +54,48 @@ fn unavailable(org: &Organization) -> Response {
     response
 }
 
+/// A step that failed on our side: a 503 page with `Retry-After` when the database cannot serve now (the
+/// user can simply retry), otherwise a logged 500.
+fn failed(org: &Organization, what: &str, e: &crate::error::Error) -> Response {
+    if e.retry_later() {
+        tracing::warn!(error = %e, "{what}: try again later");
+        return try_again_later(org);
+    }
+    tracing::error!(error = %e, "{what} failed");
+    page_error(
+        org,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side.",
+    )
+}
+
+/// [`failed`] for a step whose error is already an OAuth error.
+fn failed_oauth(org: &Organization, what: &str, e: &crate::oauth::OAuthError) -> Response {
+    if e.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+        tracing::warn!(error = %e.description, "{what}: try again later");
+        return try_again_later(org);
+    }
+    tracing::error!(error = %e.description, "{what} failed");
+    page_error(
+        org,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Please try again.",
+    )
+}
+
+fn try_again_later(org: &Organization) -> Response {
+    let mut response = page_error(
+        org,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "We cannot complete this right now. Please try again in a moment.",
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    response
+}
+
 fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> Response {
     match refusal {
         Refusal::Page(message) => page_error(org, StatusCode::BAD_REQUEST, &message),
@@ -75,14 +117,7 @@ fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> R
                 vec![],
             )
         }
-        Refusal::Internal(e) => {
-            tracing::error!(error = %e.description, "authorization failed");
-            page_error(
-                org,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side. Please try again.",
-            )
-        }
+        Refusal::Internal(e) => failed_oauth(org, "authorization", &e),
     }
 }
 
@@ -167,11 +202,7 @@ async fn proceed(
         }
         Step::Login => match pending(state).await {
             Ok(id) => see_other(&format!("{base}/login?req={id}"), vec![]),
-            Err(_) => page_error(
-                org,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            ),
+            Err(e) => failed_oauth(org, "saving the authorization request", &e),
         },
         Step::SecondFactor => {
             let (session, user) = session.expect("SecondFactor implies a session");
@@ -180,20 +211,12 @@ async fn proceed(
                     let after = format!("{base}/authorize/resume?req={id}");
                     super::mfa::step_up(state, org, &session, &user, &after).await
                 }
-                Err(_) => page_error(
-                    org,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side.",
-                ),
+                Err(e) => failed_oauth(org, "saving the authorization request", &e),
             }
         }
         Step::Consent => match pending(state).await {
             Ok(id) => see_other(&format!("{base}/consent?req={id}"), vec![]),
-            Err(_) => page_error(
-                org,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            ),
+            Err(e) => failed_oauth(org, "saving the authorization request", &e),
         },
         Step::Issue => {
             let (session, user) = session.expect("Issue implies a session");
@@ -207,22 +230,12 @@ async fn proceed(
                             "This sign-in request was already completed.",
                         );
                     }
-                    Err(_) => {
-                        return page_error(
-                            org,
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "Something went wrong on our side.",
-                        );
-                    }
+                    Err(e) => return failed_oauth(org, "finishing the authorization request", &e),
                 }
             }
             match authorize::issue_code(provider, org, req, &session, &user, client).await {
                 Ok(location) => see_other(&location, vec![]),
-                Err(_) => page_error(
-                    org,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side.",
-                ),
+                Err(e) => failed_oauth(org, "issuing the code", &e),
             }
         }
     }
@@ -306,13 +319,7 @@ async fn load_request(
     let (params, created_at) = match authorize::load_pending(&state.provider, org, id).await {
         Ok(Some(found)) => found,
         Ok(None) => return Err(expired()),
-        Err(_) => {
-            return Err(page_error(
-                org,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            ));
-        }
+        Err(e) => return Err(failed_oauth(org, "loading the authorization request", &e)),
     };
     match authorize::validate(&state.provider, org, &params).await {
         Ok(req) => Ok((params, req, created_at)),
@@ -612,14 +619,7 @@ pub async fn login_submit(
             );
             response
         }
-        Err(LoginError::Other(e)) => {
-            tracing::error!(error = %e, "login failed");
-            page_error(
-                &org,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side.",
-            )
-        }
+        Err(LoginError::Other(e)) => failed(&org, "login", &e),
     }
 }
 
@@ -719,15 +719,10 @@ pub async fn consent_submit(
     let client = client_info(&addr, &headers);
     match form.decision.as_deref() {
         Some("allow") => {
-            if authorize::record_consent(&state.provider, &org, &req, &user, &client)
-                .await
-                .is_err()
+            if let Err(e) =
+                authorize::record_consent(&state.provider, &org, &req, &user, &client).await
             {
-                return page_error(
-                    &org,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side.",
-                );
+                return failed_oauth(&org, "recording consent", &e);
             }
             proceed(
                 &state,
@@ -811,13 +806,7 @@ pub async fn logout(
             .await
         {
             Ok(v) => v,
-            Err(_) => {
-                return page_error(
-                    &org,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side.",
-                );
-            }
+            Err(e) => return failed(&org, "checking the logout hint", &e),
         };
         match verified {
             Ok(jwt::VerifiedJwt { claims, .. }) => {
@@ -922,12 +911,7 @@ pub async fn logout(
         && let Err(e) =
             sessions::end(&state.services, &org, &token, &client_info(&addr, &headers)).await
     {
-        tracing::error!(error = %e, "logout failed");
-        return page_error(
-            &org,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong on our side.",
-        );
+        return failed(&org, "logout", &e);
     }
     let clear = pages::clear_cookie(&config, &cookie_name);
     match redirect {

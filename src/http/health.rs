@@ -1,34 +1,79 @@
 //! Liveness and readiness.
 
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::AppState;
+use crate::storage::Store;
+
+/// How long a write probe's outcome is reused: a load balancer polling `/readyz` many times a second
+/// costs at most one small committed write a second.
+const WRITE_PROBE_TTL: Duration = Duration::from_secs(1);
+/// How long one database check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The last write probe. The lock is held while probing, so concurrent `/readyz` calls share one probe.
+#[derive(Default)]
+pub struct WriteProbe {
+    last: tokio::sync::Mutex<Option<(Instant, &'static str)>>,
+}
+
+impl WriteProbe {
+    /// `ok`, `failing` or `timeout`: whether the database took a committed write within the last second.
+    async fn check(&self, store: &dyn Store) -> &'static str {
+        let mut last = self.last.lock().await;
+        if let Some((at, outcome)) = *last
+            && at.elapsed() < WRITE_PROBE_TTL
+        {
+            return outcome;
+        }
+        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, store.probe_write()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database write check failed");
+                "failing"
+            }
+            Err(_) => "timeout",
+        };
+        *last = Some((Instant::now(), outcome));
+        outcome
+    }
+}
 
 /// The process is up and answering.
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready to serve: the database answers. Redis, when configured, is checked and reported, but an
-/// unreachable Redis only makes the instance `degraded` (still 200): instances keep serving with local
-/// limits, and a 503 here would make a load balancer drain every instance at once.
+/// Ready to serve: the database answers reads and commits writes (a full disk or a read-only database
+/// makes the instance unready, not only an unreachable one), and the revoked access tokens are loaded.
+/// Redis, when configured, is checked and reported, but an unreachable Redis only makes the instance
+/// `degraded` (still 200): instances keep serving with local limits, and a 503 here would make a load
+/// balancer drain every instance at once.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        state.services.store.ping(),
-    )
-    .await
-    {
+    let store = state.services.store.as_ref();
+    let database = match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
             "unreachable"
         }
         Err(_) => "timeout",
+    };
+    let writes = if database == "ok" {
+        state.write_probe.check(store).await
+    } else {
+        "not_checked"
+    };
+    let revocations = if state.provider.revocations_loaded() {
+        "loaded"
+    } else {
+        "not_loaded"
     };
     let redis = match &state.services.config.redis_url {
         None => "not_configured",
@@ -40,12 +85,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }
         },
     };
-    let ready = database == "ok";
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let ready = database == "ok" && writes == "ok" && revocations == "loaded";
     let summary = match (ready, redis) {
         (false, _) => "not_ready",
         (true, "unreachable") => "degraded",
@@ -53,7 +93,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     let body = json!({
         "status": summary,
-        "checks": { "database": database, "database_backend": state.services.store.backend(), "redis": redis },
+        "checks": {
+            "database": database,
+            "database_writes": writes,
+            "database_backend": state.services.store.backend(),
+            "revoked_tokens": revocations,
+            "redis": redis,
+        },
     });
-    (status, Json(body))
+    let mut response = Json(body).into_response();
+    if !ready {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    response
 }

@@ -1032,10 +1032,17 @@ fn json_failure(e: &crate::error::Error) -> Response {
         crate::error::Error::Invalid { message, .. } => {
             json_refusal(StatusCode::BAD_REQUEST, message)
         }
-        crate::error::Error::Busy => json_refusal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The service is busy; try again shortly.",
-        ),
+        e if e.retry_later() => {
+            let mut response = json_refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is busy; try again shortly.",
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("2"),
+            );
+            response
+        }
         other => {
             tracing::error!(error = %other, "passkey options failed");
             json_refusal(

@@ -33,6 +33,8 @@ use problem::Problem;
 pub struct AppState {
     pub services: Services,
     pub provider: Arc<Provider>,
+    /// The readiness check's last database write probe.
+    pub(crate) write_probe: Arc<health::WriteProbe>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

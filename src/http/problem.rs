@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
-use crate::storage::StoreError;
 
 #[derive(Debug)]
 pub struct Problem {
@@ -75,11 +74,11 @@ impl From<Error> for Problem {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the service is busy; try again shortly",
             ),
-            Error::Storage(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
-                tracing::warn!("database pool exhausted");
+            Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "the service is busy; try again shortly",
+                    "the service is temporarily unavailable; try again shortly",
                 )
             }
             other => {

@@ -36,7 +36,7 @@ pub async fn validate_access_token(
     let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
         return Ok(None);
     };
-    if provider.is_revoked(jti) {
+    if provider.is_revoked(jti).await? {
         return Ok(None);
     }
     if let Some(grant_id) = claims.get("gid").and_then(Value::as_str) {

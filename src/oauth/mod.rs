@@ -82,7 +82,9 @@ impl From<Error> for OAuthError {
             Error::Invalid { field, message } => {
                 OAuthError::invalid_request(format!("{field}: {message}"))
             }
-            Error::Storage(crate::storage::StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+            Error::Busy => OAuthError::temporarily_unavailable(),
+            Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "oauth request: database unavailable");
                 OAuthError::temporarily_unavailable()
             }
             other => {

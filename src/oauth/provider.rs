@@ -2,6 +2,7 @@
 //! organization caches, revoked access tokens, the audit group-commit writer).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,11 @@ pub struct Provider {
     apps: TtlMap<Application>,
     orgs: TtlMap<Organization>,
     revoked: RwLock<HashSet<String>>,
+    /// Whether `revoked` has been read from the database at least once. Until then no access token is
+    /// called active: an empty set would bring every revoked token back to life after a restart.
+    revocations_loaded: AtomicBool,
+    /// One first load at a time when requests find the set not loaded yet.
+    first_load: tokio::sync::Mutex<()>,
     /// Rendered discovery documents by organization slug. They depend only on the issuer, which never
     /// changes for a slug, so they are rendered once.
     discovery: RwLock<HashMap<String, axum::body::Bytes>>,
@@ -91,15 +97,20 @@ impl Provider {
             apps: TtlMap::new(),
             orgs: TtlMap::new(),
             revoked: RwLock::new(HashSet::new()),
+            revocations_loaded: AtomicBool::new(false),
+            first_load: tokio::sync::Mutex::new(()),
             recent_revocations: RwLock::new(Vec::new()),
         });
+        // The first load is the server's to await before it serves (`load_revocations`), or the first
+        // introspection's; this task keeps the set fresh afterwards.
         let weak = Arc::downgrade(&provider);
         tokio::spawn(async move {
             loop {
-                let Some(p) = weak.upgrade() else { break };
-                p.refresh_revocations().await;
-                drop(p);
                 tokio::time::sleep(REVOCATION_REFRESH).await;
+                let Some(p) = weak.upgrade() else { break };
+                if let Err(e) = p.refresh_revocations().await {
+                    tracing::warn!(error = %e, "could not refresh revoked access tokens");
+                }
             }
         });
         if let Some(mut announcements) = provider.services.ephemeral.subscribe(REVOCATION_CHANNEL) {
@@ -171,11 +182,30 @@ impl Provider {
         Ok(app)
     }
 
-    pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked
+    /// Whether the access token `jti` was revoked. Loads the revoked set first if it never was; fails
+    /// (rather than answer "not revoked") when it cannot be loaded.
+    pub async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        if !self.revocations_loaded() {
+            let _one_at_a_time = self.first_load.lock().await;
+            if !self.revocations_loaded() {
+                self.load_revocations().await?;
+            }
+        }
+        Ok(self
+            .revoked
             .read()
             .map(|set| set.contains(jti))
-            .unwrap_or(false)
+            .unwrap_or(true))
+    }
+
+    /// True once the revoked access tokens have been read from the database.
+    pub fn revocations_loaded(&self) -> bool {
+        self.revocations_loaded.load(Ordering::Acquire)
+    }
+
+    /// Reads the revoked access tokens from the database. The server awaits this before it serves.
+    pub async fn load_revocations(&self) -> Result<()> {
+        self.refresh_revocations().await
     }
 
     /// Records a revocation made here and announces it to the other instances, so they refuse the token at
@@ -201,25 +231,22 @@ impl Provider {
         }
     }
 
-    async fn refresh_revocations(&self) {
-        match self
+    async fn refresh_revocations(&self) -> Result<()> {
+        let list = self
             .services
             .store
             .revoked_access_tokens(crate::time_now())
-            .await
-        {
-            Ok(list) => {
-                let mut fresh: HashSet<String> = list.into_iter().collect();
-                if let Ok(mut recent) = self.recent_revocations.write() {
-                    recent.retain(|(_, at)| at.elapsed() < REVOCATION_REFRESH * 5);
-                    fresh.extend(recent.iter().map(|(jti, _)| jti.clone()));
-                }
-                if let Ok(mut set) = self.revoked.write() {
-                    *set = fresh;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not refresh revoked access tokens"),
+            .await?;
+        let mut fresh: HashSet<String> = list.into_iter().collect();
+        if let Ok(mut recent) = self.recent_revocations.write() {
+            recent.retain(|(_, at)| at.elapsed() < REVOCATION_REFRESH * 5);
+            fresh.extend(recent.iter().map(|(jti, _)| jti.clone()));
         }
+        if let Ok(mut set) = self.revoked.write() {
+            *set = fresh;
+        }
+        self.revocations_loaded.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The discovery document of `org`, as JSON bytes.

@@ -314,9 +314,7 @@ async fn client_credentials(
     let audit = NewAuditEvent::new(&org.id, &actor, "token.issued")
         .target("application", &app.id)
         .change(None, Some(json!({"grant_type": "client_credentials"})));
-    if !provider.audit.record(audit).await {
-        return Err(OAuthError::server_error());
-    }
+    provider.audit.record(audit).await?;
     Ok(response)
 }
 

@@ -33,8 +33,70 @@ pub enum StoreError {
     /// Stored data that cannot be read back (a bug or tampering, never the client's fault).
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The database cannot take the request now: unreachable, restarting, out of connections, out of disk,
+    /// or failing I/O. Nothing was written; the client should retry shortly (503 with `Retry-After`).
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Every driver error is classified once, here: the unavailable class becomes [`StoreError::Unavailable`].
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Whether `e` says the database cannot serve right now (as opposed to a bug, bad data or a broken rule).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                pg_code_is_unavailable(code)
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.parse::<i32>().is_ok_and(sqlite_code_is_unavailable)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLSTATE classes and codes that mean "not now": 08 (connection exception), 53 (insufficient resources:
+/// disk full, out of memory, too many connections), 57P01-57P03 (administrator or crash shutdown, cannot
+/// connect now) and 25006 (read-only transaction: a standby during failover).
+fn pg_code_is_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
+}
+
+/// SQLite result codes (extended codes carry the primary one in the low byte) that mean "not now":
+/// BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+fn sqlite_code_is_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -44,6 +106,9 @@ pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
+    /// Writes and commits one small row (an `instance_meta` entry): the database takes writes right now,
+    /// which a read ping cannot tell (a full disk, a read-only standby).
+    async fn probe_write(&self) -> StoreResult<()>;
     /// Applies pending migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
     async fn close(&self);
@@ -450,6 +515,45 @@ fn conflict_or(e: sqlx::Error, what: &str) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(format!("{what} already exists"))
         }
-        _ => StoreError::Database(e),
+        _ => StoreError::from(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_resource_and_shutdown_sqlstates_are_unavailable_others_are_not() {
+        for code in [
+            "08000", "08001", "08006", "53100", "53200", "53300", "57P01", "57P02", "57P03",
+            "25006",
+        ] {
+            assert!(pg_code_is_unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "42P01", "57014", "22001"] {
+            assert!(!pg_code_is_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn full_disk_io_busy_and_read_only_sqlite_codes_are_unavailable_others_are_not() {
+        // Extended codes: IOERR_READ (266), BUSY_SNAPSHOT (517), READONLY_DBMOVED (1032).
+        for code in [13, 10, 266, 5, 517, 6, 7, 8, 1032, 14] {
+            assert!(sqlite_code_is_unavailable(code), "{code}");
+        }
+        // ERROR, CONSTRAINT, CONSTRAINT_UNIQUE (2067), CORRUPT, MISMATCH.
+        for code in [1, 19, 2067, 11, 20] {
+            assert!(!sqlite_code_is_unavailable(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_and_io_errors_are_unavailable_a_missing_row_is_not() {
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::PoolClosed).is_unavailable());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::from(sqlx::Error::Io(reset)).is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
     }
 }

@@ -487,6 +487,15 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn probe_write(&self) -> StoreResult<()> {
+                sqlx::query("INSERT INTO instance_meta (key, value) VALUES ('write_probe', $1) \
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    .bind(crate::time_now().to_be_bytes().to_vec())
+                    .execute(self.write_pool())
+                    .await?;
+                Ok(())
+            }
+
             async fn migrate(&self) -> StoreResult<Vec<String>> {
                 self.migrate_impl().await
             }

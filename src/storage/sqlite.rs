@@ -3,6 +3,10 @@
 //!
 //! SQLite allows one writer at a time. Writes go through a single-connection pool, so they queue in-process
 //! instead of failing with SQLITE_BUSY; reads use a separate pool and run concurrently thanks to WAL.
+//!
+//! The writer connection is checked each time it is given back: one left inside a transaction (a COMMIT
+//! that failed on a full disk, and the ROLLBACK after it) is closed, never reused. The database files are
+//! readable by their owner only.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -41,7 +45,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = connect_with_retry(pool_options(1), &options).await?;
+        restrict_to_owner(url, &options);
+        let writer = connect_with_retry(
+            pool_options(1).after_release(|conn, _| Box::pin(fit_for_reuse(conn))),
+            &options,
+        )
+        .await?;
         let reader = connect_with_retry(pool_options(8), &options).await?;
         Ok(Self {
             writer,
@@ -81,7 +90,7 @@ impl SqliteStore {
                 }
                 Err(e) => {
                     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                    return Err(StoreError::Database(e));
+                    return Err(e.into());
                 }
             }
         }
@@ -96,6 +105,67 @@ fn pool_options(max_connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(max_connections)
         .test_before_acquire(false)
+}
+
+/// Whether a connection given back to the writer pool may serve the next write. When a COMMIT fails on a
+/// full disk, SQLite may already have rolled the transaction back; the driver's ROLLBACK then fails too
+/// and its transaction depth stays at one, so the next `begin()` issues a SAVEPOINT instead of BEGIN. Once
+/// such a RELEASE fails and is rolled back only to its savepoint, SQLite stays inside a transaction that
+/// is never committed while every later write is answered as done. So the connection must be outside a
+/// transaction in SQLite's view and in the driver's, or it is closed (which rolls back) and the pool opens
+/// a fresh one.
+async fn fit_for_reuse(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // BEGIN succeeds only outside a transaction. Running it also waits for any ROLLBACK the driver queued
+    // when a transaction was dropped, so the driver's depth read below is up to date.
+    if let Err(e) = sqlx::query("BEGIN").execute(&mut *conn).await {
+        tracing::warn!(error = %e, "closing a database connection left inside a transaction");
+        return Ok(false);
+    }
+    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    if conn.is_in_transaction() {
+        tracing::warn!(
+            "closing a database connection the driver still counts inside a transaction"
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The database holds password hashes, sealed signing keys and token hashes: its files are made readable
+/// by their owner only, whatever the umask. SQLite creates the `-wal` and `-shm` files with the mode of the
+/// database file, so creating that file 0600 (and tightening files left by an older version) covers all.
+fn restrict_to_owner(url: &str, options: &SqliteConnectOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return;
+        }
+        let path = options.get_filename();
+        // An empty file is an empty database to SQLite. Failing here (no such directory) is left for
+        // SQLite to report.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0
+                && let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(error = %e, file = ?file, "cannot make the database file private");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (url, options);
 }
 
 /// Switching a fresh database to WAL needs a moment of exclusive access, and SQLite answers "database is

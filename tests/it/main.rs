@@ -20,6 +20,7 @@ mod hardening_oauth;
 mod hardening_secrets;
 mod hardening_signin;
 mod hardening_accounts;
+mod hardening_durability;
 mod keys;
 mod logs;
 mod mfa;
