@@ -40,7 +40,11 @@ pub fn anonymous_actor(client: &ClientInfo) -> Actor {
 /// A short keyed fingerprint of an email address for audit entries about addresses that may not belong
 /// to anyone: the log must not become a list of addresses people typed.
 pub fn email_fingerprint(services: &Services, email: &str) -> String {
-    hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..8])
+    hex::encode(
+        &services
+            .secrets
+            .token_hash(&crate::users::identity_key(email))[..8],
+    )
 }
 
 pub(crate) fn hashing_error(e: PasswordError) -> Error {

@@ -84,7 +84,7 @@ enum OrgCommand {
         slug: String,
     },
     /// Change an organization's name or settings (only the options given change).
-    Update(OrgUpdate),
+    Update(Box<OrgUpdate>),
 }
 
 #[derive(Clone, Copy, ValueEnum)]

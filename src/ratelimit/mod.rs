@@ -329,7 +329,7 @@ pub fn key_part(services: &Services, value: &str) -> String {
     hex::encode(
         &services
             .secrets
-            .token_hash(&format!("limit:{}", value.trim().to_lowercase()))[..12],
+            .token_hash(&format!("limit:{}", crate::users::identity_key(value)))[..12],
     )
 }
 

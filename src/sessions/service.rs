@@ -52,7 +52,11 @@ fn login_limit_key(
     email: &str,
     client: &ClientInfo,
 ) -> String {
-    let account = hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..12]);
+    let account = hex::encode(
+        &services
+            .secrets
+            .token_hash(&crate::users::identity_key(email))[..12],
+    );
     format!(
         "login:{}:{account}:{}",
         org.id,
@@ -291,8 +295,11 @@ pub async fn password_login(
         };
         // The attempted address is recorded only as a keyed hash: the audit log must not become a list
         // of addresses people typed.
-        let attempted =
-            hex::encode(&services.secrets.token_hash(&email.trim().to_lowercase())[..8]);
+        let attempted = hex::encode(
+            &services
+                .secrets
+                .token_hash(&crate::users::identity_key(email))[..8],
+        );
         let audit = NewAuditEvent::new(&org.id, &anonymous, "login.failed").change(
             None,
             Some(json!({"method": "password", "email_fingerprint": attempted})),

@@ -112,6 +112,15 @@ pub fn normalize_email(email: &str) -> Result<(String, String)> {
     ))
 }
 
+/// The form of a typed address that limits and fingerprints key on: the canonical address when it is one,
+/// so every spelling of one account (decomposed, upper-case, `xn--`) shares one bucket; otherwise the
+/// text as typed, trimmed and lower-cased.
+pub fn identity_key(email: &str) -> String {
+    EmailAddress::parse(email)
+        .map(|address| address.canonical().to_string())
+        .unwrap_or_else(|_| email.trim().to_lowercase())
+}
+
 pub struct NewUser<'a> {
     pub email: &'a str,
     pub password: Option<&'a str>,
@@ -243,6 +252,18 @@ pub async fn set_disabled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_an_address_shares_one_limit_key() {
+        let key = identity_key("zo\u{eb}@b\u{fc}cher.example");
+        for spelling in [
+            "Zoe\u{308}@B\u{fc}cher.example",
+            " ZO\u{cb}@XN--BCHER-KVA.example ",
+        ] {
+            assert_eq!(identity_key(spelling), key, "{spelling:?}");
+        }
+        assert_eq!(identity_key(" Not An Address "), "not an address");
+    }
 
     #[test]
     fn emails_are_normalized_and_checked() {
