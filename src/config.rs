@@ -70,7 +70,7 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Peers whose forwarding header (`trusted_proxy_header`: `X-Forwarded-For` or `Forwarded`) names
     /// the client (empty: none, the socket's address is the client).
-    pub trusted_proxies: crate::http::client_addr::TrustedProxies,
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     pub shutdown_grace_secs: u64,
     pub database_max_connections: u32,
     /// Threads that may hash passwords at once; the bounded pool that keeps a login flood off other traffic.
@@ -442,12 +442,12 @@ impl Config {
         let smtp = resolve_smtp(&layered)?;
         let trusted_proxy_header = match layered.get("trusted_proxy_header") {
             None => Default::default(),
-            Some((origin, raw)) => crate::http::client_addr::ForwardingHeader::parse(raw)
+            Some((origin, raw)) => crate::client_addr::ForwardingHeader::parse(raw)
                 .map_err(|message| ConfigError::new(origin, message))?,
         };
         let trusted_proxies = match layered.get("trusted_proxies") {
             None => Default::default(),
-            Some((origin, raw)) => crate::http::client_addr::TrustedProxies::parse(raw)
+            Some((origin, raw)) => crate::client_addr::TrustedProxies::parse(raw)
                 .map_err(|message| ConfigError::new(origin, message))?,
         }
         .with_header(trusted_proxy_header);

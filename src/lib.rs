@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod apps;
 pub mod audit;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod crypto;
 pub mod email;

@@ -201,7 +201,7 @@ enum AppCommand {
     Update(AppUpdate),
     /// List an organization's applications.
     List(OrgArg),
-    /// Give a confidential application a new client secret, printed this once; the old one stops working.
+    /// Give a confidential application a new client secret, printed this once; the old one is refused within 5 s.
     RotateSecret {
         #[arg(long)]
         org: String,
@@ -728,7 +728,7 @@ async fn app_command(
                 &json!({"client_id": app.client_id, "name": app.name, "client_secret": secret}),
                 |_| {
                     format!(
-                        "new client secret for {} ({})\nclient_secret: {secret}\n(shown this once; the old secret no longer works)",
+                        "new client secret for {} ({})\nclient_secret: {secret}\n(shown this once; the old secret is refused within 5 seconds)",
                         app.name, app.client_id
                     )
                 },

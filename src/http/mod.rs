@@ -3,7 +3,6 @@
 mod account;
 mod accounts;
 mod body_limit;
-pub mod client_addr;
 pub mod connections;
 mod flows;
 mod health;
@@ -240,7 +239,7 @@ struct Edge {
     ephemeral: Arc<dyn crate::ephemeral::Ephemeral>,
     hsts: Option<HeaderValue>,
     timeout: Duration,
-    trusted_proxies: Arc<client_addr::TrustedProxies>,
+    trusted_proxies: Arc<crate::client_addr::TrustedProxies>,
 }
 
 /// What every request gets, in one step rather than a stack of ten layers (which cost a third of a
@@ -249,7 +248,7 @@ struct Edge {
 /// headers unless the handler set its own, `X-Auth-Degraded: 1` while Redis is unreachable (partner sites
 /// can fail closed on sensitive flows while limits are per instance), one log line per request with
 /// method and path only (query strings carry codes and tokens), and the client's address: behind a
-/// trusted proxy the one it forwarded (see [`client_addr`]). That address replaces the socket's in
+/// trusted proxy the one it forwarded (see [`crate::client_addr`]). That address replaces the socket's in
 /// `ConnectInfo`, so rate limits, lockouts, audit events and session records all see the client; the
 /// socket's peer stays available as [`PeerAddr`].
 async fn edge(

@@ -129,8 +129,17 @@ pub async fn authenticate(
             ClientType::Confidential,
             Presented::Basic { secret, .. } | Presented::Post { secret, .. },
         ) => {
-            // The secret is checked against the stored record, not the cached one: a rotated secret is
-            // refused from the next request on, even by an instance that cached the application.
+            let matches = |app: &Application| {
+                let stored = app.client_secret_hash.as_deref().unwrap_or_default();
+                provider.services.secrets.token_matches(secret, stored)
+            };
+            if matches(&app) {
+                return Ok(app);
+            }
+            // The cached record may predate a rotation: look at the stored one before refusing, so a new
+            // secret works from its first request. (An old secret is refused once the cached record
+            // expires, within the application cache's 5 s; reading the record on every request would cost
+            // the token and introspection endpoints a database round trip each.)
             let current = provider
                 .app_uncached(presented.client_id())
                 .await?
@@ -138,8 +147,7 @@ pub async fn authenticate(
                     current.org_id == org.id && current.client_type == app.client_type
                 })
                 .ok_or_else(unknown)?;
-            let stored = current.client_secret_hash.as_deref().unwrap_or_default();
-            if provider.services.secrets.token_matches(secret, stored) {
+            if matches(&current) {
                 Ok(current)
             } else {
                 Err(unknown())

@@ -80,7 +80,7 @@ pub struct Provider {
     first_load: tokio::sync::Mutex<()>,
     /// Rendered discovery documents by organization slug. They depend only on the issuer, which never
     /// changes for a slug, so they are rendered once.
-    discovery: RwLock<HashMap<String, axum::body::Bytes>>,
+    discovery: RwLock<HashMap<String, bytes::Bytes>>,
     /// Revocations made here recently, kept across a refresh whose read may predate their commit.
     recent_revocations: RwLock<Vec<(String, Instant)>>,
 }
@@ -250,7 +250,7 @@ impl Provider {
     }
 
     /// The discovery document of `org`, as JSON bytes.
-    pub fn discovery_document(&self, org: &Organization) -> axum::body::Bytes {
+    pub fn discovery_document(&self, org: &Organization) -> bytes::Bytes {
         if let Some(doc) = self
             .discovery
             .read()
@@ -259,8 +259,7 @@ impl Provider {
         {
             return doc;
         }
-        let doc =
-            axum::body::Bytes::from(super::discovery::metadata(&self.issuer(org)).to_string());
+        let doc = bytes::Bytes::from(super::discovery::metadata(&self.issuer(org)).to_string());
         if let Ok(mut map) = self.discovery.write() {
             map.insert(org.slug.clone(), doc.clone());
         }

@@ -207,6 +207,19 @@ fn org_and_client(env: &BTreeMap<String, String>, slug: &str) -> Value {
         env,
         None,
     );
+    // These tests sign up many addresses from one client address; the sign-up limit is not under test.
+    cli_json(
+        &[
+            "org",
+            "update",
+            "--slug",
+            slug,
+            "--signup-per-ip-per-hour",
+            "100000",
+        ],
+        env,
+        None,
+    );
     cli_json(
         &[
             "app",

@@ -729,7 +729,9 @@ async fn disabling_a_user_ends_their_sessions_and_tokens_at_once(backend: Backen
     app.stop().await;
 }
 
-async fn rotating_a_client_secret_refuses_the_old_one_at_once(backend: Backend) {
+async fn rotating_a_client_secret_accepts_the_new_one_at_once_and_refuses_the_old_one(
+    backend: Backend,
+) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -783,14 +785,27 @@ async fn rotating_a_client_secret_refuses_the_old_one_at_once(backend: Backend) 
     assert_eq!(text.matches(&secret).count(), 1, "{text}");
     assert_ne!(Some(&secret), old.secret.as_ref());
 
-    let refused = token(&app, &fx, &old, &grant).await;
-    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
-    assert_eq!(refused.json()["error"], "invalid_client");
+    // The new secret works from its first request, even though the server cached the application.
     let new = Client {
         secret: Some(secret),
-        ..old
+        ..old.clone()
     };
     assert_eq!(token(&app, &fx, &new, &grant).await.status, StatusCode::OK);
+    // The old one is refused once the cached record is gone: within the 5 s application cache.
+    let rotated_at = std::time::Instant::now();
+    let refused = loop {
+        let answer = token(&app, &fx, &old, &grant).await;
+        if answer.status != StatusCode::OK {
+            break answer;
+        }
+        assert!(
+            rotated_at.elapsed() < std::time::Duration::from_secs(7),
+            "the old secret still works after the application cache's lifetime"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "invalid_client");
     let actions = audit_actions(&app, &fx).await;
     assert!(
         actions.iter().any(|a| a == "app.secret_rotated"),
@@ -847,5 +862,5 @@ async fn rotating_a_client_secret_refuses_the_old_one_at_once(backend: Backend) 
 
 backend_tests! {
     disabling_a_user_ends_their_sessions_and_tokens_at_once => sqlite_disabling_a_user_ends_their_sessions_and_tokens_at_once, postgres_disabling_a_user_ends_their_sessions_and_tokens_at_once;
-    rotating_a_client_secret_refuses_the_old_one_at_once => sqlite_rotating_a_client_secret_refuses_the_old_one_at_once, postgres_rotating_a_client_secret_refuses_the_old_one_at_once;
+    rotating_a_client_secret_accepts_the_new_one_at_once_and_refuses_the_old_one => sqlite_rotating_a_client_secret_accepts_the_new_one_at_once_and_refuses_the_old_one, postgres_rotating_a_client_secret_accepts_the_new_one_at_once_and_refuses_the_old_one;
 }

@@ -15,7 +15,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::http::HeaderMap;
+use ::http::HeaderMap;
 use ipnet::IpNet;
 
 /// The peers whose forwarding header is believed (`trusted_proxies`), and which header that is.
@@ -187,7 +187,7 @@ mod tests {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                ::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 value.parse().unwrap(),
             );
         }
@@ -297,7 +297,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append(
             "x-forwarded-for",
-            axum::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.9").unwrap(),
+            ::http::HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.9").unwrap(),
         );
         assert_eq!(
             proxies.client_addr(peer("10.0.0.1"), &h).ip(),
