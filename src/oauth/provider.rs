@@ -160,14 +160,7 @@ impl Provider {
         if let Some(hit) = self.apps.get(client_id) {
             return Ok(hit);
         }
-        let app = self
-            .services
-            .store
-            .app_by_client_id(client_id)
-            .await?
-            .map(Arc::new);
-        self.apps.put(client_id, app.clone());
-        Ok(app)
+        self.app_uncached(client_id).await
     }
 
     /// The application as stored now, refreshing the cache: for checks that must see a change at once.
