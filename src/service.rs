@@ -82,23 +82,21 @@ impl Services {
         let store = storage::connect(&config, sealing)
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        let migrated = store
+        store
             .migrate()
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
         check_master_key(store.as_ref(), &secrets, key_setting).await?;
-        // An upgraded database: seal bodies queued in clear, and close unkeyed audit chains under the key.
-        // Chains are closed only by the process that just keyed the schema, never on a later start: a
-        // later start would otherwise seal whatever unkeyed chain someone had written into the database.
+        // An upgraded database: seal bodies queued in clear, and close the unkeyed audit chains the keying
+        // migration recorded (at every start, so one that died before finishing is made good; a chain
+        // written into the database later was never recorded and is never sealed).
         store
             .seal_plain_outbox_bodies()
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        if migrated.iter().any(|m| m == storage::KEYED_AUDIT_MIGRATION) {
-            crate::audit::service::key_legacy_chains(store.as_ref())
-                .await
-                .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        }
+        crate::audit::service::key_legacy_chains(store.as_ref())
+            .await
+            .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
         let passwords = PasswordHasher::new(
             config.password_hash_workers,
             config.password_hash_queue,

@@ -26,3 +26,14 @@ CREATE TRIGGER audit_heads_no_delete BEFORE DELETE ON audit_heads
     FOR EACH ROW EXECUTE FUNCTION audit_heads_keep();
 CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON audit_heads
     FOR EACH STATEMENT EXECUTE FUNCTION audit_heads_keep();
+
+-- The chains to close under the key, as their heads stand now. Recorded here, in the migration's own
+-- transaction, so the duty survives a start that dies before doing it, and so a chain written into the
+-- database later is never sealed: a chain is closed only while its head is still exactly this, and its
+-- row goes in the same transaction as the closing event (or, for any instance, before its next event).
+CREATE TABLE audit_keying_pending (
+    org_id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_keying_pending (org_id, seq, hash) SELECT org_id, seq, hash FROM audit_heads WHERE seq > 0;

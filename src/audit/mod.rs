@@ -26,6 +26,16 @@ pub const CHAIN_KEYED: i64 = 2;
 /// prefix can no longer be rewritten without breaking the chain.
 pub const CHAIN_KEYED_ACTION: &str = "audit.chain_keyed";
 
+/// The keyed event that closes an organization's legacy (unkeyed) chain whose head was `seq`, `hash`.
+pub fn chain_keyed_event(org_id: &str, seq: i64, hash: &str) -> NewAuditEvent {
+    NewAuditEvent::new(org_id, &Actor::system(), CHAIN_KEYED_ACTION)
+        .target("audit_chain", org_id)
+        .change(
+            None,
+            Some(serde_json::json!({"legacy_seq": seq, "legacy_head": hash, "chain_version": CHAIN_KEYED})),
+        )
+}
+
 /// Who did something, from where.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Actor {

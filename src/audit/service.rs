@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Actor, AuditEvent, CHAIN_KEYED_ACTION, ChainBreak, ChainVerifier, NewAuditEvent};
+use super::{AuditEvent, ChainBreak, ChainVerifier};
 use crate::error::{Error, Result};
 use crate::orgs::Organization;
 use crate::service::Services;
@@ -111,23 +111,16 @@ pub async fn list(
         .await?)
 }
 
-/// Closes every chain that holds only unkeyed (legacy, plain SHA-256) events with a keyed
+/// Closes every legacy (unkeyed, plain SHA-256) chain the keying migration recorded with a keyed
 /// [`CHAIN_KEYED_ACTION`] event that links to its head: from then on the legacy prefix cannot change
-/// without the master key. Run once, by the start that applies the keying migration. Returns how many
-/// chains it closed.
+/// without the master key. Runs at every start, so a start that died before finishing is made good by the
+/// next; an instance that appends to such a chain first closes it the same way. Returns how many it closed.
 pub async fn key_legacy_chains(store: &dyn Store) -> StoreResult<usize> {
-    let chains = store.unkeyed_audit_chains().await?;
-    for (org_id, seq, hash) in &chains {
-        let event = NewAuditEvent::new(org_id, &Actor::system(), CHAIN_KEYED_ACTION)
-            .target("audit_chain", org_id)
-            .change(
-                None,
-                Some(json!({"legacy_seq": seq, "legacy_head": hash, "chain_version": super::CHAIN_KEYED})),
-            );
-        store.append_audit(&event).await?;
+    let closed = store.close_legacy_audit_chains().await?;
+    for (org_id, seq) in &closed {
         tracing::info!(org_id = %org_id, legacy_events = seq, "audit chain keyed under the master key");
     }
-    Ok(chains.len())
+    Ok(closed.len())
 }
 
 /// A signed statement that an organization's chain had `head` at `seq`, to keep outside the database.

@@ -448,8 +448,9 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_head(&self, org_id: &str) -> StoreResult<Option<(i64, String)>>;
     /// Every organization that exists or ever had audit events: each must have a verifying history.
     async fn audit_org_ids(&self) -> StoreResult<Vec<String>>;
-    /// Organizations whose chain holds only unkeyed (legacy) events, with their head seq and hash.
-    async fn unkeyed_audit_chains(&self) -> StoreResult<Vec<(String, i64, String)>>;
+    /// Closes the legacy chains the keying migration recorded (see `audit_keying_pending`), each in its
+    /// own transaction; returns the organizations closed, with their legacy event count.
+    async fn close_legacy_audit_chains(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Seals bodies queued before bodies were sealed (an upgraded database); returns how many.
     async fn seal_plain_outbox_bodies(&self) -> StoreResult<u64>;
 
@@ -479,9 +480,6 @@ pub struct StoreSealing {
     pub secrets: Arc<crate::crypto::SecretBox>,
     pub audit: crate::crypto::AuditKeys,
 }
-
-/// The migration that keys the audit chain; the process that applies it closes the legacy chains.
-pub const KEYED_AUDIT_MIGRATION: &str = "0004_sealed_outbox_keyed_audit";
 
 /// Connects to the database named by the configuration.
 pub async fn connect(config: &Config, sealing: StoreSealing) -> StoreResult<Arc<dyn Store>> {

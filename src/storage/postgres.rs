@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use super::migrate;
 use super::{Store, StoreError, StoreResult, StoreSealing};
 use crate::apps::{Application, ClientType, GrantType};
-use crate::audit::{AuditEvent, CHAIN_LEGACY, GENESIS_HASH, NewAuditEvent};
+use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
 use crate::email::{OutboxEntry, OutgoingEmail};
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};

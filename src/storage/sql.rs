@@ -402,6 +402,32 @@ macro_rules! impl_store {
                 org_id: &str,
                 events: &[&NewAuditEvent],
             ) -> StoreResult<Vec<AuditEvent>> {
+                // A legacy chain the keying migration recorded is closed before anything else joins it,
+                // but only while its head is still the one recorded (a chain written in later is never
+                // sealed; verification flags it).
+                let pending = sqlx::query("DELETE FROM audit_keying_pending WHERE org_id = $1 RETURNING seq, hash")
+                    .bind(org_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let mut closing = None;
+                if let Some(pending) = pending {
+                    let (seq, hash): (i64, String) = (pending.try_get("seq")?, pending.try_get("hash")?);
+                    let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
+                        .bind(org_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    if let Some(head) = head
+                        && head.try_get::<i64, _>("seq")? == seq
+                        && head.try_get::<String, _>("hash")? == hash
+                    {
+                        closing = Some(chain_keyed_event(org_id, seq, &hash));
+                    }
+                }
+                let own = events.len();
+                let events: Vec<&NewAuditEvent> = closing.iter().chain(events.iter().copied()).collect();
+                if events.is_empty() {
+                    return Ok(Vec::new());
+                }
                 // One statement creates the head (first event of the organization) or advances it.
                 let head = sqlx::query(
                     "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, $2, $3) \
@@ -449,7 +475,8 @@ macro_rules! impl_store {
                     .bind(&prev_hash)
                     .execute(&mut **tx)
                     .await?;
-                Ok(sealed)
+                // The caller's events, without a closing event put in front of them.
+                Ok(sealed.split_off(sealed.len() - own))
             }
 
             async fn append_audit_tx(tx: &mut Tx<'_>, sealing: &StoreSealing, event: &NewAuditEvent) -> StoreResult<AuditEvent> {
@@ -1628,17 +1655,27 @@ macro_rules! impl_store {
                 rows.iter().map(|row| Ok(row.try_get("org_id")?)).collect()
             }
 
-            async fn unkeyed_audit_chains(&self) -> StoreResult<Vec<(String, i64, String)>> {
-                let rows = sqlx::query(&format!(
-                    "SELECT org_id, seq, hash FROM audit_heads h WHERE h.seq > 0 AND NOT EXISTS \
-                     (SELECT 1 FROM audit_events e WHERE e.org_id = h.org_id AND e.chain_version <> {CHAIN_LEGACY}) \
-                     ORDER BY org_id"
-                ))
-                .fetch_all(self.read_pool())
-                .await?;
-                rows.iter()
-                    .map(|row| Ok((row.try_get("org_id")?, row.try_get("seq")?, row.try_get("hash")?)))
-                    .collect()
+            async fn close_legacy_audit_chains(&self) -> StoreResult<Vec<(String, i64)>> {
+                let pending = sqlx::query("SELECT org_id, seq FROM audit_keying_pending ORDER BY org_id")
+                    .fetch_all(self.write_pool())
+                    .await?;
+                let mut closed = Vec::new();
+                for row in &pending {
+                    let org_id: String = row.try_get("org_id")?;
+                    let seq: i64 = row.try_get("seq")?;
+                    let mut tx = self.write_pool().begin().await?;
+                    // No events of its own: only the closing one, if the chain is still pending.
+                    Self::append_audit_chain_tx(&mut tx, &self.sealing, &org_id, &[]).await?;
+                    let head: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_heads WHERE org_id = $1")
+                        .bind(&org_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    if head == Some(seq + 1) {
+                        closed.push((org_id, seq));
+                    }
+                }
+                Ok(closed)
             }
 
             async fn seal_plain_outbox_bodies(&self) -> StoreResult<u64> {

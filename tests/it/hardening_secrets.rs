@@ -563,12 +563,14 @@ async fn an_upgraded_database_closes_its_legacy_chain_and_seals_its_outbox(backe
         Backend::Sqlite => {
             "ALTER TABLE audit_events DROP COLUMN chain_version; \
              ALTER TABLE email_outbox DROP COLUMN body_sealed; \
+             DROP TABLE audit_keying_pending; \
              DELETE FROM latchkey_migrations WHERE version = 4;"
         }
         Backend::Postgres => {
             "ALTER TABLE audit_events DROP COLUMN chain_version; \
              ALTER TABLE email_outbox DROP COLUMN body_sealed; \
              DROP FUNCTION audit_heads_keep(); \
+             DROP TABLE audit_keying_pending; \
              DELETE FROM latchkey_migrations WHERE version = 4;"
         }
     };
@@ -576,7 +578,36 @@ async fn an_upgraded_database_closes_its_legacy_chain_and_seals_its_outbox(backe
         .await
         .expect("back to the schema before 0004");
 
+    // The upgrade applies 0004 and then dies before closing the legacy chain (as a crash, a full disk or
+    // an orchestrator's timeout could make it): the duty is recorded, and the next start does it.
+    let keying = match backend {
+        Backend::Sqlite => {
+            include_str!("../../migrations/sqlite/0004_sealed_outbox_keyed_audit.sql")
+        }
+        Backend::Postgres => {
+            include_str!("../../migrations/postgres/0004_sealed_outbox_keyed_audit.sql")
+        }
+    };
+    db.exec(keying).await.expect("0004 applied by hand");
+    db.exec(&format!(
+        "INSERT INTO latchkey_migrations (version, name, applied_at) \
+         VALUES (4, '0004_sealed_outbox_keyed_audit', {created})"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM audit_keying_pending")
+            .await,
+        1,
+        "the chain to close is recorded by the migration itself"
+    );
+
     cli_json(&["migrate"], &env, None);
+    assert_eq!(
+        db.scalar_i64("SELECT COUNT(*) FROM audit_keying_pending")
+            .await,
+        0
+    );
     let report = cli_json(&["audit", "verify", "--org", "acme"], &env, None);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["events"], 4);
