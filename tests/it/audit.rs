@@ -4,12 +4,14 @@ use serde_json::Value;
 
 use crate::helpers::{Backend, TestDb, cli_json, run_cli};
 
-/// An organization with three audit events (org, app, user) created through the CLI.
-fn org_with_three_events(db: &TestDb, slug: &str) -> std::collections::BTreeMap<String, String> {
-    let env = db.env();
-    cli_json(
+/// An organization with three audit events (org, app, user) created through the CLI; its id.
+pub(crate) fn org_with_three_events(
+    env: &std::collections::BTreeMap<String, String>,
+    slug: &str,
+) -> String {
+    let org = cli_json(
         &["org", "create", "--slug", slug, "--name", "Audited"],
-        &env,
+        env,
         None,
     );
     cli_json(
@@ -25,7 +27,7 @@ fn org_with_three_events(db: &TestDb, slug: &str) -> std::collections::BTreeMap<
             "--grant",
             "client_credentials",
         ],
-        &env,
+        env,
         None,
     );
     cli_json(
@@ -37,25 +39,13 @@ fn org_with_three_events(db: &TestDb, slug: &str) -> std::collections::BTreeMap<
             "--email",
             "ivy@example.com",
         ],
-        &env,
+        env,
         None,
     );
-    let report = cli_json(&["audit", "verify", "--org", slug], &env, None);
+    let report = cli_json(&["audit", "verify", "--org", slug], env, None);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["events"], 3);
-    env
-}
-
-fn org_id(env: &std::collections::BTreeMap<String, String>, slug: &str) -> String {
-    let orgs = cli_json(&["org", "list"], env, None);
-    orgs.as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["slug"] == slug)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    org["id"].as_str().unwrap().to_string()
 }
 
 /// `audit verify` must exit 1 and report `seq` as the break, in text and JSON.
@@ -87,8 +77,8 @@ fn assert_verify_reports_break(
 #[tokio::test]
 async fn audit_verify_detects_a_row_edited_behind_its_back() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = org_with_three_events(&db, "acme");
-    let id = org_id(&env, "acme");
+    let env = db.env();
+    let id = org_with_three_events(&env, "acme");
     db.exec("DROP TRIGGER audit_events_no_update")
         .await
         .unwrap();
@@ -105,8 +95,8 @@ async fn audit_verify_detects_a_row_edited_behind_its_back() {
 #[tokio::test]
 async fn audit_verify_detects_a_forged_row_rehashed_to_look_consistent() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = org_with_three_events(&db, "acme");
-    let id = org_id(&env, "acme");
+    let env = db.env();
+    let id = org_with_three_events(&env, "acme");
     db.exec("DROP TRIGGER audit_events_no_update")
         .await
         .unwrap();
@@ -126,8 +116,8 @@ async fn audit_verify_detects_a_forged_row_rehashed_to_look_consistent() {
 #[tokio::test]
 async fn audit_verify_detects_the_last_row_deleted() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = org_with_three_events(&db, "acme");
-    let id = org_id(&env, "acme");
+    let env = db.env();
+    let id = org_with_three_events(&env, "acme");
     db.exec("DROP TRIGGER audit_events_no_delete")
         .await
         .unwrap();
@@ -144,8 +134,8 @@ async fn audit_verify_detects_the_last_row_deleted() {
 #[tokio::test]
 async fn audit_verify_detects_a_row_deleted_in_the_middle() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = org_with_three_events(&db, "acme");
-    let id = org_id(&env, "acme");
+    let env = db.env();
+    let id = org_with_three_events(&env, "acme");
     db.exec("DROP TRIGGER audit_events_no_delete")
         .await
         .unwrap();
@@ -165,7 +155,8 @@ async fn audit_rows_written_by_the_cli_cannot_be_updated_or_deleted(backend: Bac
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
-    let env = org_with_three_events(&db, "acme");
+    let env = db.env();
+    org_with_three_events(&env, "acme");
     let update = db
         .exec("UPDATE audit_events SET action = 'forged' WHERE seq = 2")
         .await;

@@ -18,25 +18,6 @@ use crate::oauth_support::*;
 // ---------------------------------------------------------------------------------------------------------
 // Shared steps
 
-/// A browser signed in as `fx.user` through the sign-in form (no authorization request).
-async fn signed_in<'a>(app: &'a TestApp, fx: &Fixture) -> Browser<'a> {
-    let mut b = Browser::new(app);
-    let page = b.get(&fx.path("/login")).await;
-    let csrf = hidden_field(&page.body, "csrf");
-    let answer = b
-        .post_form(
-            &fx.path("/login"),
-            &[
-                ("csrf", &csrf),
-                ("email", &fx.email),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
-    b
-}
-
 async fn is_signed_in(b: &mut Browser<'_>, fx: &Fixture) -> bool {
     b.get(&fx.path("/account")).await.status == StatusCode::OK
 }

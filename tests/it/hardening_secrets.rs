@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::Connection;
 
+use crate::audit::org_with_three_events;
 use crate::email::{SmtpSink, as_refs, smtp_vars};
 use crate::helpers::{
     Backend, TestApp, TestDb, cli_json, open_services, run_cli, test_config_with,
@@ -203,47 +204,6 @@ backend_tests! {
 // ---------------------------------------------------------------------------------------------------------
 // 20. The audit chain against someone who can write the database
 
-/// An organization with three audit events (org, app, user) made through the CLI.
-fn org_with_events(env: &Env, slug: &str) -> String {
-    let org = cli_json(
-        &["org", "create", "--slug", slug, "--name", "Audited"],
-        env,
-        None,
-    );
-    cli_json(
-        &[
-            "app",
-            "create",
-            "--org",
-            slug,
-            "--name",
-            "Svc",
-            "--type",
-            "confidential",
-            "--grant",
-            "client_credentials",
-        ],
-        env,
-        None,
-    );
-    cli_json(
-        &[
-            "user",
-            "create",
-            "--org",
-            slug,
-            "--email",
-            "ivy@example.com",
-        ],
-        env,
-        None,
-    );
-    let report = cli_json(&["audit", "verify", "--org", slug], env, None);
-    assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["events"], 3);
-    org["id"].as_str().unwrap().to_string()
-}
-
 /// What a database owner does first: remove the triggers that keep the log append-only.
 async fn drop_audit_triggers(db: &TestDb) {
     let sql = match db.backend {
@@ -353,7 +313,7 @@ async fn a_chain_recomputed_without_the_master_key_fails_verification(backend: B
         return;
     };
     let env = db.env();
-    let org_id = org_with_events(&env, "acme");
+    let org_id = org_with_three_events(&env, "acme");
     let original = events_of(&db, &org_id).await;
     assert!(original.iter().all(|e| e.chain_version == CHAIN_KEYED));
     drop_audit_triggers(&db).await;
@@ -381,7 +341,7 @@ async fn a_tail_cut_behind_a_moved_head_fails_against_an_exported_checkpoint(bac
         return;
     };
     let env = db.env();
-    let org_id = org_with_events(&env, "acme");
+    let org_id = org_with_three_events(&env, "acme");
     let (code, line, stderr) = run_cli(&["audit", "checkpoint", "--org", "acme"], &env, None);
     assert_eq!(code, 0, "{stderr}");
     let checkpoint: Value = serde_json::from_str(line.trim()).unwrap();
@@ -471,8 +431,8 @@ async fn an_organizations_deleted_history_fails_verification(backend: Backend) {
         return;
     };
     let env = db.env();
-    let acme = org_with_events(&env, "acme");
-    org_with_events(&env, "beta");
+    let acme = org_with_three_events(&env, "acme");
+    org_with_three_events(&env, "beta");
     let (code, checkpoints, _) = run_cli(&["audit", "checkpoint"], &env, None);
     assert_eq!(code, 0);
     assert_eq!(checkpoints.lines().count(), 2, "one line per organization");
@@ -511,7 +471,7 @@ async fn the_log_refuses_truncation_and_head_removal(backend: Backend) {
         return;
     };
     let env = db.env();
-    org_with_events(&env, "acme");
+    org_with_three_events(&env, "acme");
     if backend == Backend::Postgres {
         for table in ["audit_events", "audit_heads"] {
             let truncate = db.exec(&format!("TRUNCATE {table}")).await;
@@ -545,7 +505,7 @@ async fn an_upgraded_database_closes_its_legacy_chain_and_seals_its_outbox(backe
         return;
     };
     let env = db.env();
-    let org_id = org_with_events(&env, "acme");
+    let org_id = org_with_three_events(&env, "acme");
     let mut legacy = events_of(&db, &org_id).await;
     drop_audit_triggers(&db).await;
     relink_with_plain_sha256(&mut legacy, CHAIN_LEGACY);

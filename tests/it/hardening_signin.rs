@@ -262,25 +262,7 @@ async fn current_password_guesses_on_the_account_page_are_limited(backend: Backe
         return;
     };
     let fx = fixture(&app).await;
-    let mut b = Browser::new(&app);
-    let page = b.get(&fx.path("/login")).await;
-    let csrf = hidden_field(&page.body, "csrf");
-    let signed_in = b
-        .post_form(
-            &fx.path("/login"),
-            &[
-                ("csrf", &csrf),
-                ("email", &fx.email),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(
-        signed_in.status,
-        StatusCode::SEE_OTHER,
-        "{}",
-        signed_in.body
-    );
+    let mut b = signed_in(&app, &fx).await;
 
     for n in 1..=5 {
         let wrong = change_password(&mut b, &fx, &format!("guess number {n}")).await;

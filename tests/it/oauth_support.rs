@@ -256,6 +256,30 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// A browser signed in as `fx.user` through the sign-in form (no authorization request).
+pub async fn signed_in<'a>(app: &'a TestApp, fx: &Fixture) -> Browser<'a> {
+    let mut b = Browser::new(app);
+    let page = b.get(&fx.path("/login")).await;
+    let csrf = hidden_field(&page.body, "csrf");
+    let answer = b
+        .post_form(
+            &fx.path("/login"),
+            &[
+                ("csrf", &csrf),
+                ("email", &fx.email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        reqwest::StatusCode::SEE_OTHER,
+        "{}",
+        answer.body
+    );
+    b
+}
+
 /// The value of `<input ... name="NAME" value="...">` in a hosted page.
 pub fn hidden_field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
