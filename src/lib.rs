@@ -15,6 +15,7 @@ pub mod email;
 pub mod ephemeral;
 pub mod error;
 pub mod http;
+pub mod kernel;
 pub mod keys;
 pub mod mfa;
 pub mod oauth;

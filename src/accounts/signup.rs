@@ -3,6 +3,7 @@
 //! Sign-ups are limited per client address and per email address (the same either way), so nobody can
 //! flood an address with these messages or send verification mail to hundreds of addresses.
 
+use crate::kernel::UserId;
 use serde_json::json;
 
 use super::verification;
@@ -18,8 +19,8 @@ use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::storage::StoreError;
+use crate::time_now;
 use crate::users::{Credential, User, normalize_email};
-use crate::{crypto, time_now};
 
 pub struct SignUp<'a> {
     pub email: &'a str,
@@ -81,7 +82,7 @@ pub async fn sign_up(
     }
     let now = time_now();
     let user = User {
-        id: crypto::random_id("usr"),
+        id: UserId::generate(),
         org_id: org.id.clone(),
         email: email.clone(),
         email_normalized,

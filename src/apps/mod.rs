@@ -1,5 +1,6 @@
 //! Applications: the OAuth clients an organization registers.
 
+use crate::kernel::{AppId, ClientId, OrgId};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -87,9 +88,9 @@ impl Default for AppSettings {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
-    pub id: String,
-    pub org_id: String,
-    pub client_id: String,
+    pub id: AppId,
+    pub org_id: OrgId,
+    pub client_id: ClientId,
     pub name: String,
     pub client_type: ClientType,
     #[serde(skip)]
@@ -273,9 +274,9 @@ pub async fn create(
     let client_secret = (input.client_type == ClientType::Confidential).then(crypto::random_token);
     let now = time_now();
     let app = Application {
-        id: crypto::random_id("app"),
+        id: AppId::generate(),
         org_id: org.id.clone(),
-        client_id: hex::encode(crypto::random_bytes(16)),
+        client_id: ClientId::from(hex::encode(crypto::random_bytes(16))),
         name: input.name,
         client_type: input.client_type,
         client_secret_hash: client_secret

@@ -6,6 +6,7 @@
 //! recompute it. Events written before the chain was keyed (`chain_version` 1) used plain SHA-256; they
 //! are accepted only as a prefix closed by a keyed `audit.chain_keyed` event (see [`ChainVerifier`]).
 
+use crate::kernel::OrgId;
 pub mod service;
 pub mod writer;
 
@@ -86,7 +87,7 @@ fn os_uid() -> String {
 /// An event about to be appended; the store assigns `seq`, `at`, `prev_hash` and `hash`.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub actor: Actor,
     pub action: String,
     pub target_type: Option<String>,
@@ -98,7 +99,7 @@ pub struct NewAuditEvent {
 impl NewAuditEvent {
     pub fn new(org_id: &str, actor: &Actor, action: &str) -> Self {
         Self {
-            org_id: org_id.to_string(),
+            org_id: OrgId::from(org_id),
             actor: actor.clone(),
             action: action.to_string(),
             target_type: None,
@@ -151,7 +152,7 @@ impl NewAuditEvent {
 /// A stored audit event. `before_state`/`after_state` hold the JSON text exactly as hashed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub seq: i64,
     pub at: i64,
     pub actor_type: String,

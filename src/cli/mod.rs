@@ -979,14 +979,14 @@ async fn audit_targets(
 ) -> Result<Vec<(String, String)>, Error> {
     if let Some(slug) = org {
         let org = orgs::find(services, slug).await?;
-        return Ok(vec![(org.id, org.slug)]);
+        return Ok(vec![(org.id.into_string(), org.slug)]);
     }
     let slugs: std::collections::HashMap<String, String> = services
         .store
         .list_orgs()
         .await?
         .into_iter()
-        .map(|org| (org.id, org.slug))
+        .map(|org| (org.id.into_string(), org.slug))
         .collect();
     Ok(services
         .store
@@ -1031,7 +1031,7 @@ async fn outbox_command(
         .list_orgs()
         .await?
         .into_iter()
-        .map(|org| (org.id, org.slug))
+        .map(|org| (org.id.into_string(), org.slug))
         .collect();
     let slug_of = |org_id: &str| slugs.get(org_id).map(String::as_str);
     match cmd {

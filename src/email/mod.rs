@@ -9,6 +9,7 @@
 //! After queueing, call [`Services::wake_email_delivery`](crate::service::Services::wake_email_delivery)
 //! (or use [`queue`], which does both) so the worker sends at once instead of at its next poll.
 
+use crate::kernel::{EmailId, OrgId};
 pub mod delivery;
 pub mod smtp;
 
@@ -16,13 +17,13 @@ use serde::Serialize;
 
 use crate::service::Services;
 use crate::storage::StoreResult;
-use crate::{crypto, time_now};
+use crate::time_now;
 
 /// One message in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutgoingEmail {
-    pub id: String,
-    pub org_id: String,
+    pub id: EmailId,
+    pub org_id: OrgId,
     pub recipient: String,
     pub subject: String,
     pub body_text: String,
@@ -32,8 +33,8 @@ pub struct OutgoingEmail {
 impl OutgoingEmail {
     pub fn new(org_id: &str, recipient: &str, subject: &str, body_text: String) -> Self {
         Self {
-            id: crypto::random_id("eml"),
-            org_id: org_id.to_string(),
+            id: EmailId::generate(),
+            org_id: OrgId::from(org_id),
             recipient: recipient.to_string(),
             subject: subject.to_string(),
             body_text,

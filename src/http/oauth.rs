@@ -309,7 +309,7 @@ async fn client_rate(
     };
     let actor = Actor {
         actor_type: "client".into(),
-        id: Some(app.client_id.clone()),
+        id: Some(app.client_id.to_string()),
         role: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
@@ -476,7 +476,7 @@ pub async fn revocation_endpoint(
     let client = client_info(&addr, &headers);
     let actor = Actor {
         actor_type: "client".into(),
-        id: Some(app.client_id.clone()),
+        id: Some(app.client_id.to_string()),
         role: None,
         ip: client.ip,
         user_agent: client.user_agent,

@@ -5,6 +5,7 @@
 //! (published until every token they signed has expired). `rotate` moves next → active → retired and
 //! makes a new next key.
 
+use crate::kernel::{KeyId, OrgId};
 use josekit::jwk::KeyPair;
 use josekit::jwk::alg::ed::EdCurve;
 use serde::Serialize;
@@ -45,8 +46,8 @@ impl KeyState {
 /// A signing key as stored: the private half sealed under the master key with the kid as associated data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SigningKeyRecord {
-    pub kid: String,
-    pub org_id: String,
+    pub kid: KeyId,
+    pub org_id: OrgId,
     pub alg: String,
     #[serde(skip)]
     pub private_key_sealed: Vec<u8>,
@@ -107,8 +108,8 @@ pub async fn generate(
     let private_der = pair.to_der_private_key();
     Ok(SigningKeyRecord {
         private_key_sealed: services.secrets.seal(&kid, &private_der),
-        kid,
-        org_id: org_id.to_string(),
+        kid: KeyId::from(kid),
+        org_id: OrgId::from(org_id),
         alg: alg.to_string(),
         public_jwk: jwk.to_string(),
         state,
@@ -189,9 +190,9 @@ pub async fn rotate(
         let successor = generate(services, &org.id, &alg, KeyState::Next, now).await?;
         let rotation = Rotation {
             alg: alg.clone(),
-            activated: promoted.clone(),
-            retired: current.map(|k| k.kid.clone()),
-            next: successor.kid.clone(),
+            activated: promoted.to_string(),
+            retired: current.map(|k| k.kid.to_string()),
+            next: successor.kid.to_string(),
         };
         new_keys.push(successor);
         let audit = NewAuditEvent::new(&org.id, actor, "keys.rotated")

@@ -341,7 +341,7 @@ pub async fn enable_email(
         return Err(Error::invalid("email", "confirm your email address first"));
     }
     let credential = Credential {
-        id: crate::crypto::random_id("cred"),
+        id: crate::kernel::CredentialId::generate(),
         user_id: user.id.clone(),
         kind: CredentialKind::EmailOtp,
         name: None,

@@ -232,7 +232,7 @@ pub async fn finish_registration(
         })?;
     let now = time_now();
     let credential = Credential {
-        id: crypto::random_id("cred"),
+        id: crate::kernel::CredentialId::generate(),
         user_id: user.id.clone(),
         kind: CredentialKind::Webauthn,
         name: Some(name.clone()),

@@ -49,7 +49,7 @@ pub fn generate(services: &Services, user: &User, now: i64) -> (Vec<String>, Vec
     let credentials = codes
         .iter()
         .map(|code| Credential {
-            id: crypto::random_id("cred"),
+            id: crate::kernel::CredentialId::generate(),
             user_id: user.id.clone(),
             kind: CredentialKind::RecoveryCode,
             name: None,

@@ -207,7 +207,7 @@ pub async fn confirm(
         return Err(ConfirmError::Expired);
     }
     let credential = Credential {
-        id: pending.credential_id.clone(),
+        id: pending.credential_id.as_str().into(),
         user_id: user.id.clone(),
         kind: CredentialKind::Totp,
         name: Some("Authenticator app".into()),

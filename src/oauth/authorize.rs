@@ -512,7 +512,7 @@ pub async fn record_consent(
     let scope = scopes.join(" ");
     let actor = Actor {
         actor_type: "user".into(),
-        id: Some(user.id.clone()),
+        id: Some(user.id.to_string()),
         role: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
@@ -544,7 +544,7 @@ pub async fn issue_code(
     let now = time_now();
     let code = crypto::random_token();
     let grant = Grant {
-        id: crypto::random_id("grt"),
+        id: crate::kernel::GrantId::generate(),
         org_id: org.id.clone(),
         app_id: req.app.id.clone(),
         user_id: Some(user.id.clone()),
@@ -571,7 +571,7 @@ pub async fn issue_code(
     };
     let actor = Actor {
         actor_type: "user".into(),
-        id: Some(user.id.clone()),
+        id: Some(user.id.to_string()),
         role: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),

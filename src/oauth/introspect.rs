@@ -94,7 +94,7 @@ async fn verified_claims(
     provider.verified.put(
         cache_key,
         Verified {
-            org_id: org.id.clone(),
+            org_id: org.id.to_string(),
             kid,
             exp,
             claims: claims.clone(),

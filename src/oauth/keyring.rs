@@ -89,7 +89,7 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
         })?;
         let verifier = verifier_for(&record.alg, &jwk)
             .ok_or_else(|| Error::Internal(format!("signing key {} cannot verify", record.kid)))?;
-        verifiers.insert(record.kid.clone(), verifier);
+        verifiers.insert(record.kid.to_string(), verifier);
         published.push(serde_json::Value::Object(jwk.as_ref().clone()));
         if record.state == KeyState::Active {
             let der = services
@@ -102,7 +102,7 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
             signers.insert(
                 record.alg.clone(),
                 ActiveSigner {
-                    kid: record.kid.clone(),
+                    kid: record.kid.to_string(),
                     signer,
                 },
             );

@@ -44,7 +44,7 @@ pub struct TokenResponse {
 fn client_actor(app: &Application, ip: Option<String>, user_agent: Option<String>) -> Actor {
     Actor {
         actor_type: "client".into(),
-        id: Some(app.client_id.clone()),
+        id: Some(app.client_id.to_string()),
         role: None,
         ip,
         user_agent,
@@ -293,7 +293,7 @@ async fn client_credentials(
     }
     let now = time_now();
     let grant = Grant {
-        id: crypto::random_id("grt"),
+        id: crate::kernel::GrantId::generate(),
         org_id: org.id.clone(),
         app_id: app.id.clone(),
         user_id: None,

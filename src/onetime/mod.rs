@@ -1,11 +1,12 @@
 //! One-time tokens: pending authorization requests, email verification links, password-reset sessions,
 //! email codes. Stored as keyed hashes, single use, with an expiry and an attempt counter.
 
+use crate::kernel::{OrgId, UserId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneTimeToken {
     pub token_hash: Vec<u8>,
-    pub org_id: String,
-    pub user_id: Option<String>,
+    pub org_id: OrgId,
+    pub user_id: Option<UserId>,
     pub purpose: String,
     /// JSON document with whatever the purpose needs.
     pub data: String,

@@ -1,15 +1,16 @@
 //! Organizations: tenants, each with its own user pool, applications, signing keys and issuer.
 
+use crate::kernel::OrgId;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Actor, NewAuditEvent};
 use crate::error::{Error, Result};
 use crate::service::Services;
-use crate::{crypto, keys, time_now};
+use crate::{keys, time_now};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organization {
-    pub id: String,
+    pub id: OrgId,
     pub slug: String,
     pub name: String,
     pub settings: OrgSettings,
@@ -111,7 +112,7 @@ pub async fn create(
     let name = validate_name("name", input.name)?;
     let now = time_now();
     let org = Organization {
-        id: crypto::random_id("org"),
+        id: OrgId::generate(),
         slug: input.slug.to_string(),
         name,
         settings: OrgSettings::default(),

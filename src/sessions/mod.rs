@@ -1,6 +1,7 @@
 //! Browser sessions at the provider. The cookie holds an opaque 256-bit id; the database holds its keyed
 //! hash, so a database leak does not hand out live sessions.
 
+use crate::kernel::{OrgId, SessionId, UserId};
 pub mod service;
 
 use serde::Serialize;
@@ -10,9 +11,9 @@ pub struct Session {
     #[serde(skip)]
     pub id_hash: Vec<u8>,
     /// Non-secret identifier, used as `sid` in ID tokens and in session lists.
-    pub public_id: String,
-    pub org_id: String,
-    pub user_id: String,
+    pub public_id: SessionId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
     pub auth_time: i64,
     pub amr: Vec<String>,
     pub acr: Option<String>,

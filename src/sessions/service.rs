@@ -209,7 +209,7 @@ const TOUCH_GRANULARITY_SECS: i64 = 60;
 pub fn user_actor(user: &User, client: &ClientInfo) -> Actor {
     Actor {
         actor_type: "user".into(),
-        id: Some(user.id.clone()),
+        id: Some(user.id.to_string()),
         role: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
@@ -352,7 +352,7 @@ pub fn new_session(
     let token = crypto::random_token();
     let session = Session {
         id_hash: services.secrets.token_hash(&token),
-        public_id: crypto::random_id("ses"),
+        public_id: crate::kernel::SessionId::generate(),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         auth_time: now,
@@ -434,7 +434,7 @@ pub async fn end(
     }
     let actor = Actor {
         actor_type: "user".into(),
-        id: Some(session.user_id.clone()),
+        id: Some(session.user_id.to_string()),
         role: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),

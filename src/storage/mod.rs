@@ -16,6 +16,7 @@ use crate::apps::Application;
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::config::{Config, DatabaseKind};
 use crate::email::{OutboxEntry, OutgoingEmail};
+use crate::kernel::CredentialId;
 use crate::keys::SigningKeyRecord;
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;
@@ -177,7 +178,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_credentials(
         &self,
         user_id: &str,
-        ids: &[String],
+        ids: &[CredentialId],
         audit: &NewAuditEvent,
     ) -> StoreResult<u64>;
     /// Records a use of a credential: `consume` deletes it (single-use recovery codes), otherwise its last

@@ -12,6 +12,7 @@ use super::{Store, StoreError, StoreResult, StoreSealing};
 use crate::apps::{Application, ClientType, GrantType};
 use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
 use crate::email::{OutboxEntry, OutgoingEmail};
+use crate::kernel::*;
 use crate::keys::{KeyState, SigningKeyRecord};
 use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use crate::onetime::OneTimeToken;

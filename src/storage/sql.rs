@@ -346,7 +346,7 @@ macro_rules! impl_store {
                 };
                 Ok(OutboxEntry {
                     email: OutgoingEmail {
-                        id,
+                        id: id.into(),
                         org_id: row.try_get("org_id")?,
                         recipient: row.try_get("recipient")?,
                         subject: row.try_get("subject")?,
@@ -783,7 +783,7 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn delete_credentials(&self, user_id: &str, ids: &[String], audit: &NewAuditEvent) -> StoreResult<u64> {
+            async fn delete_credentials(&self, user_id: &str, ids: &[CredentialId], audit: &NewAuditEvent) -> StoreResult<u64> {
                 let mut tx = self.write_pool().begin().await?;
                 let mut deleted = 0;
                 for id in ids {

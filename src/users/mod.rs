@@ -1,5 +1,6 @@
 //! Users: the people in an organization's user pool, and their credentials.
 
+use crate::kernel::{CredentialId, OrgId, UserId};
 pub mod address;
 
 pub use address::EmailAddress;
@@ -10,12 +11,12 @@ use crate::audit::{Actor, NewAuditEvent};
 use crate::error::{Error, Result};
 use crate::orgs::{Organization, Role};
 use crate::service::Services;
-use crate::{crypto, time_now};
+use crate::time_now;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    pub id: String,
-    pub org_id: String,
+    pub id: UserId,
+    pub org_id: OrgId,
     pub email: String,
     #[serde(skip)]
     pub email_normalized: String,
@@ -67,8 +68,8 @@ impl CredentialKind {
 /// (TOTP seeds), never the plain secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
-    pub id: String,
-    pub user_id: String,
+    pub id: CredentialId,
+    pub user_id: UserId,
     pub kind: CredentialKind,
     pub name: Option<String>,
     pub secret: Vec<u8>,
@@ -81,8 +82,8 @@ impl Credential {
     /// A password credential from a stored hash (see `crypto::password`).
     pub fn password(user_id: &str, hash: String, now: i64) -> Self {
         Self {
-            id: crypto::random_id("cred"),
-            user_id: user_id.to_string(),
+            id: CredentialId::generate(),
+            user_id: UserId::from(user_id),
             kind: CredentialKind::Password,
             name: None,
             secret: hash.into_bytes(),
@@ -96,7 +97,7 @@ impl Credential {
 /// An organization member as listed: the user and their role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Member {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub role: Role,
 }
@@ -156,7 +157,7 @@ pub async fn create(
     }
     let now = time_now();
     let user = User {
-        id: crypto::random_id("usr"),
+        id: UserId::generate(),
         org_id: org.id.clone(),
         email,
         email_normalized,

@@ -379,6 +379,7 @@ async fn user_id_of(app: &TestApp, fx: &Fixture, email: &str) -> String {
         .unwrap()
         .expect("user exists")
         .id
+        .into_string()
 }
 
 async fn user_name(app: &TestApp, user_id: &str) -> Option<String> {

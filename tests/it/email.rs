@@ -332,7 +332,7 @@ async fn concurrent_claimers_never_share_a_message(backend: Backend) {
     for n in 0..60 {
         let email = code_email(&org, &format!("u{n}@example.com"), n);
         services.store.enqueue_email(&email).await.unwrap();
-        queued.insert(email.id);
+        queued.insert(email.id.to_string());
     }
     let instances = [
         services.clone(),
@@ -355,7 +355,7 @@ async fn concurrent_claimers_never_share_a_message(backend: Backend) {
                     if batch.is_empty() {
                         return mine;
                     }
-                    mine.extend(batch.into_iter().map(|e| e.email.id));
+                    mine.extend(batch.into_iter().map(|e| e.email.id.into_string()));
                 }
             }));
         }
@@ -417,12 +417,7 @@ async fn the_server_delivers_through_a_real_smtp_server(backend: Backend) {
         format!("<{}@acme.test>", email.id),
         "the Message-ID derives from the outbox id"
     );
-    wait_until_sent(
-        services,
-        std::slice::from_ref(&email.id),
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_until_sent(services, &[email.id.to_string()], Duration::from_secs(5)).await;
     let entry = services
         .store
         .outbox_entry(&email.id)
@@ -470,7 +465,7 @@ async fn a_relay_that_is_down_at_first_gets_everything_later(backend: Backend) {
     for email in &emails {
         mail::queue(&services, email).await.unwrap();
     }
-    let ids: Vec<String> = emails.iter().map(|e| e.id.clone()).collect();
+    let ids: Vec<String> = emails.iter().map(|e| e.id.to_string()).collect();
 
     // Every message fails at least once and stays queued, with the error kept.
     let start = Instant::now();
@@ -656,7 +651,10 @@ async fn latchkey_serve_delivers_and_logs_no_bodies() {
     let log = server.log_text();
     assert!(log.contains("email delivery started"), "{log}");
     assert!(log.contains("email sent"), "{log}");
-    assert!(log.contains(&email.id), "the log names the message: {log}");
+    assert!(
+        log.contains(email.id.as_str()),
+        "the log names the message: {log}"
+    );
     assert!(log.contains("email delivery stopped"), "{log}");
     for secret in ["SECRET", "000003", "tok3", "Grüße", &email.subject] {
         assert!(!log.contains(secret), "the log contains {secret:?}: {log}");
@@ -683,8 +681,8 @@ async fn without_smtp_the_cli_shows_the_outbox() {
     let list = cli_json(&["outbox", "list"], &env, None);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(list[0]["id"], second.id, "newest first");
-    assert_eq!(list[1]["id"], first.id);
+    assert_eq!(list[0]["id"], second.id.as_str(), "newest first");
+    assert_eq!(list[1]["id"], first.id.as_str());
     assert_eq!(list[1]["org"], "acme");
     assert_eq!(list[1]["recipient"], "ann@example.com");
     assert_eq!(list[1]["subject"], first.subject);
@@ -698,13 +696,13 @@ async fn without_smtp_the_cli_shows_the_outbox() {
 
     let only_acme = cli_json(&["outbox", "list", "--org", "acme"], &env, None);
     assert_eq!(only_acme.as_array().unwrap().len(), 1);
-    assert_eq!(only_acme[0]["id"], first.id);
+    assert_eq!(only_acme[0]["id"], first.id.as_str());
     let limited = cli_json(&["outbox", "list", "--limit", "1"], &env, None);
     assert_eq!(limited.as_array().unwrap().len(), 1);
-    assert_eq!(limited[0]["id"], second.id);
+    assert_eq!(limited[0]["id"], second.id.as_str());
 
     let shown = cli_json(&["outbox", "show", &first.id], &env, None);
-    assert_eq!(shown["id"], first.id);
+    assert_eq!(shown["id"], first.id.as_str());
     assert_eq!(shown["org"], "acme");
     assert_eq!(shown["recipient"], "ann@example.com");
     assert_eq!(shown["subject"], first.subject);
@@ -715,7 +713,7 @@ async fn without_smtp_the_cli_shows_the_outbox() {
     let (code, text, stderr) = run_cli(&["outbox", "list"], &env, None);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(text.lines().count(), 2);
-    assert!(text.lines().nth(1).unwrap().contains(&first.id));
+    assert!(text.lines().nth(1).unwrap().contains(first.id.as_str()));
     assert!(text.contains("queued"));
     assert!(!text.contains("SECRET"), "no bodies in the list");
     let (code, text, stderr) = run_cli(&["outbox", "show", &first.id], &env, None);

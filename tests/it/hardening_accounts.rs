@@ -149,6 +149,7 @@ async fn user_id_of(app: &TestApp, fx: &Fixture, canonical_email: &str) -> Strin
         .unwrap()
         .expect("user exists")
         .id
+        .into_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ pub async fn register(app: &TestApp, fx: &Fixture, input: NewApplication) -> Cli
         .await
         .expect("create application");
     Client {
-        client_id: created.app.client_id.clone(),
+        client_id: created.app.client_id.to_string(),
         secret: created.client_secret.clone(),
         redirect_uri: created
             .app

@@ -284,13 +284,16 @@ async fn application_secret_is_stored_only_as_a_keyed_hash(backend: Backend) {
         .await
         .unwrap()
         .into_iter()
-        .map(|a| a.client_id)
+        .map(|a| a.client_id.into_string())
         .collect();
     assert_eq!(
         listed.iter().collect::<BTreeSet<_>>(),
-        [&created.app.client_id, &second.app.client_id]
-            .into_iter()
-            .collect()
+        [
+            &created.app.client_id.to_string(),
+            &second.app.client_id.to_string()
+        ]
+        .into_iter()
+        .collect()
     );
     assert_eq!(s.store.app_by_client_id("0000").await.unwrap(), None);
     let other = make_org(s, "other").await;
@@ -664,13 +667,21 @@ async fn members_are_listed_with_their_role(backend: Backend) {
     let members = s.store.list_members(&org.id).await.unwrap();
     let got: Vec<(String, String, Role)> = members
         .into_iter()
-        .map(|m| (m.user_id, m.email, m.role))
+        .map(|m| (m.user_id.into_string(), m.email, m.role))
         .collect();
     assert_eq!(
         got,
         vec![
-            (amy.id, "Amy@example.com".to_string(), Role::Admin),
-            (zed.id, "zed@example.com".to_string(), Role::Owner)
+            (
+                amy.id.into_string(),
+                "Amy@example.com".to_string(),
+                Role::Admin
+            ),
+            (
+                zed.id.into_string(),
+                "zed@example.com".to_string(),
+                Role::Owner
+            )
         ],
         "only users given a role are members, ordered by email"
     );

@@ -1,0 +1,7 @@
+//! The kernel: types every layer shares and that do no I/O — typed ids and the clock.
+
+pub mod clock;
+pub mod ids;
+
+pub use clock::Clock;
+pub use ids::{AppId, ClientId, CredentialId, EmailId, GrantId, KeyId, OrgId, SessionId, UserId};
