@@ -132,7 +132,7 @@ impl Server {
             }
         }
         outcome?;
-        self.services.store.close().await;
+        self.services.db.close().await;
         tracing::info!("stopped");
         Ok(())
     }

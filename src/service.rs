@@ -6,12 +6,13 @@ use crate::config::{Config, MasterKeySource};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::{AuditKeys, MasterKey, SecretBox};
 use crate::ephemeral::{self, Ephemeral};
-use crate::storage::{self, Store};
+use crate::storage::{self, Db};
 
 #[derive(Clone)]
 pub struct Services {
     pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
+    /// The database, through its tenant and system doors.
+    pub db: Db,
     pub secrets: Arc<SecretBox>,
     /// Keys that verify the audit chain and sign its checkpoints.
     pub audit_keys: AuditKeys,
@@ -79,22 +80,21 @@ impl Services {
             secrets: secrets.clone(),
             audit: master_key.audit_keys(),
         };
-        let store = storage::connect(&config, sealing)
+        let db = storage::connect(&config, sealing)
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        store
-            .migrate()
+        db.migrate()
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", format!("migration failed: {e}")))?;
-        check_master_key(store.as_ref(), &secrets, key_setting).await?;
+        check_master_key(&db, &secrets, key_setting).await?;
         // An upgraded database: seal bodies queued in clear, and close the unkeyed audit chains the keying
         // migration recorded (at every start, so one that died before finishing is made good; a chain
         // written into the database later was never recorded and is never sealed).
-        store
+        db.system()
             .seal_plain_outbox_bodies()
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
-        crate::audit::service::key_legacy_chains(store.as_ref())
+        crate::audit::service::key_legacy_chains(&db)
             .await
             .map_err(|e| setting("LATCHKEY_DATABASE_URL", e))?;
         let passwords = PasswordHasher::new(
@@ -109,7 +109,7 @@ impl Services {
         Ok(Services {
             webauthn,
             config: Arc::new(config),
-            store,
+            db,
             secrets,
             audit_keys: master_key.audit_keys(),
             passwords,
@@ -143,7 +143,7 @@ fn create_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
 }
 
 async fn check_master_key(
-    store: &dyn Store,
+    store: &Db,
     secrets: &SecretBox,
     key_setting: &'static str,
 ) -> Result<(), StartupError> {

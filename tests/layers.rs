@@ -33,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "kernel",
         &[
             "lib",
+            "kernel",
             "client_addr",
             "config",
             "crypto",
@@ -45,8 +46,9 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Upward imports that exist today, as "importing file -> imported module". Most are the `Services` bag
-/// (to be dissolved into the composition root) and storage naming the features' record types (to move to
-/// `model/`); see issue "one door per tenant" and `docs/architecture.md`.
+/// (to be dissolved into the composition root) and storage naming the features' record types. The latter
+/// all go through `storage/mod.rs` (its `prelude`, which the per-aggregate query files use): moving the
+/// records to a `model/` layer below storage removes those entries; see `docs/architecture.md`.
 const ALLOWED_UPWARD: &[&str] = &[
     "accounts/mod.rs -> service",
     "accounts/password.rs -> service",
@@ -83,26 +85,6 @@ const ALLOWED_UPWARD: &[&str] = &[
     "storage/mod.rs -> orgs",
     "storage/mod.rs -> sessions",
     "storage/mod.rs -> users",
-    "storage/postgres.rs -> apps",
-    "storage/postgres.rs -> audit",
-    "storage/postgres.rs -> email",
-    "storage/postgres.rs -> keys",
-    "storage/postgres.rs -> oauth",
-    "storage/postgres.rs -> onetime",
-    "storage/postgres.rs -> orgs",
-    "storage/postgres.rs -> sessions",
-    "storage/postgres.rs -> users",
-    "storage/sql.rs -> email",
-    "storage/sql.rs -> onetime",
-    "storage/sqlite.rs -> apps",
-    "storage/sqlite.rs -> audit",
-    "storage/sqlite.rs -> email",
-    "storage/sqlite.rs -> keys",
-    "storage/sqlite.rs -> oauth",
-    "storage/sqlite.rs -> onetime",
-    "storage/sqlite.rs -> orgs",
-    "storage/sqlite.rs -> sessions",
-    "storage/sqlite.rs -> users",
     "users/mod.rs -> service",
 ];
 

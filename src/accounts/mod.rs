@@ -94,7 +94,8 @@ pub async fn update_name(
                 Some(serde_json::json!({"name": name})),
             );
     services
-        .store
+        .db
+        .tenant(&org.id)
         .update_user_name(&user.id, name.as_deref(), crate::time_now(), &audit)
         .await?;
     Ok(())

@@ -40,12 +40,13 @@ pub async fn change(
             )
             .target("user", &user.id)
             .change(None, Some(refused.detail));
-            services.store.append_audit(&audit).await?;
+            services.db.tenant(&org.id).append_audit(&audit).await?;
             return Err(Error::RateLimited(refused.limited));
         }
     };
     let stored = services
-        .store
+        .db
+        .tenant(&org.id)
         .credentials(&user.id, CredentialKind::Password)
         .await?
         .into_iter()
@@ -65,7 +66,7 @@ pub async fn change(
         let audit =
             NewAuditEvent::new(&org.id, &user_actor(user, client), "password.change_failed")
                 .target("user", &user.id);
-        services.store.append_audit(&audit).await?;
+        services.db.tenant(&org.id).append_audit(&audit).await?;
         return Err(Error::invalid(
             "current_password",
             "is not your current password",
@@ -113,7 +114,8 @@ pub async fn change(
             Some(json!({"other_sessions_revoked": true, "session": replacement.public_id})),
         );
     let version = services
-        .store
+        .db
+        .tenant(&org.id)
         .replace_password(
             &user.id,
             &credential,

@@ -66,8 +66,9 @@ pub async fn request(
     )
     .await?;
     let user = services
-        .store
-        .user_by_email(&org.id, &normalized)
+        .db
+        .tenant(&org.id)
+        .user_by_email(&normalized)
         .await?
         .filter(|u| !u.disabled);
     let session_id = crypto::random_token();
@@ -115,7 +116,8 @@ pub async fn request(
         )
     });
     services
-        .store
+        .db
+        .tenant(&org.id)
         .issue_one_time_token(Some(&token), message.as_ref(), &audit)
         .await?;
     if message.is_some() {
@@ -153,17 +155,15 @@ impl From<crate::storage::StoreError> for ResetError {
 /// Whether a reset session can still be used (for showing the form before anything is typed).
 pub async fn is_open(services: &Services, org: &Organization, session_id: &str) -> Result<bool> {
     let token = services
-        .store
+        .db
+        .tenant(&org.id)
         .one_time_token(
             &services.secrets.token_hash(session_id),
             PASSWORD_RESET_PURPOSE,
         )
         .await?;
     Ok(token.is_some_and(|t| {
-        t.org_id == org.id
-            && t.consumed_at.is_none()
-            && t.expires_at > time_now()
-            && t.attempts < MAX_CODE_ATTEMPTS
+        t.consumed_at.is_none() && t.expires_at > time_now() && t.attempts < MAX_CODE_ATTEMPTS
     }))
 }
 
@@ -178,14 +178,15 @@ pub async fn complete(
 ) -> Result<User, ResetError> {
     let hash = services.secrets.token_hash(session_id);
     let Some(token) = services
-        .store
+        .db
+        .tenant(&org.id)
         .one_time_token(&hash, PASSWORD_RESET_PURPOSE)
         .await?
     else {
         return Err(ResetError::Expired);
     };
     let now = time_now();
-    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= now {
+    if token.consumed_at.is_some() || token.expires_at <= now {
         return Err(ResetError::Expired);
     }
     if token.attempts >= MAX_CODE_ATTEMPTS {
@@ -195,7 +196,8 @@ pub async fn complete(
     // codes than the limit (counting after the comparison let every request that read the token before
     // the fifth count compare its code, and a right one among them win).
     let Some(attempts) = services
-        .store
+        .db
+        .tenant(&org.id)
         .count_token_attempt(&hash, PASSWORD_RESET_PURPOSE, MAX_CODE_ATTEMPTS, now)
         .await?
     else {
@@ -214,7 +216,7 @@ pub async fn complete(
     let code_ok = token.user_id.is_some()
         && crypto::constant_time_eq(&code_hash(services, session_id, code), &stored_code);
     let user = match &token.user_id {
-        Some(id) if code_ok => services.store.user_by_id(id).await?,
+        Some(id) if code_ok => services.db.tenant(&org.id).user_by_id(id).await?,
         _ => None,
     };
     let Some(user) = user else {
@@ -231,7 +233,7 @@ pub async fn complete(
         if left == 0 {
             audit.action = "password_reset.locked".into();
         }
-        services.store.append_audit(&audit).await?;
+        services.db.tenant(&org.id).append_audit(&audit).await?;
         return Err(if left == 0 {
             ResetError::Locked
         } else {
@@ -243,7 +245,8 @@ pub async fn complete(
     if let Err(e) = check_password(org, new_password, &user.email, user.name.as_deref()) {
         // The code was right: a password the policy refuses does not cost an attempt.
         services
-            .store
+            .db
+            .tenant(&org.id)
             .release_token_attempt(&hash, PASSWORD_RESET_PURPOSE)
             .await?;
         return Err(ResetError::Invalid(e));
@@ -273,7 +276,8 @@ pub async fn complete(
     .target("user", &user.id)
     .change(None, Some(json!({"signed_out_everywhere": true})));
     let done = services
-        .store
+        .db
+        .tenant(&org.id)
         .replace_password(
             &user.id,
             &credential,

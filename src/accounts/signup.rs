@@ -74,8 +74,9 @@ pub async fn sign_up(
         .await
         .map_err(hashing_error)?;
     if let Some(existing) = services
-        .store
-        .user_by_email(&org.id, &email_normalized)
+        .db
+        .tenant(&org.id)
+        .user_by_email(&email_normalized)
         .await?
     {
         return notify_existing(services, org, &existing, client).await;
@@ -103,7 +104,8 @@ pub async fn sign_up(
         .target("user", &user.id)
         .change(None, Some(after));
     match services
-        .store
+        .db
+        .tenant(&org.id)
         .register_user(&user, &[password], &token, &email_message, &audit)
         .await
     {
@@ -113,8 +115,9 @@ pub async fn sign_up(
         }
         // Someone registered the same address a moment ago: answer as for any known address.
         Err(StoreError::Conflict(_)) => match services
-            .store
-            .user_by_email(&org.id, &user.email_normalized)
+            .db
+            .tenant(&org.id)
+            .user_by_email(&user.email_normalized)
             .await?
         {
             Some(existing) => notify_existing(services, org, &existing, client).await,
@@ -152,7 +155,8 @@ async fn notify_existing(
             Some(json!({"email_fingerprint": email_fingerprint(services, &existing.email)})),
         );
     services
-        .store
+        .db
+        .tenant(&org.id)
         .issue_one_time_token(None, Some(&message), &audit)
         .await?;
     wake_mailer(services);

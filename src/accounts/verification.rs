@@ -72,17 +72,18 @@ async fn open_link(
 ) -> Result<Option<(OneTimeToken, User)>> {
     let hash = services.secrets.token_hash(secret);
     let Some(token) = services
-        .store
+        .db
+        .tenant(&org.id)
         .one_time_token(&hash, VERIFY_EMAIL_PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= time_now() {
+    if token.consumed_at.is_some() || token.expires_at <= time_now() {
         return Ok(None);
     }
     let user = match &token.user_id {
-        Some(id) => services.store.user_by_id(id).await?,
+        Some(id) => services.db.tenant(&org.id).user_by_id(id).await?,
         None => None,
     };
     Ok(user.map(|user| (token, user)))
@@ -121,7 +122,8 @@ pub async fn verify(
             Some(json!({"email_verified": true})),
         );
     if !services
-        .store
+        .db
+        .tenant(&org.id)
         .verify_email(&hash, &user.id, now, &audit)
         .await?
     {
@@ -173,7 +175,11 @@ pub async fn resend(
         ],
     )
     .await?;
-    let user = services.store.user_by_email(&org.id, &normalized).await?;
+    let user = services
+        .db
+        .tenant(&org.id)
+        .user_by_email(&normalized)
+        .await?;
     let audit = NewAuditEvent::new(
         &org.id,
         &anonymous_actor(client),
@@ -188,7 +194,8 @@ pub async fn resend(
             let (token, message) = new_link(services, org, &user, continue_request);
             let audit = audit.target("user", &user.id);
             services
-                .store
+                .db
+                .tenant(&org.id)
                 .issue_one_time_token(Some(&token), Some(&message), &audit)
                 .await?;
             wake_mailer(services);
@@ -196,7 +203,8 @@ pub async fn resend(
         // One transaction either way, so the timing does not tell.
         None => {
             services
-                .store
+                .db
+                .tenant(&org.id)
                 .issue_one_time_token(None, None, &audit)
                 .await?;
         }

@@ -298,7 +298,7 @@ pub async fn create(
     let audit = NewAuditEvent::new(&org.id, actor, "app.created")
         .target("application", &app.id)
         .change(None, Some(serde_json::to_value(&app).unwrap_or_default()));
-    services.store.create_app(&app, &audit).await?;
+    services.db.tenant(&org.id).create_app(&app, &audit).await?;
     Ok(CreatedApplication { app, client_secret })
 }
 
@@ -319,10 +319,10 @@ pub async fn update(
     changes: AppChanges,
 ) -> Result<Application> {
     let before = services
-        .store
+        .db
+        .tenant(&org.id)
         .app_by_client_id(client_id)
         .await?
-        .filter(|app| app.org_id == org.id)
         .ok_or_else(|| Error::NotFound(format!("application {client_id}")))?;
     let app = Application {
         first_party: changes.first_party.unwrap_or(before.first_party),
@@ -335,7 +335,7 @@ pub async fn update(
             Some(serde_json::to_value(&before).unwrap_or_default()),
             Some(serde_json::to_value(&app).unwrap_or_default()),
         );
-    services.store.update_app(&app, &audit).await?;
+    services.db.tenant(&org.id).update_app(&app, &audit).await?;
     Ok(app)
 }
 
@@ -355,10 +355,10 @@ pub async fn rotate_secret(
         ))
     };
     let mut app = services
-        .store
+        .db
+        .tenant(&org.id)
         .app_by_client_id(client_id)
         .await?
-        .filter(|app| app.org_id == org.id)
         .ok_or_else(unknown)?;
     if app.client_type != ClientType::Confidential {
         return Err(Error::invalid(
@@ -373,7 +373,8 @@ pub async fn rotate_secret(
         .target("application", &app.id)
         .change(None, Some(serde_json::json!({"client_id": app.client_id})));
     services
-        .store
+        .db
+        .tenant(&org.id)
         .replace_client_secret(&app.id, &hash, now, &audit)
         .await?;
     app.client_secret_hash = Some(hash);

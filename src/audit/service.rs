@@ -6,9 +6,10 @@ use serde_json::json;
 
 use super::{AuditEvent, ChainBreak, ChainVerifier};
 use crate::error::{Error, Result};
+use crate::kernel::OrgId;
 use crate::orgs::Organization;
 use crate::service::Services;
-use crate::storage::{Store, StoreResult};
+use crate::storage::{Db, StoreResult};
 
 const PAGE: i64 = 1000;
 const CHECKPOINT_LABEL: &str = "latchkey-audit-checkpoint-v1";
@@ -17,7 +18,7 @@ const CHECKPOINT_LABEL: &str = "latchkey-audit-checkpoint-v1";
 pub struct Verification {
     /// The organization's slug (its id when the organization row is gone).
     pub org: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub events: i64,
     pub head_hash: String,
     pub ok: bool,
@@ -46,13 +47,18 @@ pub async fn verify(services: &Services, org: &Organization) -> Result<Verificat
 /// Walks the whole chain page by page under the audit key, then checks that it ends exactly at the
 /// recorded head, which catches rows deleted from the end as well as edits and gaps in the middle. An
 /// organization with no history at all fails: its creation is always recorded.
-pub async fn verify_org_id(services: &Services, org_id: &str, label: &str) -> Result<Verification> {
+pub async fn verify_org_id(
+    services: &Services,
+    org_id: &OrgId,
+    label: &str,
+) -> Result<Verification> {
     let mut verifier = ChainVerifier::new(&services.audit_keys);
     let mut outcome: std::result::Result<(), ChainBreak> = Ok(());
     loop {
         let page = services
-            .store
-            .audit_events(org_id, verifier.seq, PAGE)
+            .db
+            .tenant(org_id)
+            .audit_events(verifier.seq, PAGE)
             .await?;
         if page.is_empty() {
             break;
@@ -67,7 +73,7 @@ pub async fn verify_org_id(services: &Services, org_id: &str, label: &str) -> Re
     }
     if outcome.is_ok() {
         let (seq, hash) = (verifier.seq, &verifier.hash);
-        outcome = match services.store.audit_head(org_id).await? {
+        outcome = match services.db.tenant(org_id).audit_head().await? {
             None => Err(ChainBreak {
                 seq: seq + 1,
                 reason: "the organization has no chain head (removed)".into(),
@@ -85,7 +91,7 @@ pub async fn verify_org_id(services: &Services, org_id: &str, label: &str) -> Re
     }
     let mut report = Verification {
         org: label.to_string(),
-        org_id: org_id.to_string(),
+        org_id: org_id.clone(),
         events: verifier.seq,
         head_hash: verifier.hash.clone(),
         ok: true,
@@ -106,8 +112,9 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<AuditEvent>> {
     Ok(services
-        .store
-        .audit_events(&org.id, after_seq, limit.clamp(1, PAGE))
+        .db
+        .tenant(&org.id)
+        .audit_events(after_seq, limit.clamp(1, PAGE))
         .await?)
 }
 
@@ -115,8 +122,8 @@ pub async fn list(
 /// [`CHAIN_KEYED_ACTION`] event that links to its head: from then on the legacy prefix cannot change
 /// without the master key. Runs at every start, so a start that died before finishing is made good by the
 /// next; an instance that appends to such a chain first closes it the same way. Returns how many it closed.
-pub async fn key_legacy_chains(store: &dyn Store) -> StoreResult<usize> {
-    let closed = store.close_legacy_audit_chains().await?;
+pub async fn key_legacy_chains(db: &Db) -> StoreResult<usize> {
+    let closed = db.system().close_legacy_audit_chains().await?;
     for (org_id, seq) in &closed {
         tracing::info!(org_id = %org_id, legacy_events = seq, "audit chain keyed under the master key");
     }
@@ -128,7 +135,7 @@ pub async fn key_legacy_chains(store: &dyn Store) -> StoreResult<usize> {
 pub struct Checkpoint {
     /// The organization's slug when the checkpoint was made (informational; not signed).
     pub org: String,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub seq: i64,
     pub head: String,
     pub at: i64,
@@ -153,7 +160,7 @@ impl Checkpoint {
 }
 
 /// Verifies the chain and signs its head. A broken chain gets no checkpoint.
-pub async fn checkpoint(services: &Services, org_id: &str, label: &str) -> Result<Checkpoint> {
+pub async fn checkpoint(services: &Services, org_id: &OrgId, label: &str) -> Result<Checkpoint> {
     let report = verify_org_id(services, org_id, label).await?;
     if !report.ok {
         return Err(Error::Conflict(format!(
@@ -166,7 +173,7 @@ pub async fn checkpoint(services: &Services, org_id: &str, label: &str) -> Resul
     let text = Checkpoint::signed_text(org_id, report.events, &report.head_hash, at);
     Ok(Checkpoint {
         org: label.to_string(),
-        org_id: org_id.to_string(),
+        org_id: org_id.clone(),
         seq: report.events,
         head: report.head_hash,
         at,
@@ -229,8 +236,9 @@ pub async fn check_against(
         return Ok(());
     }
     let event = services
-        .store
-        .audit_events(&checkpoint.org_id, checkpoint.seq - 1, 1)
+        .db
+        .tenant(&checkpoint.org_id)
+        .audit_events(checkpoint.seq - 1, 1)
         .await?;
     let matches = event
         .first()

@@ -2,13 +2,11 @@
 //! written in one transaction, so one disk sync covers many of them. Each caller still waits until its
 //! event is committed before answering, so an acknowledged action is never missing from the log.
 
-use std::sync::Arc;
-
 use tokio::sync::{mpsc, oneshot};
 
 use super::NewAuditEvent;
 use crate::error::{Error, Result};
-use crate::storage::Store;
+use crate::storage::Db;
 
 const MAX_BATCH: usize = 256;
 
@@ -20,7 +18,7 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(db: Db) -> Self {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
             let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -38,7 +36,11 @@ impl AuditWriter {
                 let (events, waiting): (Vec<NewAuditEvent>, Vec<_>) = batch.drain(..).unzip();
                 // Every waiter gets the batch's outcome, classified like any storage error, so an
                 // unavailable database is answered 503 (retry) and only a real fault 500.
-                let outcome = store.append_audit_batch(&events).await.map_err(Error::from);
+                let outcome = db
+                    .system()
+                    .append_audit_batch(&events)
+                    .await
+                    .map_err(Error::from);
                 if let Err(e) = &outcome {
                     tracing::error!(error = %e, count = events.len(), "audit batch failed");
                 }

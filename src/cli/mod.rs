@@ -3,6 +3,7 @@
 
 mod output;
 
+use crate::kernel::OrgId;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -421,8 +422,8 @@ async fn run(command: Command, config: Config, out: Output) -> ExitCode {
         Command::Serve => return serve(services, &out).await,
         Command::Migrate => {
             out.show(
-                &json!({"migrated": true, "backend": services.store.backend()}),
-                |_| format!("database is up to date ({})", services.store.backend()),
+                &json!({"migrated": true, "backend": services.db.backend()}),
+                |_| format!("database is up to date ({})", services.db.backend()),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -433,7 +434,7 @@ async fn run(command: Command, config: Config, out: Output) -> ExitCode {
         Command::Audit(cmd) => audit_command(&services, cmd, &out).await,
         Command::Outbox(cmd) => outbox_command(&services, cmd, &out).await,
     };
-    services.store.close().await;
+    services.db.close().await;
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -609,7 +610,8 @@ async fn org_command(
         }
         OrgCommand::List => {
             let list: Vec<_> = services
-                .store
+                .db
+                .system()
                 .list_orgs()
                 .await?
                 .into_iter()
@@ -736,7 +738,7 @@ async fn app_command(
         }
         AppCommand::List(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
-            let list = services.store.list_apps(&org.id).await?;
+            let list = services.db.tenant(&org.id).list_apps().await?;
             out.show(&json!(list), |_| {
                 list.iter()
                     .map(|a| format!("{}\t{}\t{}", a.client_id, a.client_type.as_str(), a.name))
@@ -810,7 +812,7 @@ async fn user_command(
         UserCommand::Enable(arg) => set_user_disabled(services, arg, false, out).await?,
         UserCommand::List(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
-            let list = services.store.list_users(&org.id).await?;
+            let list = services.db.tenant(&org.id).list_users().await?;
             out.show(&json!(list), |_| {
                 list.iter()
                     .map(|u| format!("{}\t{}\tverified={}", u.id, u.email, u.email_verified))
@@ -849,7 +851,7 @@ async fn keys_command(
         }
         KeysCommand::List(OrgArg { org }) => {
             let org = orgs::find(services, &org).await?;
-            let list = services.store.signing_keys(&org.id).await?;
+            let list = services.db.tenant(&org.id).signing_keys().await?;
             out.show(&json!(list), |_| {
                 list.iter()
                     .map(|k| format!("{}\t{}\t{}", k.kid, k.alg, k.state.as_str()))
@@ -976,25 +978,30 @@ async fn audit_command(
 async fn audit_targets(
     services: &Services,
     org: Option<&str>,
-) -> Result<Vec<(String, String)>, Error> {
+) -> Result<Vec<(OrgId, String)>, Error> {
     if let Some(slug) = org {
         let org = orgs::find(services, slug).await?;
-        return Ok(vec![(org.id.into_string(), org.slug)]);
+        return Ok(vec![(org.id, org.slug)]);
     }
     let slugs: std::collections::HashMap<String, String> = services
-        .store
+        .db
+        .system()
         .list_orgs()
         .await?
         .into_iter()
         .map(|org| (org.id.into_string(), org.slug))
         .collect();
     Ok(services
-        .store
+        .db
+        .system()
         .audit_org_ids()
         .await?
         .into_iter()
         .map(|id| {
-            let label = slugs.get(&id).cloned().unwrap_or_else(|| id.clone());
+            let label = slugs
+                .get(id.as_str())
+                .cloned()
+                .unwrap_or_else(|| id.to_string());
             (id, label)
         })
         .collect())
@@ -1027,7 +1034,8 @@ async fn outbox_command(
     out: &Output,
 ) -> Result<ExitCode, Error> {
     let slugs: std::collections::HashMap<String, String> = services
-        .store
+        .db
+        .system()
         .list_orgs()
         .await?
         .into_iter()
@@ -1036,11 +1044,13 @@ async fn outbox_command(
     let slug_of = |org_id: &str| slugs.get(org_id).map(String::as_str);
     match cmd {
         OutboxCommand::List { org, limit } => {
-            let org_id = match org {
-                Some(slug) => Some(orgs::find(services, &slug).await?.id),
-                None => None,
+            let list = match org {
+                Some(slug) => {
+                    let org = orgs::find(services, &slug).await?;
+                    services.db.tenant(&org.id).list_outbox(limit).await?
+                }
+                None => services.db.system().list_outbox(limit).await?,
             };
-            let list = services.store.list_outbox(org_id.as_deref(), limit).await?;
             let value: Vec<_> = list
                 .iter()
                 .map(|e| outbox_json(e, slug_of(&e.email.org_id), false))
@@ -1063,7 +1073,8 @@ async fn outbox_command(
         }
         OutboxCommand::Show { id } => {
             let entry = services
-                .store
+                .db
+                .system()
                 .outbox_entry(id.trim())
                 .await?
                 .ok_or_else(|| {

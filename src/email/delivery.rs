@@ -99,7 +99,8 @@ pub async fn deliver_due(
     loop {
         let now = time_now();
         let claimed = services
-            .store
+            .db
+            .system()
             .claim_due_emails(now, now + options.lease_secs(), options.batch.max(1))
             .await?;
         let count = claimed.len();
@@ -137,7 +138,7 @@ async fn deliver_one(
     let attempt = entry.attempts + 1;
     match result {
         Ok(()) => {
-            services.store.mark_email_sent(&email.id, now).await?;
+            services.db.system().mark_email_sent(&email.id, now).await?;
             tracing::info!(
                 email_id = %email.id,
                 org_id = %email.org_id,
@@ -153,7 +154,8 @@ async fn deliver_one(
                 matches!(e, SendError::Undeliverable(_)) || attempt >= options.max_attempts;
             if give_up {
                 services
-                    .store
+                    .db
+                    .system()
                     .mark_email_failed(&email.id, &message, now, Some(now))
                     .await?;
                 tracing::error!(
@@ -166,7 +168,8 @@ async fn deliver_one(
             } else {
                 let wait = options.backoff_secs(attempt);
                 services
-                    .store
+                    .db
+                    .system()
                     .mark_email_failed(&email.id, &message, now + wait, None)
                     .await?;
                 tracing::warn!(

@@ -101,7 +101,11 @@ impl OutboxEntry {
 /// queued by that action's store method (in its transaction); call
 /// [`Services::wake_email_delivery`] after it commits.
 pub async fn queue(services: &Services, email: &OutgoingEmail) -> StoreResult<()> {
-    services.store.enqueue_email(email).await?;
+    services
+        .db
+        .tenant(&email.org_id)
+        .enqueue_email(email)
+        .await?;
     services.wake_email_delivery();
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! Forms here carry a CSRF token derived from the session itself (see `pages::session_csrf`) and must
 //! come from our own origin.
 
+use crate::kernel::SessionId;
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -472,7 +473,7 @@ pub async fn revoke_submit(
         Ok(found) => found,
         Err(r) => return r,
     };
-    let target = form.session.unwrap_or_default();
+    let target = SessionId::from(form.session.unwrap_or_default());
     let client = client_info(&addr, &headers);
     if target == me.session.public_id {
         // Signing out this device is the sign-out button's job; do the same here.
@@ -698,7 +699,7 @@ pub async fn api_revoke_session(
         Err(r) => return r,
     };
     let client = client_info(&addr, &headers);
-    match sessions::revoke(&state.services, &org, &user, &id, &client).await {
+    match sessions::revoke(&state.services, &org, &user, &SessionId::from(id), &client).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => Problem::new(StatusCode::NOT_FOUND, "no such active session").into_response(),
         Err(e) => Problem::from(e).into_response(),
@@ -723,7 +724,9 @@ pub async fn api_revoke_other_sessions(
         .into_response();
     };
     let client = client_info(&addr, &headers);
-    match sessions::revoke_others(&state.services, &org, &user, &sid, &client).await {
+    match sessions::revoke_others(&state.services, &org, &user, &SessionId::from(sid), &client)
+        .await
+    {
         Ok(count) => no_store(Json(json!({ "revoked": count })).into_response()),
         Err(e) => Problem::from(e).into_response(),
     }

@@ -141,7 +141,8 @@ async fn proceed(
     let consented = match &session {
         Some((_, user)) => match provider
             .services
-            .store
+            .db
+            .tenant(&org.id)
             .consent_scope(&user.id, &req.app.id)
             .await
         {
@@ -221,7 +222,7 @@ async fn proceed(
         Step::Issue => {
             let (session, user) = session.expect("Issue implies a session");
             if let Some(id) = pending_id {
-                match authorize::finish_pending(provider, id).await {
+                match authorize::finish_pending(provider, org, id).await {
                     Ok(true) => {}
                     Ok(false) => {
                         return page_error(
@@ -738,7 +739,7 @@ pub async fn consent_submit(
             .await
         }
         Some("deny") => {
-            let _ = authorize::finish_pending(&state.provider, &req_id).await;
+            let _ = authorize::finish_pending(&state.provider, &org, &req_id).await;
             let issuer = state.provider.issuer(&org);
             see_other(
                 &authorize::error_redirect(
@@ -848,13 +849,7 @@ pub async fn logout(
         None => None,
         Some(uri) => {
             let app = match client_id.as_deref() {
-                Some(id) => state
-                    .provider
-                    .app(id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .filter(|a| a.org_id == org.id),
+                Some(id) => state.provider.app(&org.id, id).await.ok().flatten(),
                 None => None,
             };
             match app {

@@ -9,7 +9,6 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::AppState;
-use crate::storage::Store;
 
 /// How long a write probe's outcome is reused: a load balancer polling `/readyz` many times a second
 /// costs at most one small committed write a second.
@@ -25,7 +24,7 @@ pub struct WriteProbe {
 
 impl WriteProbe {
     /// `ok`, `failing` or `timeout`: whether the database took a committed write within the last second.
-    async fn check(&self, store: &dyn Store) -> &'static str {
+    async fn check(&self, store: &crate::storage::Db) -> &'static str {
         let mut last = self.last.lock().await;
         if let Some((at, outcome)) = *last
             && at.elapsed() < WRITE_PROBE_TTL
@@ -56,7 +55,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// `degraded` (still 200): instances keep serving with local limits, and a 503 here would make a load
 /// balancer drain every instance at once.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.services.store.as_ref();
+    let store = &state.services.db;
     let database = match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
@@ -96,7 +95,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "checks": {
             "database": database,
             "database_writes": writes,
-            "database_backend": state.services.store.backend(),
+            "database_backend": state.services.db.backend(),
             "revoked_tokens": revocations,
             "redis": redis,
         },

@@ -147,7 +147,7 @@ fn json_no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
 // only the calling client's.
 
 async fn org_origins(state: &AppState, org: &Organization) -> Vec<String> {
-    match state.services.store.list_apps(&org.id).await {
+    match state.services.db.tenant(&org.id).list_apps().await {
         Ok(apps) => apps.into_iter().flat_map(|a| a.cors_origins).collect(),
         Err(_) => Vec::new(),
     }
@@ -588,7 +588,7 @@ pub async fn userinfo(
         .get("client_id")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if let Ok(Some(app)) = state.provider.app(client_id).await {
+    if let Ok(Some(app)) = state.provider.app(&org.id, client_id).await {
         allow_origin(&mut response, origin.as_deref(), &app.cors_origins);
     }
     response

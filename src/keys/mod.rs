@@ -156,7 +156,7 @@ pub async fn rotate(
     org: &Organization,
 ) -> Result<Vec<Rotation>> {
     let now = time_now();
-    let existing = services.store.signing_keys(&org.id).await?;
+    let existing = services.db.tenant(&org.id).signing_keys().await?;
     let mut algs: Vec<String> = existing
         .iter()
         .filter(|k| k.state != KeyState::Retired)
@@ -203,16 +203,9 @@ pub async fn rotate(
             );
         let publish_until = now + retired_publish_secs(services);
         services
-            .store
-            .rotate_signing_keys(
-                &org.id,
-                &alg,
-                &promoted,
-                &new_keys,
-                now,
-                publish_until,
-                &audit,
-            )
+            .db
+            .tenant(&org.id)
+            .rotate_signing_keys(&alg, &promoted, &new_keys, now, publish_until, &audit)
             .await?;
         rotations.push(rotation);
     }
@@ -226,8 +219,8 @@ pub async fn rotate_due(services: &Services) -> Result<()> {
         return Ok(());
     }
     let cutoff = time_now() - (days * 86_400) as i64;
-    for org in services.store.list_orgs().await? {
-        let keys = services.store.signing_keys(&org.id).await?;
+    for org in services.db.system().list_orgs().await? {
+        let keys = services.db.tenant(&org.id).signing_keys().await?;
         let due = keys
             .iter()
             .filter(|k| k.state == KeyState::Active)
@@ -251,7 +244,7 @@ pub async fn ensure_alg(
     org: &Organization,
     alg: &str,
 ) -> Result<()> {
-    let keys = services.store.signing_keys(&org.id).await?;
+    let keys = services.db.tenant(&org.id).signing_keys().await?;
     if keys
         .iter()
         .any(|k| k.alg == alg && k.state == KeyState::Active)
@@ -271,6 +264,10 @@ pub async fn ensure_alg(
                 serde_json::json!({"alg": alg, "active": new_keys[0].kid, "next": new_keys[1].kid}),
             ),
         );
-    services.store.add_signing_keys(&new_keys, &audit).await?;
+    services
+        .db
+        .tenant(&org.id)
+        .add_signing_keys(&new_keys, &audit)
+        .await?;
     Ok(())
 }

@@ -43,7 +43,8 @@ pub async fn start(
     let id = crypto::random_token();
     let now = time_now();
     services
-        .store
+        .db
+        .tenant(&org.id)
         .insert_one_time_token(&OneTimeToken {
             token_hash: services.secrets.token_hash(&id),
             org_id: org.id.clone(),
@@ -66,13 +67,14 @@ pub async fn load(
     id: &str,
 ) -> Result<Option<(Challenge, User)>> {
     let Some(token) = services
-        .store
+        .db
+        .tenant(&org.id)
         .one_time_token(&services.secrets.token_hash(id), PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= time_now() {
+    if token.consumed_at.is_some() || token.expires_at <= time_now() {
         return Ok(None);
     }
     let Ok(challenge) = serde_json::from_str::<Challenge>(&token.data) else {
@@ -82,10 +84,11 @@ pub async fn load(
         return Ok(None);
     };
     let user = services
-        .store
+        .db
+        .tenant(&org.id)
         .user_by_id(&user_id)
         .await?
-        .filter(|u| !u.disabled && u.org_id == org.id);
+        .filter(|u| !u.disabled);
     Ok(user.map(|u| (challenge, u)))
 }
 
@@ -121,7 +124,8 @@ pub async fn finish(
 ) -> Result<Finished> {
     let now = time_now();
     if !services
-        .store
+        .db
+        .tenant(&org.id)
         .consume_one_time_token(&services.secrets.token_hash(id), PURPOSE, now)
         .await?
     {
@@ -130,7 +134,12 @@ pub async fn finish(
     match &challenge.step_up_of {
         Some(hash_hex) => {
             let id_hash = hex::decode(hash_hex).unwrap_or_default();
-            let Some(session) = services.store.session_by_hash(&id_hash).await? else {
+            let Some(session) = services
+                .db
+                .tenant(&org.id)
+                .session_by_hash(&id_hash)
+                .await?
+            else {
                 return Ok(Finished::Gone);
             };
             let amr = merged_amr(&session.amr, method);
@@ -138,7 +147,8 @@ pub async fn finish(
                 .target("session", &session.public_id)
                 .change(None, Some(json!({"method": method.as_str(), "amr": amr})));
             let done = services
-                .store
+                .db
+                .tenant(&org.id)
                 .record_second_factor(&id_hash, &amr, oauth::ACR_MFA, now, &audit)
                 .await?;
             Ok(if done {

@@ -90,7 +90,8 @@ pub async fn send(
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.email_code.sent")
         .target("user", &user.id);
     services
-        .store
+        .db
+        .tenant(&org.id)
         .reissue_one_time_token(&token, Some(&message), Some(&audit))
         .await?;
     wake_mailer(services);
@@ -106,12 +107,16 @@ pub(super) async fn check(
     code: &str,
 ) -> std::result::Result<(), ProofError> {
     let hash = token_hash(services, binding);
-    let Some(token) = services.store.one_time_token(&hash, PURPOSE).await? else {
+    let Some(token) = services
+        .db
+        .tenant(&org.id)
+        .one_time_token(&hash, PURPOSE)
+        .await?
+    else {
         return Err(ProofError::Wrong);
     };
     let now = time_now();
-    if token.org_id != org.id
-        || token.user_id.as_deref() != Some(user.id.as_str())
+    if token.user_id.as_ref() != Some(&user.id)
         || token.consumed_at.is_some()
         || token.expires_at <= now
     {
@@ -119,7 +124,8 @@ pub(super) async fn check(
     }
     // Counted before the comparison: parallel guesses cannot compare more than MAX_ATTEMPTS codes.
     if services
-        .store
+        .db
+        .tenant(&org.id)
         .count_token_attempt(&hash, PURPOSE, MAX_ATTEMPTS, now)
         .await?
         .is_none()
@@ -144,7 +150,8 @@ pub(super) async fn check(
         .map_err(|e| ProofError::from(busy(e)))?;
     if ok
         && services
-            .store
+            .db
+            .tenant(&org.id)
             .consume_one_time_token(&hash, PURPOSE, now)
             .await?
     {

@@ -178,7 +178,8 @@ impl Factors {
 
 pub async fn factors(services: &Services, user: &User) -> Result<Factors> {
     let credentials = services
-        .store
+        .db
+        .tenant(&user.org_id)
         .user_credentials(&user.id)
         .await?
         .into_iter()
@@ -197,7 +198,7 @@ pub async fn required_by_policy(
         MfaPolicy::Optional => false,
         MfaPolicy::Everyone => true,
         MfaPolicy::Admins => matches!(
-            services.store.member_role(&org.id, &user.id).await?,
+            services.db.tenant(&org.id).member_role(&user.id).await?,
             Some(Role::Owner | Role::Admin)
         ),
     })
@@ -288,7 +289,7 @@ pub async fn prove(
                 "lockout_started": locked.strike,
             })),
         );
-        services.store.append_audit(&audit).await?;
+        services.db.tenant(&org.id).append_audit(&audit).await?;
         return Err(ProofError::Locked(locked.limited("mfa", &rule)));
     }
     let code = code.trim();
@@ -313,13 +314,13 @@ pub async fn prove(
             let audit = NewAuditEvent::new(&org.id, &actor, "mfa.succeeded")
                 .target("user", &user.id)
                 .change(None, Some(json!({"method": method.as_str()})));
-            services.store.append_audit(&audit).await?;
+            services.db.tenant(&org.id).append_audit(&audit).await?;
         }
         Err(ProofError::Wrong | ProofError::Unavailable) => {
             let audit = NewAuditEvent::new(&org.id, &actor, "mfa.failed")
                 .target("user", &user.id)
                 .change(None, Some(json!({"method": method.as_str()})));
-            services.store.append_audit(&audit).await?;
+            services.db.tenant(&org.id).append_audit(&audit).await?;
         }
         Err(_) => {}
     }
@@ -354,7 +355,8 @@ pub async fn enable_email(
         .target("credential", &credential.id)
         .change(None, Some(json!({"factor": "email"})));
     services
-        .store
+        .db
+        .tenant(&org.id)
         .add_credentials(&user.id, &[credential], &[], &audit)
         .await?;
     Ok(true)
@@ -403,7 +405,8 @@ pub async fn remove_factor(
             Some(json!({"mfa_enrolled": remaining > 0})),
         );
     Ok(services
-        .store
+        .db
+        .tenant(&org.id)
         .delete_credentials(&user.id, &ids, &audit)
         .await?
         > 0)

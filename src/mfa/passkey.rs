@@ -6,6 +6,7 @@
 //! which makes a passkey multi-factor on its own. Ceremony state stays on the server in a single-use,
 //! 5-minute record (webauthn-rs itself does not stop a replayed response).
 
+use crate::kernel::UserId;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -112,7 +113,8 @@ async fn save_state(
     };
     // A newer ceremony for the same key replaces the older one.
     services
-        .store
+        .db
+        .tenant(&org.id)
         .reissue_one_time_token(&token, None, None)
         .await?;
     Ok(())
@@ -127,12 +129,16 @@ async fn take_state(
     purpose: &str,
 ) -> Result<Option<String>> {
     let hash = services.secrets.token_hash(&format!("{purpose}:{key}"));
-    let Some(token) = services.store.one_time_token(&hash, purpose).await? else {
+    let Some(token) = services
+        .db
+        .tenant(&org.id)
+        .one_time_token(&hash, purpose)
+        .await?
+    else {
         return Ok(None);
     };
     let now = time_now();
-    if token.org_id != org.id
-        || token.consumed_at.is_some()
+    if token.consumed_at.is_some()
         || token.expires_at <= now
         || token.user_id.as_deref() != user.map(|u| u.id.as_str())
     {
@@ -140,7 +146,8 @@ async fn take_state(
     }
     // Consumed before the response is checked: a replayed response finds no state.
     if !services
-        .store
+        .db
+        .tenant(&org.id)
         .consume_one_time_token(&hash, purpose, now)
         .await?
     {
@@ -263,7 +270,8 @@ pub async fn finish_registration(
             Some(json!({"factor": "passkey", "name": name, "recovery_codes_generated": codes.is_some()})),
         );
     services
-        .store
+        .db
+        .tenant(&org.id)
         .add_credentials(&user.id, &credentials, replace, &audit)
         .await?;
     Ok(codes)
@@ -306,7 +314,8 @@ async fn record_use(
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.passkey.used")
         .target("credential", &credential.id);
     services
-        .store
+        .db
+        .tenant(&org.id)
         .update_credential_use(&credential.id, &data, time_now(), &audit)
         .await?;
     Ok(())
@@ -390,10 +399,11 @@ pub async fn finish_sign_in(
         return Ok(None);
     };
     let Some(user) = services
-        .store
-        .user_by_id(&user_id_from_handle(&handle))
+        .db
+        .tenant(&org.id)
+        .user_by_id(&UserId::from(user_id_from_handle(&handle)))
         .await?
-        .filter(|u| u.org_id == org.id && !u.disabled)
+        .filter(|u| !u.disabled)
     else {
         return Ok(None);
     };
@@ -409,7 +419,7 @@ pub async fn finish_sign_in(
             let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "login.failed")
                 .target("user", &user.id)
                 .change(None, Some(json!({"method": "passkey"})));
-            services.store.append_audit(&audit).await?;
+            services.db.tenant(&org.id).append_audit(&audit).await?;
             return Ok(None);
         }
     };

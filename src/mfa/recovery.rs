@@ -78,7 +78,8 @@ pub async fn regenerate(
     .target("user", &user.id)
     .change(None, Some(json!({"count": codes.len()})));
     services
-        .store
+        .db
+        .tenant(&org.id)
         .add_credentials(
             &user.id,
             &credentials,
@@ -130,7 +131,8 @@ pub(super) async fn consume(
         .target("credential", &id)
         .change(None, Some(json!({"remaining": remaining})));
     if !services
-        .store
+        .db
+        .tenant(&org.id)
         .use_credential(&id, true, time_now(), Some(&notice), &audit)
         .await?
     {

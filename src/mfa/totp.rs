@@ -90,7 +90,8 @@ pub async fn begin(services: &Services, org: &Organization, user: &User) -> Resu
         sealed_seed: hex::encode(sealed),
     };
     services
-        .store
+        .db
+        .tenant(&org.id)
         .insert_one_time_token(&OneTimeToken {
             token_hash: services.secrets.token_hash(&id),
             org_id: org.id.clone(),
@@ -114,14 +115,14 @@ async fn load_pending(
     id: &str,
 ) -> Result<Option<(Pending, Vec<u8>)>> {
     let Some(token) = services
-        .store
+        .db
+        .tenant(&org.id)
         .one_time_token(&services.secrets.token_hash(id), ENROL_PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.org_id != org.id
-        || token.user_id.as_deref() != Some(user.id.as_str())
+    if token.user_id.as_ref() != Some(&user.id)
         || token.consumed_at.is_some()
         || token.expires_at <= time_now()
         || token.attempts >= MAX_ENROL_ATTEMPTS
@@ -189,7 +190,8 @@ pub async fn confirm(
     let now = time_now();
     // Counted before the comparison, so parallel guesses cannot exceed the limit.
     if services
-        .store
+        .db
+        .tenant(&org.id)
         .count_token_attempt(&hash, ENROL_PURPOSE, MAX_ENROL_ATTEMPTS, now)
         .await?
         .is_none()
@@ -200,7 +202,8 @@ pub async fn confirm(
         return Err(ConfirmError::Wrong);
     }
     if !services
-        .store
+        .db
+        .tenant(&org.id)
         .consume_one_time_token(&hash, ENROL_PURPOSE, now)
         .await?
     {
@@ -238,7 +241,8 @@ pub async fn confirm(
             Some(json!({"factor": "totp", "recovery_codes_generated": codes.is_some()})),
         );
     services
-        .store
+        .db
+        .tenant(&org.id)
         .add_credentials(&user.id, &credentials, &replace, &audit)
         .await?;
     Ok(codes)

@@ -151,8 +151,8 @@ pub async fn validate(
     let client_id = params.client_id.as_deref().filter(|s| !s.is_empty());
     let client_id =
         client_id.ok_or_else(|| Refusal::Page("The request has no client_id.".into()))?;
-    let app = match provider.app(client_id).await? {
-        Some(app) if app.org_id == org.id => app,
+    let app = match provider.app(&org.id, client_id).await? {
+        Some(app) => app,
         _ => {
             return Err(Refusal::Page(
                 "The application that sent you here is not registered.".into(),
@@ -452,7 +452,8 @@ pub async fn save_pending(
     };
     provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .insert_one_time_token(&token)
         .await?;
     Ok(id)
@@ -467,13 +468,14 @@ pub async fn load_pending(
     let hash = provider.services.secrets.token_hash(id);
     let Some(token) = provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .one_time_token(&hash, PENDING_PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.org_id != org.id || token.consumed_at.is_some() || token.expires_at <= time_now() {
+    if token.consumed_at.is_some() || token.expires_at <= time_now() {
         return Ok(None);
     }
     Ok(serde_json::from_str(&token.data)
@@ -482,11 +484,16 @@ pub async fn load_pending(
 }
 
 /// Marks a pending request used; false if it already was (a replayed resume).
-pub async fn finish_pending(provider: &Provider, id: &str) -> Result<bool, OAuthError> {
+pub async fn finish_pending(
+    provider: &Provider,
+    org: &Organization,
+    id: &str,
+) -> Result<bool, OAuthError> {
     let hash = provider.services.secrets.token_hash(id);
     Ok(provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .consume_one_time_token(&hash, PENDING_PURPOSE, time_now())
         .await?)
 }
@@ -500,7 +507,8 @@ pub async fn record_consent(
 ) -> Result<(), OAuthError> {
     let previous = provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .consent_scope(&user.id, &req.app.id)
         .await?;
     let mut scopes = parse_scope(previous.as_deref().unwrap_or(""));
@@ -525,7 +533,8 @@ pub async fn record_consent(
         );
     provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .save_consent(&user.id, &req.app.id, &scope, time_now(), &audit)
         .await?;
     Ok(())
@@ -584,7 +593,8 @@ pub async fn issue_code(
         );
     provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .create_grant(&grant, Some(&record), &audit)
         .await?;
     let issuer = provider.issuer(org);

@@ -113,9 +113,9 @@ pub async fn authenticate(
     presented: &Presented,
 ) -> Result<Arc<Application>, OAuthError> {
     let unknown = || OAuthError::invalid_client("client authentication failed");
-    let app = provider.app(presented.client_id()).await?;
+    let app = provider.app(&org.id, presented.client_id()).await?;
     let app = match app {
-        Some(app) if app.org_id == org.id => app,
+        Some(app) => app,
         _ => {
             // Spend the same work as a real check so timing does not reveal which client_ids exist.
             if let Presented::Basic { secret, .. } | Presented::Post { secret, .. } = presented {
@@ -141,11 +141,9 @@ pub async fn authenticate(
             // expires, within the application cache's 5 s; reading the record on every request would cost
             // the token and introspection endpoints a database round trip each.)
             let current = provider
-                .app_uncached(presented.client_id())
+                .app_uncached(&org.id, presented.client_id())
                 .await?
-                .filter(|current| {
-                    current.org_id == org.id && current.client_type == app.client_type
-                })
+                .filter(|current| current.client_type == app.client_type)
                 .ok_or_else(unknown)?;
             if matches(&current) {
                 Ok(current)

@@ -4,6 +4,7 @@
 //! grant is not revoked, and (for user tokens) the user still exists, is enabled and has the same
 //! session_version as when the token was issued.
 
+use crate::kernel::{GrantId, UserId};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -40,7 +41,12 @@ pub async fn validate_access_token(
         return Ok(None);
     }
     if let Some(grant_id) = claims.get("gid").and_then(Value::as_str) {
-        match services.store.grant(grant_id).await? {
+        match services
+            .db
+            .tenant(&org.id)
+            .grant(&GrantId::from(grant_id))
+            .await?
+        {
             Some(grant) if grant.revoked_at.is_none() => {}
             _ => return Ok(None),
         }
@@ -51,10 +57,13 @@ pub async fn validate_access_token(
             .get("sub")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        match services.store.user_by_id(sub).await? {
-            Some(u) if u.org_id == org.id && !u.disabled && u.session_version == sv => {
-                user = Some(u)
-            }
+        match services
+            .db
+            .tenant(&org.id)
+            .user_by_id(&UserId::from(sub))
+            .await?
+        {
+            Some(u) if !u.disabled && u.session_version == sv => user = Some(u),
             _ => return Ok(None),
         }
     }
@@ -69,10 +78,8 @@ async fn verified_claims(
     token: &str,
     now: i64,
 ) -> Result<Option<Arc<Map<String, Value>>>, OAuthError> {
-    let cache_key = VerifiedTokens::key(token);
-    if let Some(hit) = provider.verified.get(&cache_key)
-        && hit.org_id == org.id
-    {
+    let cache_key = VerifiedTokens::key(&org.id, token);
+    if let Some(hit) = provider.verified.get(&cache_key) {
         if hit.exp <= now {
             return Ok(None);
         }
@@ -94,7 +101,6 @@ async fn verified_claims(
     provider.verified.put(
         cache_key,
         Verified {
-            org_id: org.id.to_string(),
             kid,
             exp,
             claims: claims.clone(),
@@ -205,24 +211,21 @@ async fn describe_refresh_token(
     let services = &provider.services;
     let now = time_now();
     let Some(stored) = services
-        .store
+        .db
+        .tenant(&org.id)
         .refresh_token_by_hash(&services.secrets.token_hash(token))
         .await?
     else {
         return Ok(None);
     };
-    let Some(grant) = services.store.grant(&stored.grant_id).await? else {
+    let Some(grant) = services.db.tenant(&org.id).grant(&stored.grant_id).await? else {
         return Ok(None);
     };
-    if grant.org_id != org.id
-        || stored.used_at.is_some()
-        || grant.revoked_at.is_some()
-        || stored.expires_at <= now
-    {
+    if stored.used_at.is_some() || grant.revoked_at.is_some() || stored.expires_at <= now {
         return Ok(Some(Introspection::Inactive));
     }
     let user = match &grant.user_id {
-        Some(id) => services.store.user_by_id(id).await?,
+        Some(id) => services.db.tenant(&org.id).user_by_id(id).await?,
         None => None,
     };
     if !user
@@ -232,8 +235,9 @@ async fn describe_refresh_token(
         return Ok(Some(Introspection::Inactive));
     }
     let app = services
-        .store
-        .list_apps(&org.id)
+        .db
+        .tenant(&org.id)
+        .list_apps()
         .await?
         .into_iter()
         .find(|a| a.id == grant.app_id);

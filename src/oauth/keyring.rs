@@ -4,6 +4,7 @@
 //! Entries are reloaded from the database after `REFRESH` (so a rotation done by another instance or the
 //! CLI is picked up) and at once when a token names a `kid` we do not know yet.
 
+use crate::kernel::OrgId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -119,7 +120,7 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
 
 impl KeyRing {
     /// The organization's keys, from memory when fresh.
-    pub async fn get(&self, services: &Services, org_id: &str) -> Result<Arc<OrgKeys>> {
+    pub async fn get(&self, services: &Services, org_id: &OrgId) -> Result<Arc<OrgKeys>> {
         if let Some(keys) = self.cached(org_id)
             && keys.loaded_at.elapsed() < REFRESH
         {
@@ -133,7 +134,7 @@ impl KeyRing {
     pub async fn get_for_alg(
         &self,
         services: &Services,
-        org_id: &str,
+        org_id: &OrgId,
         alg: &str,
     ) -> Result<Arc<OrgKeys>> {
         let keys = self.get(services, org_id).await?;
@@ -147,7 +148,7 @@ impl KeyRing {
     pub async fn get_with_kid(
         &self,
         services: &Services,
-        org_id: &str,
+        org_id: &OrgId,
         kid: &str,
     ) -> Result<Arc<OrgKeys>> {
         let keys = self.get(services, org_id).await?;
@@ -157,12 +158,12 @@ impl KeyRing {
         self.reload(services, org_id).await
     }
 
-    fn cached(&self, org_id: &str) -> Option<Arc<OrgKeys>> {
-        self.orgs.read().ok()?.get(org_id).cloned()
+    fn cached(&self, org_id: &OrgId) -> Option<Arc<OrgKeys>> {
+        self.orgs.read().ok()?.get(org_id.as_str()).cloned()
     }
 
-    pub async fn reload(&self, services: &Services, org_id: &str) -> Result<Arc<OrgKeys>> {
-        let records = services.store.signing_keys(org_id).await?;
+    pub async fn reload(&self, services: &Services, org_id: &OrgId) -> Result<Arc<OrgKeys>> {
+        let records = services.db.tenant(org_id).signing_keys().await?;
         let keys = Arc::new(build(services, &records, crate::time_now())?);
         if let Ok(mut map) = self.orgs.write() {
             map.insert(org_id.to_string(), keys.clone());

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::apps::Application;
 use crate::audit::writer::AuditWriter;
 use crate::error::Result;
+use crate::kernel::OrgId;
 use crate::orgs::Organization;
 use crate::service::Services;
 
@@ -64,6 +65,12 @@ impl<T> TtlMap<T> {
     }
 }
 
+/// Applications are cached per organization: the same client id looked up under another organization is
+/// another entry (and `None`), as it is in the database.
+fn app_cache_key(org: &OrgId, client_id: &str) -> String {
+    format!("{org} {client_id}")
+}
+
 pub struct Provider {
     pub services: Services,
     pub keys: KeyRing,
@@ -89,7 +96,7 @@ impl Provider {
     /// Creates the provider and starts its background tasks (revocation refresh, scheduled key rotation).
     pub fn start(services: Services) -> Arc<Self> {
         let provider = Arc::new(Self {
-            audit: AuditWriter::start(services.store.clone()),
+            audit: AuditWriter::start(services.db.clone()),
             discovery: RwLock::new(HashMap::new()),
             verified: VerifiedTokens::new(services.config.verified_token_cache),
             services,
@@ -151,27 +158,40 @@ impl Provider {
         if let Some(hit) = self.orgs.get(slug) {
             return Ok(hit);
         }
-        let org = self.services.store.org_by_slug(slug).await?.map(Arc::new);
+        let org = self
+            .services
+            .db
+            .system()
+            .org_by_slug(slug)
+            .await?
+            .map(Arc::new);
         self.orgs.put(slug, org.clone());
         Ok(org)
     }
 
-    pub async fn app(&self, client_id: &str) -> Result<Option<Arc<Application>>> {
-        if let Some(hit) = self.apps.get(client_id) {
+    /// The organization's application with this `client_id` (another organization's is `None`), cached
+    /// for a few seconds per organization and client id.
+    pub async fn app(&self, org: &OrgId, client_id: &str) -> Result<Option<Arc<Application>>> {
+        if let Some(hit) = self.apps.get(&app_cache_key(org, client_id)) {
             return Ok(hit);
         }
-        self.app_uncached(client_id).await
+        self.app_uncached(org, client_id).await
     }
 
     /// The application as stored now, refreshing the cache: for checks that must see a change at once.
-    pub async fn app_uncached(&self, client_id: &str) -> Result<Option<Arc<Application>>> {
+    pub async fn app_uncached(
+        &self,
+        org: &OrgId,
+        client_id: &str,
+    ) -> Result<Option<Arc<Application>>> {
         let app = self
             .services
-            .store
+            .db
+            .tenant(org)
             .app_by_client_id(client_id)
             .await?
             .map(Arc::new);
-        self.apps.put(client_id, app.clone());
+        self.apps.put(&app_cache_key(org, client_id), app.clone());
         Ok(app)
     }
 
@@ -227,7 +247,8 @@ impl Provider {
     async fn refresh_revocations(&self) -> Result<()> {
         let list = self
             .services
-            .store
+            .db
+            .system()
             .revoked_access_tokens(crate::time_now())
             .await?;
         let mut fresh: HashSet<String> = list.into_iter().collect();

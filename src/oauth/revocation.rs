@@ -26,11 +26,12 @@ pub async fn revoke(
     }
     // Refresh token?
     if let Some(stored) = services
-        .store
+        .db
+        .tenant(&org.id)
         .refresh_token_by_hash(&services.secrets.token_hash(token))
         .await?
     {
-        if let Some(grant) = services.store.grant(&stored.grant_id).await?
+        if let Some(grant) = services.db.tenant(&org.id).grant(&stored.grant_id).await?
             && grant.app_id == app.id
         {
             revoke_grant(provider, org, &grant, actor, "revoked by client").await?;
@@ -59,7 +60,11 @@ pub async fn revoke(
             None,
             Some(json!({"sub": claims.get("sub"), "client_id": app.client_id})),
         );
-    services.store.revoke_access_token(jti, exp, &audit).await?;
+    services
+        .db
+        .tenant(&org.id)
+        .revoke_access_token(jti, exp, &audit)
+        .await?;
     provider.revoke_announced(jti).await;
     Ok(())
 }

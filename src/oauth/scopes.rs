@@ -47,7 +47,7 @@ pub async fn permits_sessions_api(
         return Ok(false);
     };
     Ok(provider
-        .app(client_id)
+        .app(&org.id, client_id)
         .await?
-        .is_some_and(|app| app.org_id == org.id && app.first_party))
+        .is_some_and(|app| app.first_party))
 }

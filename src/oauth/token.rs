@@ -106,12 +106,14 @@ async fn authorization_code(
     let invalid =
         || OAuthError::invalid_grant("the authorization code is invalid, expired or already used");
     let stored = services
-        .store
+        .db
+        .tenant(&org.id)
         .code_by_hash(&code_hash)
         .await?
         .ok_or_else(invalid)?;
     let grant = services
-        .store
+        .db
+        .tenant(&org.id)
         .grant(&stored.grant_id)
         .await?
         .ok_or_else(invalid)?;
@@ -156,7 +158,8 @@ async fn authorization_code(
         .target("grant", &grant.id)
         .change(None, Some(json!({"grant_type": "authorization_code", "user_id": user.id, "scope": grant.scope})));
     let redeemed = services
-        .store
+        .db
+        .tenant(&org.id)
         .redeem_code(
             &code_hash,
             now,
@@ -206,12 +209,14 @@ async fn refresh(
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     let hash = services.secrets.token_hash(&presented);
     let stored = services
-        .store
+        .db
+        .tenant(&org.id)
         .refresh_token_by_hash(&hash)
         .await?
         .ok_or_else(invalid)?;
     let grant = services
-        .store
+        .db
+        .tenant(&org.id)
         .grant(&stored.grant_id)
         .await?
         .ok_or_else(invalid)?;
@@ -245,7 +250,8 @@ async fn refresh(
             Some(json!({"user_id": user.id, "scope": effective.scope})),
         );
     if !services
-        .store
+        .db
+        .tenant(&org.id)
         .rotate_refresh_token(&hash, &record, now, &audit)
         .await?
     {
@@ -324,7 +330,12 @@ async fn active_user(provider: &Provider, grant: &Grant) -> Result<Option<User>,
     let Some(user_id) = &grant.user_id else {
         return Ok(None);
     };
-    let user = provider.services.store.user_by_id(user_id).await?;
+    let user = provider
+        .services
+        .db
+        .tenant(&grant.org_id)
+        .user_by_id(user_id)
+        .await?;
     Ok(user.filter(|u| !u.disabled && u.session_version == grant.session_version))
 }
 
@@ -348,7 +359,8 @@ pub async fn revoke_grant(
         );
     let revoked = provider
         .services
-        .store
+        .db
+        .tenant(&org.id)
         .revoke_grant(&grant.id, time_now(), reason, &audit)
         .await?;
     if revoked {

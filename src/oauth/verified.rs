@@ -4,7 +4,8 @@
 //! is most of that work, yet its answer cannot change for the same string. Everything that can change is
 //! still checked on every request by the caller: expiry, the key still being published, the `jti` or the
 //! grant being revoked, the user's session_version. Only tokens that passed verification go in, so a
-//! forged token never reaches the cache; a hit must also come from the same organization.
+//! forged token never reaches the cache. The key covers the organization too, so a token verified by one
+//! organization is a miss at another.
 //!
 //! Bounded by two generations: entries go into the newer one; when it is full the older one is dropped
 //! and the newer one takes its place, so recently used tokens stay and memory stays under `capacity`
@@ -16,10 +17,11 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::kernel::OrgId;
+
 pub type TokenKey = [u8; 32];
 
 pub struct Verified {
-    pub org_id: String,
     pub kid: String,
     pub exp: i64,
     pub claims: Arc<Map<String, Value>>,
@@ -46,8 +48,13 @@ impl VerifiedTokens {
         }
     }
 
-    pub fn key(token: &str) -> TokenKey {
-        Sha256::digest(token.as_bytes()).into()
+    /// The cache key of `token` as verified by `org`.
+    pub fn key(org: &OrgId, token: &str) -> TokenKey {
+        let mut digest = Sha256::new();
+        digest.update(org.as_bytes());
+        digest.update([0]);
+        digest.update(token.as_bytes());
+        digest.finalize().into()
     }
 
     pub fn get(&self, key: &TokenKey) -> Option<Arc<Verified>> {
@@ -97,9 +104,24 @@ impl Generations {
 mod tests {
     use super::*;
 
+    fn org() -> OrgId {
+        OrgId::from("org_1")
+    }
+
+    #[test]
+    fn a_token_verified_by_one_organization_is_a_miss_at_another() {
+        let cache = VerifiedTokens::new(10);
+        cache.put(VerifiedTokens::key(&org(), "t"), entry(1));
+        assert!(cache.get(&VerifiedTokens::key(&org(), "t")).is_some());
+        assert!(
+            cache
+                .get(&VerifiedTokens::key(&OrgId::from("org_2"), "t"))
+                .is_none()
+        );
+    }
+
     fn entry(n: i64) -> Verified {
         Verified {
-            org_id: "org".into(),
             kid: "k".into(),
             exp: n,
             claims: Arc::new(Map::new()),
@@ -110,31 +132,37 @@ mod tests {
     fn keeps_recent_tokens_within_capacity() {
         let cache = VerifiedTokens::new(4);
         for n in 0..10 {
-            cache.put(VerifiedTokens::key(&format!("t{n}")), entry(n));
+            cache.put(VerifiedTokens::key(&org(), &format!("t{n}")), entry(n));
             assert!(cache.len() <= 4);
         }
-        assert!(cache.get(&VerifiedTokens::key("t0")).is_none());
-        assert_eq!(cache.get(&VerifiedTokens::key("t9")).unwrap().exp, 9);
-        assert_eq!(cache.get(&VerifiedTokens::key("t8")).unwrap().exp, 8);
+        assert!(cache.get(&VerifiedTokens::key(&org(), "t0")).is_none());
+        assert_eq!(
+            cache.get(&VerifiedTokens::key(&org(), "t9")).unwrap().exp,
+            9
+        );
+        assert_eq!(
+            cache.get(&VerifiedTokens::key(&org(), "t8")).unwrap().exp,
+            8
+        );
     }
 
     #[test]
     fn a_hit_in_the_older_generation_survives_the_next_turnover() {
         let cache = VerifiedTokens::new(4);
-        cache.put(VerifiedTokens::key("a"), entry(1));
-        cache.put(VerifiedTokens::key("b"), entry(2));
-        cache.put(VerifiedTokens::key("c"), entry(3)); // a and b move to the older generation
-        assert!(cache.get(&VerifiedTokens::key("a")).is_some()); // a comes back to the newer one
-        cache.put(VerifiedTokens::key("d"), entry(4)); // older (b) is dropped
-        assert!(cache.get(&VerifiedTokens::key("b")).is_none());
-        assert!(cache.get(&VerifiedTokens::key("a")).is_some());
+        cache.put(VerifiedTokens::key(&org(), "a"), entry(1));
+        cache.put(VerifiedTokens::key(&org(), "b"), entry(2));
+        cache.put(VerifiedTokens::key(&org(), "c"), entry(3)); // a and b move to the older generation
+        assert!(cache.get(&VerifiedTokens::key(&org(), "a")).is_some()); // a comes back to the newer one
+        cache.put(VerifiedTokens::key(&org(), "d"), entry(4)); // older (b) is dropped
+        assert!(cache.get(&VerifiedTokens::key(&org(), "b")).is_none());
+        assert!(cache.get(&VerifiedTokens::key(&org(), "a")).is_some());
     }
 
     #[test]
     fn capacity_zero_keeps_nothing() {
         let cache = VerifiedTokens::new(0);
-        cache.put(VerifiedTokens::key("a"), entry(1));
-        assert!(cache.get(&VerifiedTokens::key("a")).is_none());
+        cache.put(VerifiedTokens::key(&org(), "a"), entry(1));
+        assert!(cache.get(&VerifiedTokens::key(&org(), "a")).is_none());
         assert!(cache.is_empty());
     }
 }

@@ -124,7 +124,8 @@ pub async fn create(
         .target("organization", &org.id)
         .change(None, Some(serde_json::to_value(&org).unwrap_or_default()));
     services
-        .store
+        .db
+        .system()
         .create_org(&org, &initial_keys, &audit)
         .await?;
     Ok(org)
@@ -132,7 +133,8 @@ pub async fn create(
 
 pub async fn find(services: &Services, slug: &str) -> Result<Organization> {
     services
-        .store
+        .db
+        .system()
         .org_by_slug(slug)
         .await?
         .ok_or_else(|| Error::NotFound(format!("organization {slug:?}")))
@@ -192,6 +194,6 @@ pub async fn update(
             Some(serde_json::to_value(before).unwrap_or_default()),
             Some(serde_json::to_value(&org).unwrap_or_default()),
         );
-    services.store.update_org(&org, &audit).await?;
+    services.db.tenant(&org.id).update_org(&org, &audit).await?;
     Ok(org)
 }

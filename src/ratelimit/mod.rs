@@ -270,7 +270,7 @@ pub async fn enforce(
                     "retry_after_secs": decision.reset_after.as_secs(),
                 })),
             );
-            services.store.append_audit(&audit).await?;
+            services.db.tenant(&org.id).append_audit(&audit).await?;
             return Err(Error::RateLimited(Limited {
                 decision,
                 policy: rule.policy,
@@ -315,7 +315,7 @@ pub async fn enforce_client_rate(
                 "retry_after_secs": decision.reset_after.as_secs(),
             })),
         );
-        services.store.append_audit(&audit).await?;
+        services.db.tenant(&org.id).append_audit(&audit).await?;
     }
     Err(Error::RateLimited(Limited {
         decision,

@@ -1,5 +1,6 @@
 //! Signing in with a password, finding the session behind a cookie, signing out.
 
+use crate::kernel::SessionId;
 use serde_json::json;
 
 use super::Session;
@@ -191,7 +192,8 @@ async fn rehash(
             .target("credential", &credential.id)
             .change(None, Some(json!({"scheme": hash.split('$').next()})));
         services
-            .store
+            .db
+            .tenant(&org.id)
             .update_credential_secret(&credential.id, hash.as_bytes(), &audit)
             .await?;
         Ok::<_, Error>(())
@@ -249,17 +251,24 @@ pub async fn password_login(
             };
             let audit = NewAuditEvent::new(&org.id, &actor, "login.rate_limited")
                 .change(None, Some(refused.detail));
-            services.store.append_audit(&audit).await?;
+            services.db.tenant(&org.id).append_audit(&audit).await?;
             return Err(LoginError::RateLimited(refused.limited));
         }
     };
     let user = match normalize_email(email) {
-        Ok((_, normalized)) => services.store.user_by_email(&org.id, &normalized).await?,
+        Ok((_, normalized)) => {
+            services
+                .db
+                .tenant(&org.id)
+                .user_by_email(&normalized)
+                .await?
+        }
         Err(_) => None,
     };
     let credential = match &user {
         Some(u) => services
-            .store
+            .db
+            .tenant(&org.id)
             .credentials(&u.id, CredentialKind::Password)
             .await?
             .into_iter()
@@ -304,7 +313,7 @@ pub async fn password_login(
             None,
             Some(json!({"method": "password", "email_fingerprint": attempted})),
         );
-        services.store.append_audit(&audit).await?;
+        services.db.tenant(&org.id).append_audit(&audit).await?;
         return Err(LoginError::InvalidCredentials);
     };
     attempt.succeeded(services).await;
@@ -312,7 +321,7 @@ pub async fn password_login(
         let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "login.refused")
             .target("user", &user.id)
             .change(None, Some(json!({"reason": "email_not_verified"})));
-        services.store.append_audit(&audit).await?;
+        services.db.tenant(&org.id).append_audit(&audit).await?;
         return Err(LoginError::EmailNotVerified);
     }
     let factors = crate::mfa::factors(services, &user).await?;
@@ -383,7 +392,11 @@ pub async fn start(
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "login.succeeded")
         .target("session", &session.public_id)
         .change(None, Some(json!({"amr": session.amr, "acr": session.acr})));
-    services.store.create_session(&session, &audit).await?;
+    services
+        .db
+        .tenant(&org.id)
+        .create_session(&session, &audit)
+        .await?;
     Ok((session, token))
 }
 
@@ -395,26 +408,34 @@ pub async fn from_cookie(
     token: &str,
 ) -> Result<Option<(Session, User)>> {
     let hash = services.secrets.token_hash(token);
-    let Some(session) = services.store.session_by_hash(&hash).await? else {
+    let Some(session) = services.db.tenant(&org.id).session_by_hash(&hash).await? else {
         return Ok(None);
     };
     let now = time_now();
     let idle_limit = org.settings.session_idle_timeout_secs as i64;
-    if session.org_id != org.id
-        || session.revoked_at.is_some()
+    if session.revoked_at.is_some()
         || session.expires_at <= now
         || session.last_seen_at + idle_limit <= now
     {
         return Ok(None);
     }
-    let Some(user) = services.store.user_by_id(&session.user_id).await? else {
+    let Some(user) = services
+        .db
+        .tenant(&org.id)
+        .user_by_id(&session.user_id)
+        .await?
+    else {
         return Ok(None);
     };
     if user.disabled || user.session_version != session.session_version {
         return Ok(None);
     }
     if now - session.last_seen_at >= TOUCH_GRANULARITY_SECS {
-        services.store.touch_session(&hash, now).await?;
+        services
+            .db
+            .tenant(&org.id)
+            .touch_session(&hash, now)
+            .await?;
     }
     Ok(Some((session, user)))
 }
@@ -426,12 +447,9 @@ pub async fn end(
     client: &ClientInfo,
 ) -> Result<bool> {
     let hash = services.secrets.token_hash(token);
-    let Some(session) = services.store.session_by_hash(&hash).await? else {
+    let Some(session) = services.db.tenant(&org.id).session_by_hash(&hash).await? else {
         return Ok(false);
     };
-    if session.org_id != org.id {
-        return Ok(false);
-    }
     let actor = Actor {
         actor_type: "user".into(),
         id: Some(session.user_id.to_string()),
@@ -441,15 +459,15 @@ pub async fn end(
     };
     let audit = NewAuditEvent::new(&org.id, &actor, "logout").target("session", &session.public_id);
     Ok(services
-        .store
+        .db
+        .tenant(&org.id)
         .revoke_session(&hash, time_now(), &audit)
         .await?)
 }
 
 /// Whether a stored session is live for `user` under the organization's timeouts.
 fn is_live(org: &Organization, user: &User, session: &Session, now: i64) -> bool {
-    session.org_id == org.id
-        && session.revoked_at.is_none()
+    session.revoked_at.is_none()
         && session.expires_at > now
         && session.last_seen_at + org.settings.session_idle_timeout_secs as i64 > now
         && session.session_version == user.session_version
@@ -459,7 +477,8 @@ fn is_live(org: &Organization, user: &User, session: &Session, now: i64) -> bool
 pub async fn list(services: &Services, org: &Organization, user: &User) -> Result<Vec<Session>> {
     let now = time_now();
     Ok(services
-        .store
+        .db
+        .tenant(&org.id)
         .user_sessions(&user.id, now)
         .await?
         .into_iter()
@@ -472,13 +491,14 @@ pub async fn revoke(
     services: &Services,
     org: &Organization,
     user: &User,
-    public_id: &str,
+    public_id: &SessionId,
     client: &ClientInfo,
 ) -> Result<bool> {
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "session.revoked")
         .target("session", public_id);
     Ok(services
-        .store
+        .db
+        .tenant(&org.id)
         .revoke_user_session(&user.id, public_id, time_now(), &audit)
         .await?)
 }
@@ -488,14 +508,15 @@ pub async fn revoke_others(
     services: &Services,
     org: &Organization,
     user: &User,
-    keep: &str,
+    keep: &SessionId,
     client: &ClientInfo,
 ) -> Result<u64> {
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "session.revoked_others")
         .target("user", &user.id)
         .change(None, Some(json!({"kept": keep})));
     Ok(services
-        .store
+        .db
+        .tenant(&org.id)
         .revoke_other_sessions(&user.id, keep, time_now(), &audit)
         .await?)
 }

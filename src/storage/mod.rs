@@ -1,28 +1,38 @@
-//! Storage: one interface ([`Store`]), two implementations (SQLite, the embedded default, and PostgreSQL).
+//! Storage: the only way to the database, through two doors.
 //!
-//! Both implementations are generated from the same queries in [`sql`]; the schemas in `migrations/` are
-//! kept column-for-column identical, so the only per-backend code is connecting, migrating and pooling.
+//! - [`Db::tenant`] gives an [`OrgStore`]: every method behind it reads and writes one organization's rows,
+//!   and its SQL filters on that organization (once, in the query), so a caller cannot reach another
+//!   tenant's users, sessions, grants, keys, outbox or audit log by passing the wrong id.
+//! - [`Db::system`] gives a [`SystemStore`] for the few jobs that span organizations: the organization
+//!   directory, the email delivery worker, the revocation list, the audit writer's group commit and the
+//!   start-up upgrades. Its callers are easy to find: `grep -rn 'system()' src`.
+//!
+//! Each aggregate has one file (`orgs`, `apps`, `users`, `credentials`, `sessions`, `onetime`, `consents`,
+//! `grants`, `keys`, `outbox`, `audit`) holding its queries and its door methods. The queries are written
+//! once for both backends: each file's macro expands them for SQLite and PostgreSQL (`sqlite.rs`,
+//! `postgres.rs`), using only what both dialects share (`$n` placeholders, `RETURNING`, `ON CONFLICT`), and
+//! the schemas in `migrations/` are kept column-for-column identical.
 
+mod apps;
+mod audit;
+mod consents;
+mod credentials;
+mod grants;
+mod instance;
+mod keys;
 mod migrate;
+mod onetime;
+mod orgs;
+mod outbox;
 pub mod postgres;
-mod sql;
+mod sessions;
 pub mod sqlite;
+mod users;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
-use crate::apps::Application;
-use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::config::{Config, DatabaseKind};
-use crate::email::{OutboxEntry, OutgoingEmail};
-use crate::kernel::CredentialId;
-use crate::keys::SigningKeyRecord;
-use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
-use crate::onetime::OneTimeToken;
-use crate::orgs::{Organization, Role};
-use crate::sessions::Session;
-use crate::users::{Credential, CredentialKind, Member, User};
+use crate::kernel::OrgId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,6 +50,10 @@ pub enum StoreError {
     Unavailable(sqlx::Error),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A record or audit event of one organization was handed to another organization's store: a bug,
+    /// refused before anything is written.
+    #[error("{0} belongs to another organization")]
+    WrongTenant(&'static str),
 }
 
 impl StoreError {
@@ -102,377 +116,64 @@ fn sqlite_code_is_unavailable(code: i32) -> bool {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-    async fn ping(&self) -> StoreResult<()>;
-    /// Writes and commits one small row (an `instance_meta` entry): the database takes writes right now,
-    /// which a read ping cannot tell (a full disk, a read-only standby).
-    async fn probe_write(&self) -> StoreResult<()>;
-    /// Applies pending migrations; returns the names of those applied now.
-    async fn migrate(&self) -> StoreResult<Vec<String>>;
-    async fn close(&self);
+/// The database: one of the two backends, reached through [`Db::tenant`] or [`Db::system`].
+#[derive(Clone)]
+pub struct Db {
+    backend: Arc<Backend>,
+}
 
-    async fn meta_get(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
-    async fn meta_insert_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
 
-    // Organizations. Every mutation takes the audit event that records it and writes both in one
-    // transaction: an action is never stored without its audit entry, nor the other way round.
-    async fn create_org(
-        &self,
-        org: &Organization,
-        keys: &[SigningKeyRecord],
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    async fn org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>>;
-    async fn org_by_id(&self, id: &str) -> StoreResult<Option<Organization>>;
-    async fn list_orgs(&self) -> StoreResult<Vec<Organization>>;
+/// Calls the backend's query method of the same name (written once, expanded for both backends).
+macro_rules! dispatch {
+    ($backend:expr, $method:ident($($arg:expr),* $(,)?)) => {
+        match $backend {
+            $crate::storage::Backend::Sqlite(b) => b.$method($($arg),*).await,
+            $crate::storage::Backend::Postgres(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+use dispatch;
 
-    // Applications.
-    async fn create_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()>;
-    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<Application>>;
-    async fn list_apps(&self, org_id: &str) -> StoreResult<Vec<Application>>;
-    /// Writes an application's changeable fields (name, URIs, origins, first-party flag, settings).
-    async fn update_app(&self, app: &Application, audit: &NewAuditEvent) -> StoreResult<()>;
+/// One organization's rows. Made only by [`Db::tenant`]; every query behind it carries
+/// `org_id = <this organization>`, and every record or audit event handed to it must belong to it.
+#[derive(Clone, Copy)]
+pub struct OrgStore<'a> {
+    backend: &'a Backend,
+    org: &'a OrgId,
+}
 
-    // Users, credentials and membership.
-    async fn create_user(
-        &self,
-        user: &User,
-        credentials: &[Credential],
-        role: Option<Role>,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
-    async fn user_by_email(
-        &self,
-        org_id: &str,
-        email_normalized: &str,
-    ) -> StoreResult<Option<User>>;
-    async fn list_users(&self, org_id: &str) -> StoreResult<Vec<User>>;
-    async fn credentials(
-        &self,
-        user_id: &str,
-        kind: CredentialKind,
-    ) -> StoreResult<Vec<Credential>>;
-    /// Replaces a credential's secret (a password re-hashed under the current policy).
-    async fn update_credential_secret(
-        &self,
-        credential_id: &str,
-        secret: &[u8],
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// Every credential of a user, oldest first.
-    async fn user_credentials(&self, user_id: &str) -> StoreResult<Vec<Credential>>;
-    /// Adds credentials, first deleting the user's credentials of the `replace` kinds (a new set of
-    /// recovery codes invalidates the old one).
-    async fn add_credentials(
-        &self,
-        user_id: &str,
-        credentials: &[Credential],
-        replace: &[CredentialKind],
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// Deletes these credentials of the user; returns how many there were (audited only if any).
-    async fn delete_credentials(
-        &self,
-        user_id: &str,
-        ids: &[CredentialId],
-        audit: &NewAuditEvent,
-    ) -> StoreResult<u64>;
-    /// Records a use of a credential: `consume` deletes it (single-use recovery codes), otherwise its last
-    /// use is noted. False when it no longer exists (already consumed). The notice and audit go with it.
-    async fn use_credential(
-        &self,
-        credential_id: &str,
-        consume: bool,
-        now: i64,
-        notice: Option<&OutgoingEmail>,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    /// Records a use of a credential whose data changes with use (a passkey's signature counter).
-    async fn update_credential_use(
-        &self,
-        credential_id: &str,
-        data: &str,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// The user's role in the organization, if a member.
-    async fn member_role(&self, org_id: &str, user_id: &str) -> StoreResult<Option<Role>>;
-    /// Marks a live session as having just proved a second factor, with its new `amr` and `acr`.
-    async fn record_second_factor(
-        &self,
-        id_hash: &[u8],
-        amr: &[String],
-        acr: &str,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    /// Replaces an organization's name and settings.
-    async fn update_org(&self, org: &Organization, audit: &NewAuditEvent) -> StoreResult<()>;
-    /// Increments the user's session version (revoking every token and session issued before); returns it.
-    async fn bump_session_version(&self, user_id: &str, audit: &NewAuditEvent) -> StoreResult<i64>;
-    async fn list_members(&self, org_id: &str) -> StoreResult<Vec<Member>>;
+impl OrgStore<'_> {
+    /// The organization this handle is bound to.
+    pub fn org_id(&self) -> &OrgId {
+        self.org
+    }
+}
 
-    // Signing keys.
-    async fn signing_keys(&self, org_id: &str) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn add_signing_keys(
-        &self,
-        keys: &[SigningKeyRecord],
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// Retires the active key of `alg`, activates `promote_kid`, inserts `new_keys` and drops retired keys
-    /// whose publication window has ended, all at once.
-    #[allow(clippy::too_many_arguments)]
-    async fn rotate_signing_keys(
-        &self,
-        org_id: &str,
-        alg: &str,
-        promote_kid: &str,
-        new_keys: &[SigningKeyRecord],
-        now: i64,
-        retired_publish_until: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
+/// Work that spans organizations (see the module comment for the list). Made only by [`Db::system`].
+#[derive(Clone, Copy)]
+pub struct SystemStore<'a> {
+    backend: &'a Backend,
+}
 
-    // Browser sessions.
-    async fn create_session(&self, session: &Session, audit: &NewAuditEvent) -> StoreResult<()>;
-    async fn session_by_hash(&self, id_hash: &[u8]) -> StoreResult<Option<Session>>;
-    async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()>;
-    /// Marks the session revoked; false if it was already revoked or does not exist.
-    async fn revoke_session(
-        &self,
-        id_hash: &[u8],
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
+impl Db {
+    /// The door to one organization's rows.
+    pub fn tenant<'a>(&'a self, org: &'a OrgId) -> OrgStore<'a> {
+        OrgStore {
+            backend: &self.backend,
+            org,
+        }
+    }
 
-    /// The user's sessions that are neither revoked nor past their absolute lifetime, newest first.
-    async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>>;
-    /// Revokes one of the user's sessions by its public id; false if there was no such live session.
-    async fn revoke_user_session(
-        &self,
-        user_id: &str,
-        public_id: &str,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    /// Revokes every live session of the user but `keep_public_id`; returns how many.
-    async fn revoke_other_sessions(
-        &self,
-        user_id: &str,
-        keep_public_id: &str,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<u64>;
-
-    // One-time tokens.
-    async fn insert_one_time_token(&self, token: &OneTimeToken) -> StoreResult<()>;
-    async fn one_time_token(
-        &self,
-        token_hash: &[u8],
-        purpose: &str,
-    ) -> StoreResult<Option<OneTimeToken>>;
-    /// Consumes the token if it is unconsumed and unexpired; true only for the caller that consumed it.
-    async fn consume_one_time_token(
-        &self,
-        token_hash: &[u8],
-        purpose: &str,
-        now: i64,
-    ) -> StoreResult<bool>;
-
-    // Accounts: sign-up, verification, reset and password changes. Each writes its tokens, its email and
-    // its audit event in one transaction, so an acknowledged action never loses its email.
-    async fn register_user(
-        &self,
-        user: &User,
-        credentials: &[Credential],
-        verification: &OneTimeToken,
-        email: &OutgoingEmail,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// Stores a one-time token and/or an email together with the audit event.
-    async fn issue_one_time_token(
-        &self,
-        token: Option<&OneTimeToken>,
-        email: Option<&OutgoingEmail>,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// Counts one attempt against a live token (unconsumed, unexpired, under `max_attempts`); returns
-    /// the new count, or `None` when the token is not live or already at the limit.
-    /// Like `issue_one_time_token`, replacing any earlier token with the same hash (a new email code
-    /// replaces the one sent before).
-    async fn reissue_one_time_token(
-        &self,
-        token: &OneTimeToken,
-        email: Option<&OutgoingEmail>,
-        audit: Option<&NewAuditEvent>,
-    ) -> StoreResult<()>;
-    async fn count_token_attempt(
-        &self,
-        token_hash: &[u8],
-        purpose: &str,
-        max_attempts: i64,
-        now: i64,
-    ) -> StoreResult<Option<i64>>;
-    /// Gives back one attempt counted by `count_token_attempt` (never below zero), for an attempt that
-    /// turned out right but could not finish for another reason.
-    async fn release_token_attempt(&self, token_hash: &[u8], purpose: &str) -> StoreResult<()>;
-    /// Consumes the verification token and marks the user's email verified; false (nothing written) if
-    /// the token was not live.
-    async fn verify_email(
-        &self,
-        token_hash: &[u8],
-        user_id: &str,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    /// Replaces the user's password and signs them out everywhere: session_version is bumped and every
-    /// session revoked. `consume` (token hash, purpose) must be live and is consumed, else nothing is written
-    /// and `None` is returned. `new_session` (the caller's fresh session) is stored under the new version.
-    #[allow(clippy::too_many_arguments)]
-    async fn replace_password(
-        &self,
-        user_id: &str,
-        password: &Credential,
-        consume: Option<(&[u8], &str)>,
-        new_session: Option<&Session>,
-        email: Option<&OutgoingEmail>,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<Option<i64>>;
-    async fn update_user_name(
-        &self,
-        user_id: &str,
-        name: Option<&str>,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-
-    // Email outbox.
-    /// Queues one email on its own (most emails are queued by the store method of the action that sends them).
-    async fn enqueue_email(&self, email: &OutgoingEmail) -> StoreResult<()>;
-    /// Outbox messages, newest first, at most `limit`; only the organization's when `org_id` is given.
-    async fn list_outbox(&self, org_id: Option<&str>, limit: i64) -> StoreResult<Vec<OutboxEntry>>;
-    async fn outbox_entry(&self, id: &str) -> StoreResult<Option<OutboxEntry>>;
-    /// Claims up to `limit` messages that are due at `now` (unsent, not given up, next attempt reached,
-    /// not claimed by anyone whose lease is still running) until `lease_until`, oldest first. One
-    /// statement that re-checks the claim on every row it updates, so instances sharing a database never
-    /// claim the same message at once; a claim that outlives its lease (a crashed sender) is taken over.
-    async fn claim_due_emails(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<OutboxEntry>>;
-    /// Records the delivery and releases the claim.
-    async fn mark_email_sent(&self, id: &str, now: i64) -> StoreResult<()>;
-    /// Counts a failed attempt, keeps `error`, releases the claim and schedules the next attempt; with
-    /// `gave_up_at` the message is marked failed and not tried again (it stays in the outbox).
-    async fn mark_email_failed(
-        &self,
-        id: &str,
-        error: &str,
-        next_attempt_at: i64,
-        gave_up_at: Option<i64>,
-    ) -> StoreResult<()>;
-
-    // Consents.
-    async fn consent_scope(&self, user_id: &str, app_id: &str) -> StoreResult<Option<String>>;
-    async fn save_consent(
-        &self,
-        user_id: &str,
-        app_id: &str,
-        scope: &str,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-
-    // Grants, authorization codes, refresh tokens, revoked access tokens.
-    async fn create_grant(
-        &self,
-        grant: &Grant,
-        code: Option<&AuthorizationCode>,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    async fn grant(&self, id: &str) -> StoreResult<Option<Grant>>;
-    async fn code_by_hash(&self, code_hash: &[u8]) -> StoreResult<Option<AuthorizationCode>>;
-    /// Consumes the code and stores the first refresh token in one transaction. False when the code had
-    /// already been consumed (a replay): nothing is written then.
-    async fn redeem_code(
-        &self,
-        code_hash: &[u8],
-        now: i64,
-        refresh: Option<&RefreshToken>,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    async fn refresh_token_by_hash(&self, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>>;
-    /// Marks `old_hash` used and stores `new` in one transaction. False when `old_hash` was already used.
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: &[u8],
-        new: &RefreshToken,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    /// Revokes a grant and every token issued from it; false if it was already revoked.
-    async fn revoke_grant(
-        &self,
-        id: &str,
-        now: i64,
-        reason: &str,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<bool>;
-    async fn revoke_access_token(
-        &self,
-        jti: &str,
-        expires_at: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
-    /// JTIs of revoked access tokens that have not expired yet.
-    async fn revoked_access_tokens(&self, now: i64) -> StoreResult<Vec<String>>;
-
-    // The audit log.
-    async fn append_audit(&self, event: &NewAuditEvent) -> StoreResult<AuditEvent>;
-    /// Appends many events in one transaction (one disk sync for all): the audit writer's group commit.
-    async fn append_audit_batch(&self, events: &[NewAuditEvent]) -> StoreResult<()>;
-    /// Events with `seq > after_seq`, oldest first.
-    async fn audit_events(
-        &self,
-        org_id: &str,
-        after_seq: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<AuditEvent>>;
-    /// The last seq and hash of the organization's chain.
-    async fn audit_head(&self, org_id: &str) -> StoreResult<Option<(i64, String)>>;
-    /// Every organization that exists or ever had audit events: each must have a verifying history.
-    async fn audit_org_ids(&self) -> StoreResult<Vec<String>>;
-    /// Closes the legacy chains the keying migration recorded (see `audit_keying_pending`), each in its
-    /// own transaction; returns the organizations closed, with their legacy event count.
-    async fn close_legacy_audit_chains(&self) -> StoreResult<Vec<(String, i64)>>;
-    /// Seals bodies queued before bodies were sealed (an upgraded database); returns how many.
-    async fn seal_plain_outbox_bodies(&self) -> StoreResult<u64>;
-
-    /// Disables or enables a user. Disabling bumps session_version and ends every session and grant of the
-    /// user in the same transaction. `None` when the user was already in that state (nothing written),
-    /// otherwise the number of sessions ended.
-    async fn set_user_disabled(
-        &self,
-        user_id: &str,
-        disabled: bool,
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<Option<u64>>;
-    /// Replaces a confidential application's client secret hash.
-    async fn replace_client_secret(
-        &self,
-        app_id: &str,
-        secret_hash: &[u8],
-        now: i64,
-        audit: &NewAuditEvent,
-    ) -> StoreResult<()>;
+    /// The door for cross-organization work; keep its callers few.
+    pub fn system(&self) -> SystemStore<'_> {
+        SystemStore {
+            backend: &self.backend,
+        }
+    }
 }
 
 /// What the store needs from the master key: the sealer for email bodies in the outbox and the key that
@@ -483,13 +184,13 @@ pub struct StoreSealing {
 }
 
 /// Connects to the database named by the configuration.
-pub async fn connect(config: &Config, sealing: StoreSealing) -> StoreResult<Arc<dyn Store>> {
+pub async fn connect(config: &Config, sealing: StoreSealing) -> StoreResult<Db> {
     let sealing = Arc::new(sealing);
-    Ok(match config.database_kind() {
+    let backend = match config.database_kind() {
         DatabaseKind::Sqlite => {
-            Arc::new(sqlite::SqliteStore::connect(&config.database_url, sealing).await?)
+            Backend::Sqlite(sqlite::SqliteStore::connect(&config.database_url, sealing).await?)
         }
-        DatabaseKind::Postgres => Arc::new(
+        DatabaseKind::Postgres => Backend::Postgres(
             postgres::PgStore::connect(
                 &config.database_url,
                 config.database_max_connections,
@@ -497,7 +198,37 @@ pub async fn connect(config: &Config, sealing: StoreSealing) -> StoreResult<Arc<
             )
             .await?,
         ),
+    };
+    Ok(Db {
+        backend: Arc::new(backend),
     })
+}
+
+/// What every aggregate's queries use, imported at once by their macros.
+mod prelude {
+    pub(super) use super::{
+        StoreError, StoreResult, StoreSealing, belongs, conflict_or, json_list, parse_json,
+    };
+    pub(super) use crate::apps::{Application, ClientType, GrantType};
+    pub(super) use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
+    pub(super) use crate::email::{OutboxEntry, OutgoingEmail, body_aad};
+    pub(super) use crate::kernel::*;
+    pub(super) use crate::keys::{KeyState, SigningKeyRecord};
+    pub(super) use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
+    pub(super) use crate::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
+    pub(super) use crate::orgs::{Organization, Role};
+    pub(super) use crate::sessions::Session;
+    pub(super) use crate::users::{Credential, CredentialKind, Member, User};
+    pub(super) use sqlx::Row as _;
+}
+
+/// Refuses a record or event of another organization before anything is written.
+fn belongs(org: &OrgId, record_org: &OrgId, what: &'static str) -> StoreResult<()> {
+    if org == record_org {
+        Ok(())
+    } else {
+        Err(StoreError::WrongTenant(what))
+    }
 }
 
 fn json_list(items: &[impl serde::Serialize]) -> String {

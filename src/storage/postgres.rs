@@ -8,17 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use super::migrate;
-use super::{Store, StoreError, StoreResult, StoreSealing};
-use crate::apps::{Application, ClientType, GrantType};
-use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
-use crate::email::{OutboxEntry, OutgoingEmail};
-use crate::kernel::*;
-use crate::keys::{KeyState, SigningKeyRecord};
-use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
-use crate::onetime::OneTimeToken;
-use crate::orgs::{Organization, Role};
-use crate::sessions::Session;
-use crate::users::{Credential, CredentialKind, Member, User};
+use super::{StoreResult, StoreSealing};
 
 /// Arbitrary but fixed: the advisory lock id that serializes migrations across instances.
 const MIGRATION_LOCK_ID: i64 = 0x6c61_7463_686b_6579; // "latchkey"
@@ -29,8 +19,6 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    const BACKEND: &'static str = "postgres";
-
     pub async fn connect(
         url: &str,
         max_connections: u32,
@@ -102,4 +90,16 @@ async fn apply_migrations(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::
     Ok(applied)
 }
 
-super::sql::impl_store!(PgStore, sqlx::Postgres, PgRow);
+// The queries, written once in each aggregate's file.
+super::instance::instance_queries!(PgStore, sqlx::Postgres, PgRow);
+super::orgs::org_queries!(PgStore, sqlx::Postgres, PgRow);
+super::apps::app_queries!(PgStore, sqlx::Postgres, PgRow);
+super::users::user_queries!(PgStore, sqlx::Postgres, PgRow);
+super::credentials::credential_queries!(PgStore, sqlx::Postgres, PgRow);
+super::sessions::session_queries!(PgStore, sqlx::Postgres, PgRow);
+super::onetime::one_time_queries!(PgStore, sqlx::Postgres, PgRow);
+super::consents::consent_queries!(PgStore, sqlx::Postgres, PgRow);
+super::grants::grant_queries!(PgStore, sqlx::Postgres, PgRow);
+super::keys::key_queries!(PgStore, sqlx::Postgres, PgRow);
+super::outbox::outbox_queries!(PgStore, sqlx::Postgres, PgRow);
+super::audit::audit_queries!(PgStore, sqlx::Postgres, PgRow);

@@ -18,17 +18,7 @@ use sqlx::sqlite::{
 };
 
 use super::migrate;
-use super::{Store, StoreError, StoreResult, StoreSealing};
-use crate::apps::{Application, ClientType, GrantType};
-use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
-use crate::email::{OutboxEntry, OutgoingEmail};
-use crate::kernel::*;
-use crate::keys::{KeyState, SigningKeyRecord};
-use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
-use crate::onetime::OneTimeToken;
-use crate::orgs::{Organization, Role};
-use crate::sessions::Session;
-use crate::users::{Credential, CredentialKind, Member, User};
+use super::{StoreResult, StoreSealing};
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -37,8 +27,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const BACKEND: &'static str = "sqlite";
-
     pub async fn connect(url: &str, sealing: Arc<StoreSealing>) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -210,4 +198,16 @@ async fn apply_migration(
     Ok(true)
 }
 
-super::sql::impl_store!(SqliteStore, sqlx::Sqlite, SqliteRow);
+// The queries, written once in each aggregate's file.
+super::instance::instance_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::orgs::org_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::apps::app_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::users::user_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::credentials::credential_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::sessions::session_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::onetime::one_time_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::consents::consent_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::grants::grant_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::keys::key_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::outbox::outbox_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::audit::audit_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);

@@ -145,8 +145,9 @@ pub async fn create(
         crate::accounts::check_password(org, password, &email, name.as_deref())?;
     }
     if services
-        .store
-        .user_by_email(&org.id, &email_normalized)
+        .db
+        .tenant(&org.id)
+        .user_by_email(&email_normalized)
         .await?
         .is_some()
     {
@@ -186,7 +187,8 @@ pub async fn create(
         .target("user", &user.id)
         .change(None, Some(after));
     services
-        .store
+        .db
+        .tenant(&org.id)
         .create_user(&user, &credentials, input.role, &audit)
         .await?;
     Ok(user)
@@ -215,8 +217,9 @@ pub async fn set_disabled(
 ) -> Result<DisabledChange> {
     let (_, email_normalized) = normalize_email(email)?;
     let mut user = services
-        .store
-        .user_by_email(&org.id, &email_normalized)
+        .db
+        .tenant(&org.id)
+        .user_by_email(&email_normalized)
         .await?
         .ok_or_else(|| {
             Error::NotFound(format!(
@@ -237,7 +240,8 @@ pub async fn set_disabled(
             Some(serde_json::json!({"disabled": disabled})),
         );
     let outcome = services
-        .store
+        .db
+        .tenant(&org.id)
         .set_user_disabled(&user.id, disabled, time_now(), &audit)
         .await?;
     if outcome.is_some() {

@@ -373,8 +373,9 @@ async fn session_version(db: &TestDb, user_id: &str) -> i64 {
 
 async fn user_id_of(app: &TestApp, fx: &Fixture, email: &str) -> String {
     app.services
-        .store
-        .user_by_email(&fx.org.id, &email.to_lowercase())
+        .db
+        .tenant(&fx.org.id)
+        .user_by_email(&email.to_lowercase())
         .await
         .unwrap()
         .expect("user exists")
@@ -382,10 +383,11 @@ async fn user_id_of(app: &TestApp, fx: &Fixture, email: &str) -> String {
         .into_string()
 }
 
-async fn user_name(app: &TestApp, user_id: &str) -> Option<String> {
+async fn user_name(app: &TestApp, fx: &Fixture) -> Option<String> {
     app.services
-        .store
-        .user_by_id(user_id)
+        .db
+        .tenant(&fx.org.id)
+        .user_by_id(&fx.user.id)
         .await
         .unwrap()
         .unwrap()
@@ -1217,10 +1219,7 @@ async fn the_profile_name_can_be_changed_and_an_overlong_name_is_refused_on_the_
     let page = b.get(saved.location.as_deref().unwrap()).await;
     assert!(page.body.contains("Your profile is saved."));
     assert!(page.body.contains("value=\"Alice Renamed\""));
-    assert_eq!(
-        user_name(&app, &fx.user.id).await.as_deref(),
-        Some("Alice Renamed")
-    );
+    assert_eq!(user_name(&app, &fx).await.as_deref(), Some("Alice Renamed"));
 
     let long = "x".repeat(101);
     let refused = b
@@ -1239,10 +1238,7 @@ async fn the_profile_name_can_be_changed_and_an_overlong_name_is_refused_on_the_
         refused.body.contains(&format!("value=\"{long}\"")),
         "the typed value is kept"
     );
-    assert_eq!(
-        user_name(&app, &fx.user.id).await.as_deref(),
-        Some("Alice Renamed")
-    );
+    assert_eq!(user_name(&app, &fx).await.as_deref(), Some("Alice Renamed"));
     // Exactly 100 characters is fine.
     let hundred = "y".repeat(100);
     let saved = b
@@ -1253,7 +1249,7 @@ async fn the_profile_name_can_be_changed_and_an_overlong_name_is_refused_on_the_
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        user_name(&app, &fx.user.id).await.as_deref(),
+        user_name(&app, &fx).await.as_deref(),
         Some(hundred.as_str())
     );
 }
@@ -1592,10 +1588,7 @@ async fn signed_in_account_forms_refuse_missing_or_wrong_csrf_tokens_and_foreign
     }
 
     // Nothing changed: name, password, both sessions.
-    assert_eq!(
-        user_name(&app, &fx.user.id).await.as_deref(),
-        Some("Alice Example")
-    );
+    assert_eq!(user_name(&app, &fx).await.as_deref(), Some("Alice Example"));
     assert_eq!(session_version(&app.db, &fx.user.id).await, version);
     assert!(is_signed_in(&mut me, &fx).await);
     assert!(is_signed_in(&mut laptop, &fx).await);
@@ -1609,10 +1602,7 @@ async fn signed_in_account_forms_refuse_missing_or_wrong_csrf_tokens_and_foreign
         )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        user_name(&app, &fx.user.id).await.as_deref(),
-        Some("Alice Again")
-    );
+    assert_eq!(user_name(&app, &fx).await.as_deref(), Some("Alice Again"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1652,10 +1642,7 @@ async fn one_sessions_csrf_token_does_not_work_for_another_session() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        user_name(&app, &fx.user.id).await.as_deref(),
-        Some("Alice Example")
-    );
+    assert_eq!(user_name(&app, &fx).await.as_deref(), Some("Alice Example"));
     assert!(is_signed_in(&mut me, &fx).await);
     assert!(is_signed_in(&mut other, &fx).await);
 }
@@ -1812,7 +1799,7 @@ async fn names_are_html_escaped_on_the_account_and_sign_up_pages() {
         )
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
-    assert_eq!(user_name(&app, &fx.user.id).await.as_deref(), Some(script));
+    assert_eq!(user_name(&app, &fx).await.as_deref(), Some(script));
     let page = account(&mut me, &fx).await.unwrap();
     assert!(
         page.body

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use latchkey::users::CredentialKind;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestDb, cli_json, open_services, run_cli};
+use crate::helpers::{Backend, TestDb, cli_json, open_services, org_id_of, run_cli};
 
 const PUBLIC_URL: &str = "https://id.example.test";
 
@@ -213,8 +213,10 @@ async fn app_create_prints_a_confidential_secret_once_and_none_for_public(backen
 
     // The printed secret is the one that authenticates.
     let services = open_services(&db).await;
+    let acme = org_id_of(&services, "acme").await;
     let stored = services
-        .store
+        .db
+        .tenant(&acme)
         .app_by_client_id(&client_id)
         .await
         .unwrap()
@@ -305,12 +307,15 @@ async fn user_create_reads_the_password_from_stdin(backend: Backend) {
     assert!(!list.to_string().contains(password));
 
     let services = open_services(&db).await;
+    let acme = org_id_of(&services, "acme").await;
     let check = |user_id: String, password: &'static str| {
         let services = services.clone();
+        let acme = acme.clone();
         async move {
             let creds = services
-                .store
-                .credentials(&user_id, CredentialKind::Password)
+                .db
+                .tenant(&acme)
+                .credentials(&user_id.into(), CredentialKind::Password)
                 .await
                 .unwrap();
             assert_eq!(creds.len(), 1);
@@ -341,24 +346,16 @@ async fn user_create_reads_the_password_from_stdin(backend: Backend) {
     )
     .await;
     let carol_creds = services
-        .store
-        .credentials(carol["id"].as_str().unwrap(), CredentialKind::Password)
-        .await
-        .unwrap();
-    assert!(carol_creds.is_empty());
-    let members = services
-        .store
-        .list_members(
-            &services
-                .store
-                .org_by_slug("acme")
-                .await
-                .unwrap()
-                .unwrap()
-                .id,
+        .db
+        .tenant(&acme)
+        .credentials(
+            &carol["id"].as_str().unwrap().into(),
+            CredentialKind::Password,
         )
         .await
         .unwrap();
+    assert!(carol_creds.is_empty());
+    let members = services.db.tenant(&acme).list_members().await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].user_id, user_id);
 }
@@ -776,9 +773,14 @@ async fn password_stdin_uses_only_the_first_line() {
     }
     let user: Value = serde_json::from_str(stdout.trim()).unwrap();
     let services = open_services(&db).await;
+    let acme = org_id_of(&services, "acme").await;
     let creds = services
-        .store
-        .credentials(user["id"].as_str().unwrap(), CredentialKind::Password)
+        .db
+        .tenant(&acme)
+        .credentials(
+            &user["id"].as_str().unwrap().into(),
+            CredentialKind::Password,
+        )
         .await
         .unwrap();
     let stored = String::from_utf8(creds[0].secret.clone()).unwrap();

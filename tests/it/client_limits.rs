@@ -144,8 +144,9 @@ async fn every_concurrent_client_credentials_token_is_audited_once(backend: Back
     assert_eq!(issued_jtis.len(), 40);
     let events = app
         .services
-        .store
-        .audit_events(&fx.org.id, 0, 100_000)
+        .db
+        .tenant(&fx.org.id)
+        .audit_events(0, 100_000)
         .await
         .unwrap();
     let audited = events.iter().filter(|e| e.action == "token.issued").count();

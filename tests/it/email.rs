@@ -148,7 +148,13 @@ async fn wait_until_sent(services: &Services, ids: &[String], limit: Duration) {
     loop {
         let mut all = true;
         for id in ids {
-            let entry = services.store.outbox_entry(id).await.unwrap().unwrap();
+            let entry = services
+                .db
+                .system()
+                .outbox_entry(id)
+                .await
+                .unwrap()
+                .unwrap();
             all &= entry.status() == OutboxStatus::Sent;
         }
         if all {
@@ -176,13 +182,23 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
         .map(|n| code_email(&acme, &format!("user{n}@example.com"), n))
         .collect();
     for email in &emails {
-        services.store.enqueue_email(email).await.unwrap();
+        services
+            .db
+            .tenant(&email.org_id)
+            .enqueue_email(email)
+            .await
+            .unwrap();
     }
     let other = code_email(&beta, "b@example.com", 4);
-    services.store.enqueue_email(&other).await.unwrap();
+    services
+        .db
+        .tenant(&beta.id)
+        .enqueue_email(&other)
+        .await
+        .unwrap();
 
     // Listing: newest first, by organization, limited; one entry by id; unknown ids are None.
-    let all = services.store.list_outbox(None, 100).await.unwrap();
+    let all = services.db.system().list_outbox(100).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|e| e.email.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -192,11 +208,12 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
         && e.attempts == 0
         && e.sent_at.is_none()
         && e.next_attempt_at == 0));
-    let acme_only = services.store.list_outbox(Some(&acme.id), 2).await.unwrap();
+    let acme_only = services.db.tenant(&acme.id).list_outbox(2).await.unwrap();
     assert_eq!(acme_only.len(), 2);
     assert_eq!(acme_only[0].email, emails[2]);
     let entry = services
-        .store
+        .db
+        .system()
         .outbox_entry(&emails[0].id)
         .await
         .unwrap()
@@ -204,7 +221,8 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     assert_eq!(entry.email, emails[0], "stored and read back unchanged");
     assert!(
         services
-            .store
+            .db
+            .system()
             .outbox_entry("eml_missing")
             .await
             .unwrap()
@@ -214,14 +232,16 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     // Claims: oldest first, each message once while its lease runs.
     let now = time_now();
     let first = services
-        .store
+        .db
+        .system()
         .claim_due_emails(now, now + 60, 2)
         .await
         .unwrap();
     let first_ids: Vec<&str> = first.iter().map(|e| e.email.id.as_str()).collect();
     assert_eq!(first_ids, [&emails[0].id, &emails[1].id]);
     let second = services
-        .store
+        .db
+        .system()
         .claim_due_emails(now, now + 60, 10)
         .await
         .unwrap();
@@ -232,7 +252,8 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     );
     assert!(
         services
-            .store
+            .db
+            .system()
             .claim_due_emails(now, now + 60, 10)
             .await
             .unwrap()
@@ -242,22 +263,26 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
 
     // Outcomes: sent, failed with a retry time, failed for good.
     services
-        .store
+        .db
+        .system()
         .mark_email_sent(&emails[0].id, now)
         .await
         .unwrap();
     services
-        .store
+        .db
+        .system()
         .mark_email_failed(&emails[1].id, "connection refused", now + 30, None)
         .await
         .unwrap();
     services
-        .store
+        .db
+        .system()
         .mark_email_failed(&other.id, "recipient rejected", now, Some(now))
         .await
         .unwrap();
     let sent = services
-        .store
+        .db
+        .system()
         .outbox_entry(&emails[0].id)
         .await
         .unwrap()
@@ -265,7 +290,8 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     assert_eq!(sent.status(), OutboxStatus::Sent);
     assert_eq!(sent.sent_at, Some(now));
     let retry = services
-        .store
+        .db
+        .system()
         .outbox_entry(&emails[1].id)
         .await
         .unwrap()
@@ -275,7 +301,8 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     assert_eq!(retry.last_error.as_deref(), Some("connection refused"));
     assert_eq!(retry.next_attempt_at, now + 30);
     let failed = services
-        .store
+        .db
+        .system()
         .outbox_entry(&other.id)
         .await
         .unwrap()
@@ -284,13 +311,15 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     assert_eq!(failed.attempts, 1);
     // Marking a sent message failed (a late, duplicate outcome) changes nothing.
     services
-        .store
+        .db
+        .system()
         .mark_email_failed(&emails[0].id, "late", now + 30, None)
         .await
         .unwrap();
     assert_eq!(
         services
-            .store
+            .db
+            .system()
             .outbox_entry(&emails[0].id)
             .await
             .unwrap()
@@ -301,7 +330,8 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     // Before the retry time nothing is due except the message whose lease is still running (emails[2]).
     assert!(
         services
-            .store
+            .db
+            .system()
             .claim_due_emails(now + 29, now + 89, 10)
             .await
             .unwrap()
@@ -310,14 +340,15 @@ async fn claims_leases_retries_and_listing(backend: Backend) {
     // A lease that ran out (a sender that died) is taken over; the retry becomes due; sent and failed
     // messages never come back.
     let later = services
-        .store
+        .db
+        .system()
         .claim_due_emails(now + 61, now + 121, 10)
         .await
         .unwrap();
     let later_ids: Vec<&str> = later.iter().map(|e| e.email.id.as_str()).collect();
     assert_eq!(later_ids, [&emails[1].id, &emails[2].id]);
     assert_eq!(later[0].attempts, 1, "a claim carries the attempts so far");
-    services.store.close().await;
+    services.db.close().await;
 }
 
 /// Several instances claiming at once never get the same message (PostgreSQL re-checks the claim on rows
@@ -331,7 +362,12 @@ async fn concurrent_claimers_never_share_a_message(backend: Backend) {
     let mut queued = BTreeSet::new();
     for n in 0..60 {
         let email = code_email(&org, &format!("u{n}@example.com"), n);
-        services.store.enqueue_email(&email).await.unwrap();
+        services
+            .db
+            .tenant(&org.id)
+            .enqueue_email(&email)
+            .await
+            .unwrap();
         queued.insert(email.id.to_string());
     }
     let instances = [
@@ -348,7 +384,8 @@ async fn concurrent_claimers_never_share_a_message(backend: Backend) {
                 let mut mine = Vec::new();
                 loop {
                     let batch = instance
-                        .store
+                        .db
+                        .system()
                         .claim_due_emails(now, now + 60, 3)
                         .await
                         .unwrap();
@@ -368,7 +405,7 @@ async fn concurrent_claimers_never_share_a_message(backend: Backend) {
     assert_eq!(claimed.len(), distinct.len(), "a message was claimed twice");
     assert_eq!(distinct, queued, "every message was claimed");
     for instance in &instances {
-        instance.store.close().await;
+        instance.db.close().await;
     }
 }
 
@@ -419,7 +456,8 @@ async fn the_server_delivers_through_a_real_smtp_server(backend: Backend) {
     );
     wait_until_sent(services, &[email.id.to_string()], Duration::from_secs(5)).await;
     let entry = services
-        .store
+        .db
+        .system()
         .outbox_entry(&email.id)
         .await
         .unwrap()
@@ -470,7 +508,7 @@ async fn a_relay_that_is_down_at_first_gets_everything_later(backend: Backend) {
     // Every message fails at least once and stays queued, with the error kept.
     let start = Instant::now();
     loop {
-        let entries = services.store.list_outbox(None, 10).await.unwrap();
+        let entries = services.db.system().list_outbox(10).await.unwrap();
         if entries.len() == 3 && entries.iter().all(|e| e.attempts >= 1) {
             for entry in &entries {
                 assert_eq!(entry.status(), OutboxStatus::Queued);
@@ -502,7 +540,13 @@ async fn a_relay_that_is_down_at_first_gets_everything_later(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.messages().len(), 3, "each message delivered once");
     for id in &ids {
-        let entry = services.store.outbox_entry(id).await.unwrap().unwrap();
+        let entry = services
+            .db
+            .system()
+            .outbox_entry(id)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(entry.attempts >= 1, "the failed attempts stay counted");
         assert!(entry.sent_at.is_some());
     }
@@ -512,7 +556,7 @@ async fn a_relay_that_is_down_at_first_gets_everything_later(backend: Backend) {
         .await
         .expect("the worker stops when told")
         .unwrap();
-    services.store.close().await;
+    services.db.close().await;
 }
 
 backend_tests! {
@@ -553,13 +597,15 @@ async fn delivery_gives_up_after_max_attempts_and_keeps_the_message() {
     let start = Instant::now();
     loop {
         let a = services
-            .store
+            .db
+            .system()
             .outbox_entry(&unreachable.id)
             .await
             .unwrap()
             .unwrap();
         let b = services
-            .store
+            .db
+            .system()
             .outbox_entry(&invalid.id)
             .await
             .unwrap()
@@ -588,7 +634,8 @@ async fn delivery_gives_up_after_max_attempts_and_keeps_the_message() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         services
-            .store
+            .db
+            .system()
             .outbox_entry(&unreachable.id)
             .await
             .unwrap()
@@ -601,7 +648,7 @@ async fn delivery_gives_up_after_max_attempts_and_keeps_the_message() {
         .await
         .unwrap()
         .unwrap();
-    services.store.close().await;
+    services.db.close().await;
 }
 
 /// The real binary: `latchkey serve` with SMTP configured delivers what another process queued (found by
@@ -629,8 +676,13 @@ async fn latchkey_serve_delivers_and_logs_no_bodies() {
     let services = open_services(&db).await;
     let org = orgs::find(&services, "acme").await.unwrap();
     let email = code_email(&org, "ann@example.com", 3);
-    services.store.enqueue_email(&email).await.unwrap();
-    services.store.close().await;
+    services
+        .db
+        .tenant(&org.id)
+        .enqueue_email(&email)
+        .await
+        .unwrap();
+    services.db.close().await;
 
     let received = sink.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(received[0]["subject"], email.subject);
@@ -676,7 +728,7 @@ async fn without_smtp_the_cli_shows_the_outbox() {
     let second = code_email(&beta, "bob@example.com", 2);
     mail::queue(&services, &first).await.unwrap();
     mail::queue(&services, &second).await.unwrap();
-    services.store.close().await;
+    services.db.close().await;
 
     let list = cli_json(&["outbox", "list"], &env, None);
     let list = list.as_array().unwrap();

@@ -277,7 +277,8 @@ async fn a_raised_cost_does_not_tell_registered_addresses(backend: Backend) {
     let app = TestApp::spawn_on(db, &[("LATCHKEY_BCRYPT_COST", NEW_COST)]).await;
     let credential = app
         .services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .credentials(&fx.user.id, latchkey::users::CredentialKind::Password)
         .await
         .unwrap()

@@ -143,8 +143,9 @@ async fn is_verified(app: &TestApp, user_id: &str) -> bool {
 
 async fn user_id_of(app: &TestApp, fx: &Fixture, canonical_email: &str) -> String {
     app.services
-        .store
-        .user_by_email(&fx.org.id, canonical_email)
+        .db
+        .tenant(&fx.org.id)
+        .user_by_email(canonical_email)
         .await
         .unwrap()
         .expect("user exists")

@@ -906,7 +906,8 @@ async fn oversized_bodies_get_413_on_every_route_and_change_nothing(backend: Bac
     assert!(is_signed_in(&mut me, &fx).await);
     let user = app
         .services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .user_by_id(&fx.user.id)
         .await
         .unwrap()

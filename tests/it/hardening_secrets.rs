@@ -193,7 +193,7 @@ async fn reset_email_is_sealed_while_queued_and_its_body_deleted_once_delivered(
         "{text}"
     );
     assert!(!text.contains(&code));
-    sender.store.close().await;
+    sender.db.close().await;
     app.stop().await;
 }
 
@@ -268,8 +268,13 @@ fn relink_with_plain_sha256(events: &mut [AuditEvent], version: i64) {
 
 async fn events_of(db: &TestDb, org_id: &str) -> Vec<AuditEvent> {
     let services = open_services(db).await;
-    let events = services.store.audit_events(org_id, 0, 1000).await.unwrap();
-    services.store.close().await;
+    let events = services
+        .db
+        .tenant(&org_id.into())
+        .audit_events(0, 1000)
+        .await
+        .unwrap();
+    services.db.close().await;
     events
 }
 

@@ -330,6 +330,18 @@ pub async fn open_services(db: &TestDb) -> Services {
         .expect("services open")
 }
 
+/// The id of the organization with this slug (for tests that created it through the CLI).
+pub async fn org_id_of(services: &Services, slug: &str) -> latchkey::kernel::OrgId {
+    services
+        .db
+        .system()
+        .org_by_slug(slug)
+        .await
+        .unwrap()
+        .expect("organization exists")
+        .id
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

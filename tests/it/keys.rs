@@ -28,7 +28,7 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
     )
     .await
     .unwrap();
-    let before = services.store.signing_keys(&org.id).await.unwrap();
+    let before = services.db.tenant(&org.id).signing_keys().await.unwrap();
     let active = before
         .iter()
         .find(|k| k.state == KeyState::Active)
@@ -44,7 +44,16 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
 
     // Young keys are left alone.
     keys::rotate_due(&services).await.unwrap();
-    assert_eq!(services.store.signing_keys(&org.id).await.unwrap().len(), 2);
+    assert_eq!(
+        services
+            .db
+            .tenant(&org.id)
+            .signing_keys()
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Age the active key past the schedule.
     let old = latchkey::time_now() - 31 * 86_400;
@@ -54,7 +63,7 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
     .await
     .unwrap();
     keys::rotate_due(&services).await.unwrap();
-    let after = services.store.signing_keys(&org.id).await.unwrap();
+    let after = services.db.tenant(&org.id).signing_keys().await.unwrap();
     let state_of = |kid: &str| after.iter().find(|k| k.kid == kid).map(|k| k.state);
     assert_eq!(
         state_of(&active),

@@ -35,4 +35,5 @@ mod passwords;
 mod ratelimit;
 mod server;
 mod storage;
+mod tenant_isolation;
 mod verified_tokens;

@@ -1364,7 +1364,12 @@ async fn second_factor_secrets_are_stored_sealed_or_hashed() {
             .await
             .unwrap()
             .expect("the first factor comes with recovery codes");
-    let stored = services.store.user_credentials(&fx.user.id).await.unwrap();
+    let stored = services
+        .db
+        .tenant(&fx.org.id)
+        .user_credentials(&fx.user.id)
+        .await
+        .unwrap();
     let totp = stored
         .iter()
         .find(|c| c.kind == latchkey::users::CredentialKind::Totp)
@@ -1403,7 +1408,8 @@ async fn second_factor_secrets_are_stored_sealed_or_hashed() {
         .await
         .unwrap();
     let token = services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .one_time_token(
             &services.secrets.token_hash("mfa-email:challenge-1"),
             latchkey::mfa::email_code::PURPOSE,
@@ -1415,11 +1421,7 @@ async fn second_factor_secrets_are_stored_sealed_or_hashed() {
     let hash = data["code_hash"].as_str().unwrap();
     assert!(hash.starts_with("$2b$10$"), "bcrypt at cost 10: {hash}");
     assert_eq!(token.expires_at - token.created_at, 300, "five minutes");
-    let mail = services
-        .store
-        .list_outbox(Some(&fx.org.id), 1)
-        .await
-        .unwrap();
+    let mail = services.db.tenant(&fx.org.id).list_outbox(1).await.unwrap();
     let sent_code: String = mail[0]
         .email
         .body_text

@@ -265,8 +265,9 @@ async fn open_login(app: &TestApp, fx: &Fixture) -> LoginPage {
 
 async fn failed_login_ips(app: &TestApp, fx: &Fixture) -> Vec<String> {
     app.services
-        .store
-        .audit_events(&fx.org.id, 0, 100_000)
+        .db
+        .tenant(&fx.org.id)
+        .audit_events(0, 100_000)
         .await
         .unwrap()
         .into_iter()

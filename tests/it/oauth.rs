@@ -300,7 +300,8 @@ async fn session_version_bump_invalidates_access_and_refresh_tokens(backend: Bac
     let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "user.sessions_revoked")
         .target("user", &fx.user.id);
     app.services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .bump_session_version(&fx.user.id, &audit)
         .await
         .expect("bump session_version");

@@ -548,8 +548,9 @@ pub fn jwks_kids(jwks: &Value) -> Vec<String> {
 /// Audit actions recorded for the organization, oldest first.
 pub async fn audit_actions(app: &TestApp, fx: &Fixture) -> Vec<String> {
     app.services
-        .store
-        .audit_events(&fx.org.id, 0, 100_000)
+        .db
+        .tenant(&fx.org.id)
+        .audit_events(0, 100_000)
         .await
         .expect("audit events")
         .into_iter()
@@ -589,8 +590,9 @@ pub async fn mint(
 ) -> String {
     let records = app
         .services
-        .store
-        .signing_keys(&fx.org.id)
+        .db
+        .tenant(&fx.org.id)
+        .signing_keys()
         .await
         .expect("signing keys");
     let record = records

@@ -111,7 +111,8 @@ async fn register(
 /// The credential id of the user's (only) passkey, as stored.
 async fn passkey_id(app: &TestApp, fx: &Fixture) -> Vec<u8> {
     app.services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .user_credentials(&fx.user.id)
         .await
         .unwrap()
@@ -202,7 +203,8 @@ async fn passkeys_register_and_sign_in(backend: Backend) {
     // Removing one needs nothing more (the session proved a factor just now) and leaves the other.
     let phone_id = app
         .services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .user_credentials(&fx.user.id)
         .await
         .unwrap()

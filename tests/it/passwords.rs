@@ -188,7 +188,8 @@ async fn switching_to_argon2id_rehashes_at_sign_in(backend: Backend) {
     };
     let before = stored(
         services
-            .store
+            .db
+            .tenant(&fx.org.id)
             .credentials(&fx.user.id, CredentialKind::Password)
             .await
             .unwrap(),
@@ -198,7 +199,8 @@ async fn switching_to_argon2id_rehashes_at_sign_in(backend: Backend) {
     let _ = tokens(&app, &fx, &client).await;
     let after = stored(
         services
-            .store
+            .db
+            .tenant(&fx.org.id)
             .credentials(&fx.user.id, CredentialKind::Password)
             .await
             .unwrap(),
@@ -209,8 +211,9 @@ async fn switching_to_argon2id_rehashes_at_sign_in(backend: Backend) {
     );
     let _ = tokens(&app, &fx, &client).await;
     let events = services
-        .store
-        .audit_events(&fx.org.id, 0, 1000)
+        .db
+        .tenant(&fx.org.id)
+        .audit_events(0, 1000)
         .await
         .unwrap();
     let rehashed: Vec<_> = events

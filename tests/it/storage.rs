@@ -23,7 +23,7 @@ struct Fx {
 async fn fixture(backend: Backend) -> Option<Fx> {
     let db = TestDb::new(backend).await?;
     let services = open_services(&db).await;
-    assert_eq!(services.store.backend(), backend.name());
+    assert_eq!(services.db.backend(), backend.name());
     Some(Fx { services, db })
 }
 
@@ -72,8 +72,9 @@ fn spa_app(name: &str) -> NewApplication {
 
 async fn audit_actions(services: &Services, org: &Organization) -> Vec<String> {
     services
-        .store
-        .audit_events(&org.id, 0, 1000)
+        .db
+        .tenant(&org.id)
+        .audit_events(0, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -108,7 +109,7 @@ async fn organizations_are_created_and_found_by_slug_id_and_list(backend: Backen
         return;
     };
     let s = &fx.services;
-    assert!(s.store.list_orgs().await.unwrap().is_empty());
+    assert!(s.db.system().list_orgs().await.unwrap().is_empty());
     let acme = make_org(s, "acme").await;
     let beta = make_org(s, "beta-2").await;
     assert!(acme.id.starts_with("org_"), "id {}", acme.id);
@@ -116,26 +117,32 @@ async fn organizations_are_created_and_found_by_slug_id_and_list(backend: Backen
     assert_eq!(acme.name, "Org acme");
 
     assert_eq!(
-        s.store.org_by_slug("acme").await.unwrap().as_ref(),
+        s.db.system().org_by_slug("acme").await.unwrap().as_ref(),
         Some(&acme)
     );
     assert_eq!(
-        s.store.org_by_id(&acme.id).await.unwrap().as_ref(),
+        s.db.system().org_by_id(&acme.id).await.unwrap().as_ref(),
         Some(&acme)
     );
     assert_eq!(
-        s.store.org_by_slug("beta-2").await.unwrap().as_ref(),
+        s.db.system().org_by_slug("beta-2").await.unwrap().as_ref(),
         Some(&beta)
     );
-    assert_eq!(s.store.org_by_slug("nope").await.unwrap(), None);
-    assert_eq!(s.store.org_by_id("org_missing").await.unwrap(), None);
+    assert_eq!(s.db.system().org_by_slug("nope").await.unwrap(), None);
+    assert_eq!(
+        s.db.system()
+            .org_by_id(&"org_missing".into())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(orgs::find(s, "acme").await.unwrap(), acme);
     assert!(matches!(
         orgs::find(s, "nope").await,
         Err(Error::NotFound(_))
     ));
 
-    let list = s.store.list_orgs().await.unwrap();
+    let list = s.db.system().list_orgs().await.unwrap();
     assert_eq!(
         list,
         vec![acme.clone(), beta],
@@ -153,7 +160,7 @@ async fn duplicate_org_slug_is_a_conflict_and_changes_nothing(backend: Backend) 
     };
     let s = &fx.services;
     let acme = make_org(s, "acme").await;
-    let keys_before = s.store.signing_keys(&acme.id).await.unwrap();
+    let keys_before = s.db.tenant(&acme.id).signing_keys().await.unwrap();
     let err = orgs::create(
         s,
         &Actor::operator(),
@@ -171,9 +178,12 @@ async fn duplicate_org_slug_is_a_conflict_and_changes_nothing(backend: Backend) 
         ),
         other => panic!("expected Conflict, got {other:?}"),
     }
-    let list = s.store.list_orgs().await.unwrap();
+    let list = s.db.system().list_orgs().await.unwrap();
     assert_eq!(list, vec![acme.clone()]);
-    assert_eq!(s.store.signing_keys(&acme.id).await.unwrap(), keys_before);
+    assert_eq!(
+        s.db.tenant(&acme.id).signing_keys().await.unwrap(),
+        keys_before
+    );
     // The failed attempt's keys and audit event were rolled back with it.
     assert_eq!(
         fx.db.scalar_i64("SELECT COUNT(*) FROM signing_keys").await,
@@ -228,7 +238,7 @@ async fn invalid_org_slug_is_refused_before_storage(backend: Backend) {
         matches!(&err, Error::Invalid { field, .. } if field == "name"),
         "{err:?}"
     );
-    assert!(s.store.list_orgs().await.unwrap().is_empty());
+    assert!(s.db.system().list_orgs().await.unwrap().is_empty());
     assert_eq!(
         fx.db.scalar_i64("SELECT COUNT(*) FROM audit_events").await,
         0
@@ -251,12 +261,12 @@ async fn application_secret_is_stored_only_as_a_keyed_hash(backend: Backend) {
     assert_eq!(secret.len(), 43, "256-bit base64url secret");
     assert_eq!(created.app.client_id.len(), 32);
 
-    let stored = s
-        .store
-        .app_by_client_id(&created.app.client_id)
-        .await
-        .unwrap()
-        .expect("stored");
+    let stored =
+        s.db.tenant(&org.id)
+            .app_by_client_id(&created.app.client_id)
+            .await
+            .unwrap()
+            .expect("stored");
     assert_eq!(stored, created.app);
     let hash = stored.client_secret_hash.clone().expect("hash stored");
     assert_ne!(hash, secret.as_bytes(), "the secret itself is not stored");
@@ -278,14 +288,14 @@ async fn application_secret_is_stored_only_as_a_keyed_hash(backend: Backend) {
         .unwrap();
     assert_ne!(second.app.client_id, created.app.client_id);
     assert_ne!(second.client_secret, created.client_secret);
-    let listed: Vec<String> = s
-        .store
-        .list_apps(&org.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.client_id.into_string())
-        .collect();
+    let listed: Vec<String> =
+        s.db.tenant(&org.id)
+            .list_apps()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.client_id.into_string())
+            .collect();
     assert_eq!(
         listed.iter().collect::<BTreeSet<_>>(),
         [
@@ -295,15 +305,18 @@ async fn application_secret_is_stored_only_as_a_keyed_hash(backend: Backend) {
         .into_iter()
         .collect()
     );
-    assert_eq!(s.store.app_by_client_id("0000").await.unwrap(), None);
+    assert_eq!(
+        s.db.tenant(&org.id).app_by_client_id("0000").await.unwrap(),
+        None
+    );
     let other = make_org(s, "other").await;
     assert!(
-        s.store.list_apps(&other.id).await.unwrap().is_empty(),
+        s.db.tenant(&other.id).list_apps().await.unwrap().is_empty(),
         "apps are listed per organization"
     );
 
     // The secret never reaches the audit log.
-    let events = s.store.audit_events(&org.id, 0, 100).await.unwrap();
+    let events = s.db.tenant(&org.id).audit_events(0, 100).await.unwrap();
     let app_event = events
         .iter()
         .find(|e| e.action == "app.created")
@@ -332,12 +345,12 @@ async fn public_application_has_no_secret_and_keeps_its_settings(backend: Backen
         .await
         .unwrap();
     assert_eq!(created.client_secret, None);
-    let stored = s
-        .store
-        .app_by_client_id(&created.app.client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored =
+        s.db.tenant(&org.id)
+            .app_by_client_id(&created.app.client_id)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(stored.client_type, ClientType::Public);
     assert_eq!(stored.client_secret_hash, None);
     assert!(stored.first_party);
@@ -353,7 +366,7 @@ async fn public_application_has_no_secret_and_keeps_its_settings(backend: Backen
         apps::create(s, &Actor::operator(), &org, bad).await,
         Err(Error::Invalid { .. })
     ));
-    assert_eq!(s.store.list_apps(&org.id).await.unwrap().len(), 1);
+    assert_eq!(s.db.tenant(&org.id).list_apps().await.unwrap().len(), 1);
 }
 
 async fn duplicate_user_email_is_a_conflict_regardless_of_case(backend: Backend) {
@@ -381,18 +394,18 @@ async fn duplicate_user_email_is_a_conflict_regardless_of_case(backend: Backend)
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     assert_eq!(
-        s.store.list_users(&org.id).await.unwrap(),
+        s.db.tenant(&org.id).list_users().await.unwrap(),
         vec![ann.clone()]
     );
     assert_eq!(
-        s.store
-            .user_by_email(&org.id, "ann@example.com")
+        s.db.tenant(&org.id)
+            .user_by_email("ann@example.com")
             .await
             .unwrap(),
         Some(ann.clone())
     );
     assert_eq!(
-        s.store.user_by_id(&ann.id).await.unwrap(),
+        s.db.tenant(&org.id).user_by_id(&ann.id).await.unwrap(),
         Some(ann.clone())
     );
 
@@ -403,8 +416,8 @@ async fn duplicate_user_email_is_a_conflict_regardless_of_case(backend: Backend)
         .unwrap();
     assert_ne!(ann2.id, ann.id);
     assert_eq!(
-        s.store
-            .user_by_email(&org.id, "ann@example.com")
+        s.db.tenant(&org.id)
+            .user_by_email("ann@example.com")
             .await
             .unwrap()
             .unwrap()
@@ -441,15 +454,25 @@ async fn database_enforces_unique_email_per_org_even_without_the_precheck(backen
     };
     let audit =
         NewAuditEvent::new(&org.id, &Actor::system(), "user.created").target("user", &racer.id);
-    let err = s
-        .store
-        .create_user(&racer, &[], Some(Role::Member), &audit)
-        .await
-        .unwrap_err();
+    let err =
+        s.db.tenant(&org.id)
+            .create_user(&racer, &[], Some(Role::Member), &audit)
+            .await
+            .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(s.store.user_by_id("usr_racer").await.unwrap(), None);
+    assert_eq!(
+        s.db.tenant(&org.id)
+            .user_by_id(&"usr_racer".into())
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
-        s.store.list_members(&org.id).await.unwrap().is_empty(),
+        s.db.tenant(&org.id)
+            .list_members()
+            .await
+            .unwrap()
+            .is_empty(),
         "the membership was rolled back too"
     );
     assert_eq!(
@@ -480,11 +503,11 @@ async fn password_is_stored_as_a_slow_hash_not_the_password(backend: Backend) {
     )
     .await
     .unwrap();
-    let creds = s
-        .store
-        .credentials(&user.id, CredentialKind::Password)
-        .await
-        .unwrap();
+    let creds =
+        s.db.tenant(&org.id)
+            .credentials(&user.id, CredentialKind::Password)
+            .await
+            .unwrap();
     assert_eq!(creds.len(), 1);
     let stored = String::from_utf8(creds[0].secret.clone()).expect("hash is text");
     assert_ne!(stored, password);
@@ -506,14 +529,14 @@ async fn password_is_stored_as_a_slow_hash_not_the_password(backend: Backend) {
             .ok
     );
     assert!(
-        s.store
+        s.db.tenant(&org.id)
             .credentials(&user.id, CredentialKind::Totp)
             .await
             .unwrap()
             .is_empty()
     );
 
-    let events = s.store.audit_events(&org.id, 0, 100).await.unwrap();
+    let events = s.db.tenant(&org.id).audit_events(0, 100).await.unwrap();
     assert!(
         events
             .iter()
@@ -541,8 +564,8 @@ async fn password_is_stored_as_a_slow_hash_not_the_password(backend: Backend) {
         "{err:?}"
     );
     assert_eq!(
-        s.store
-            .user_by_email(&org.id, "carol@example.com")
+        s.db.tenant(&org.id)
+            .user_by_email("carol@example.com")
             .await
             .unwrap(),
         None
@@ -564,7 +587,7 @@ async fn password_is_stored_as_a_slow_hash_not_the_password(backend: Backend) {
     .await
     .unwrap();
     assert!(
-        s.store
+        s.db.tenant(&org.id)
             .credentials(&dan.id, CredentialKind::Password)
             .await
             .unwrap()
@@ -597,28 +620,33 @@ async fn bump_session_version_increments_and_is_audited(backend: Backend) {
             .target("user", &user.id)
     };
     assert_eq!(
-        s.store
+        s.db.tenant(&org.id)
             .bump_session_version(&user.id, &event())
             .await
             .unwrap(),
         2
     );
     assert_eq!(
-        s.store
+        s.db.tenant(&org.id)
             .bump_session_version(&user.id, &event())
             .await
             .unwrap(),
         3
     );
-    let reloaded = s.store.user_by_id(&user.id).await.unwrap().unwrap();
+    let reloaded =
+        s.db.tenant(&org.id)
+            .user_by_id(&user.id)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(reloaded.session_version, 3);
     assert!(reloaded.updated_at >= user.updated_at);
 
-    let missing = s
-        .store
-        .bump_session_version("usr_missing", &event())
-        .await
-        .unwrap_err();
+    let missing =
+        s.db.tenant(&org.id)
+            .bump_session_version(&"usr_missing".into(), &event())
+            .await
+            .unwrap_err();
     assert!(matches!(missing, StoreError::NotFound(_)), "{missing:?}");
     assert_eq!(
         audit_actions(s, &org).await,
@@ -664,7 +692,7 @@ async fn members_are_listed_with_their_role(backend: Backend) {
     let _plain = users::create(s, &Actor::operator(), &org, mk("plain@example.com", None))
         .await
         .unwrap();
-    let members = s.store.list_members(&org.id).await.unwrap();
+    let members = s.db.tenant(&org.id).list_members().await.unwrap();
     let got: Vec<(String, String, Role)> = members
         .into_iter()
         .map(|m| (m.user_id.into_string(), m.email, m.role))
@@ -686,7 +714,13 @@ async fn members_are_listed_with_their_role(backend: Backend) {
         "only users given a role are members, ordered by email"
     );
     let other = make_org(s, "other").await;
-    assert!(s.store.list_members(&other.id).await.unwrap().is_empty());
+    assert!(
+        s.db.tenant(&other.id)
+            .list_members()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn parse_jwk(text: &str) -> serde_json::Map<String, serde_json::Value> {
@@ -703,7 +737,7 @@ async fn new_org_has_an_active_and_a_next_rs256_key_sealed_at_rest(backend: Back
     };
     let s = &fx.services;
     let org = make_org(s, "acme").await;
-    let keys = s.store.signing_keys(&org.id).await.unwrap();
+    let keys = s.db.tenant(&org.id).signing_keys().await.unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
     let active: Vec<_> = keys
         .iter()
@@ -760,7 +794,7 @@ async fn key_rotation_retires_active_promotes_next_and_publishes_a_new_next(back
     };
     let s = &fx.services;
     let org = make_org(s, "acme").await;
-    let before = s.store.signing_keys(&org.id).await.unwrap();
+    let before = s.db.tenant(&org.id).signing_keys().await.unwrap();
     let old_active = before
         .iter()
         .find(|k| k.state == KeyState::Active)
@@ -780,7 +814,7 @@ async fn key_rotation_retires_active_promotes_next_and_publishes_a_new_next(back
     assert_eq!(r.activated, old_next.kid);
     assert_eq!(r.retired.as_deref(), Some(old_active.kid.as_str()));
 
-    let after = s.store.signing_keys(&org.id).await.unwrap();
+    let after = s.db.tenant(&org.id).signing_keys().await.unwrap();
     assert_eq!(after.len(), 3);
     let find = |kid: &str| {
         after
@@ -821,7 +855,7 @@ async fn key_rotation_retires_active_promotes_next_and_publishes_a_new_next(back
     let second = keys::rotate(s, &Actor::operator(), &org).await.unwrap();
     assert_eq!(second[0].activated, r.next);
     assert_eq!(second[0].retired.as_deref(), Some(old_next.kid.as_str()));
-    let after2 = s.store.signing_keys(&org.id).await.unwrap();
+    let after2 = s.db.tenant(&org.id).signing_keys().await.unwrap();
     assert_eq!(
         after2
             .iter()
@@ -864,7 +898,7 @@ async fn every_mutation_appends_an_audit_event_and_the_chain_verifies(backend: B
     )
     .await
     .unwrap();
-    s.store
+    s.db.tenant(&org.id)
         .bump_session_version(
             &user.id,
             &NewAuditEvent::new(&org.id, &Actor::system(), "user.sessions_revoked")
@@ -874,7 +908,7 @@ async fn every_mutation_appends_an_audit_event_and_the_chain_verifies(backend: B
         .unwrap();
     keys::rotate(s, &Actor::operator(), &org).await.unwrap();
 
-    let events = s.store.audit_events(&org.id, 0, 100).await.unwrap();
+    let events = s.db.tenant(&org.id).audit_events(0, 100).await.unwrap();
     let summary: Vec<(i64, &str, Option<&str>)> = events
         .iter()
         .map(|e| (e.seq, e.action.as_str(), e.target_id.as_deref()))
@@ -909,7 +943,7 @@ async fn every_mutation_appends_an_audit_event_and_the_chain_verifies(backend: B
     assert_eq!(user_after["email"], "fay@example.com");
     assert_eq!(user_after["role"], "admin");
 
-    let head = s.store.audit_head(&org.id).await.unwrap().unwrap();
+    let head = s.db.tenant(&org.id).audit_head().await.unwrap().unwrap();
     assert_eq!(head, (5, events[4].hash.clone()));
     let report = audit::service::verify(s, &org).await.unwrap();
     assert!(report.ok, "{report:?}");
@@ -918,7 +952,7 @@ async fn every_mutation_appends_an_audit_event_and_the_chain_verifies(backend: B
     assert_eq!(report.broken_at, None);
 
     // Paging: after_seq and limit.
-    let page = s.store.audit_events(&org.id, 2, 2).await.unwrap();
+    let page = s.db.tenant(&org.id).audit_events(2, 2).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
 }
 
@@ -931,11 +965,11 @@ async fn concurrent_audit_appends_keep_one_unbroken_chain(backend: Backend) {
     const N: i64 = 20;
     let mut tasks = Vec::new();
     for i in 0..N {
-        let store = s.store.clone();
+        let store = s.db.clone();
         let event = NewAuditEvent::new(&org.id, &Actor::system(), &format!("test.parallel.{i}"));
-        tasks.push(tokio::spawn(
-            async move { store.append_audit(&event).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            store.tenant(&event.org_id).append_audit(&event).await
+        }));
     }
     let mut seqs = Vec::new();
     for t in tasks {
@@ -953,7 +987,7 @@ async fn concurrent_audit_appends_keep_one_unbroken_chain(backend: Backend) {
         "each append got its own seq"
     );
 
-    let events = s.store.audit_events(&org.id, 0, 1000).await.unwrap();
+    let events = s.db.tenant(&org.id).audit_events(0, 1000).await.unwrap();
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (1..=N + 1).collect::<Vec<_>>()
@@ -964,7 +998,7 @@ async fn concurrent_audit_appends_keep_one_unbroken_chain(backend: Backend) {
     assert!(report.ok, "{report:?}");
     assert_eq!(report.events, N + 1);
     assert_eq!(
-        s.store.audit_head(&org.id).await.unwrap().unwrap(),
+        s.db.tenant(&org.id).audit_head().await.unwrap().unwrap(),
         (N + 1, events.last().unwrap().hash.clone())
     );
 }
@@ -979,8 +1013,8 @@ async fn audit_chains_are_per_organization(backend: Backend) {
     apps::create(s, &Actor::operator(), &a, web_app("A"))
         .await
         .unwrap();
-    let a_events = s.store.audit_events(&a.id, 0, 100).await.unwrap();
-    let b_events = s.store.audit_events(&b.id, 0, 100).await.unwrap();
+    let a_events = s.db.tenant(&a.id).audit_events(0, 100).await.unwrap();
+    let b_events = s.db.tenant(&b.id).audit_events(0, 100).await.unwrap();
     assert_eq!(
         a_events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![1, 2]
@@ -990,7 +1024,10 @@ async fn audit_chains_are_per_organization(backend: Backend) {
     assert!(audit::service::verify(s, &a).await.unwrap().ok);
     assert!(audit::service::verify(s, &b).await.unwrap().ok);
     assert_eq!(
-        s.store.audit_head("org_without_events").await.unwrap(),
+        s.db.tenant(&"org_without_events".into())
+            .audit_head()
+            .await
+            .unwrap(),
         None
     );
 }
@@ -1098,12 +1135,12 @@ async fn migrations_are_idempotent_and_reopening_keeps_data(backend: Backend) {
     };
     let org = make_org(&fx.services, "acme").await;
     assert_eq!(
-        fx.services.store.migrate().await.unwrap(),
+        fx.services.db.migrate().await.unwrap(),
         Vec::<String>::new(),
         "nothing left to apply"
     );
     assert_eq!(
-        fx.services.store.migrate().await.unwrap(),
+        fx.services.db.migrate().await.unwrap(),
         Vec::<String>::new()
     );
     assert_eq!(
@@ -1116,16 +1153,16 @@ async fn migrations_are_idempotent_and_reopening_keeps_data(backend: Backend) {
     // A second instance on the same database (same master key) migrates nothing and sees the data.
     let again = Services::open(test_config(&fx.db)).await.expect("reopen");
     assert_eq!(
-        again.store.org_by_slug("acme").await.unwrap(),
+        again.db.system().org_by_slug("acme").await.unwrap(),
         Some(org.clone())
     );
-    let keys = again.store.signing_keys(&org.id).await.unwrap();
+    let keys = again.db.tenant(&org.id).signing_keys().await.unwrap();
     assert!(
         keys.iter()
             .all(|k| again.secrets.open(&k.kid, &k.private_key_sealed).is_ok())
     );
     assert!(audit::service::verify(&again, &org).await.unwrap().ok);
-    again.store.close().await;
+    again.db.close().await;
     assert_eq!(
         fx.db
             .scalar_i64("SELECT COUNT(*) FROM latchkey_migrations")
@@ -1166,7 +1203,7 @@ async fn postgres_test_schemas_are_isolated_and_dropped() {
     let sb = open_services(&b).await;
     make_org(&sa, "same-slug").await;
     make_org(&sb, "same-slug").await; // No conflict: another schema.
-    assert_eq!(sa.store.list_orgs().await.unwrap().len(), 1);
+    assert_eq!(sa.db.system().list_orgs().await.unwrap().len(), 1);
     let tables = a
         .scalar_i64(&format!(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND table_name = 'organizations'",
@@ -1179,8 +1216,8 @@ async fn postgres_test_schemas_are_isolated_and_dropped() {
         .await;
     assert_eq!(public_tables, 0, "nothing leaked into public");
 
-    sa.store.close().await;
-    sb.store.close().await;
+    sa.db.close().await;
+    sb.db.close().await;
     let name = a.schema_name().unwrap().to_string();
     let admin = a.schema.as_ref().unwrap().admin_url.clone();
     drop(a);
@@ -1223,7 +1260,7 @@ async fn user_created_audit_event_records_whether_a_password_was_set() {
     users::create(s, &Actor::operator(), &org, without)
         .await
         .unwrap();
-    let events = s.store.audit_events(&org.id, 0, 100).await.unwrap();
+    let events = s.db.tenant(&org.id).audit_events(0, 100).await.unwrap();
     let after = |i: usize| -> serde_json::Value {
         serde_json::from_str(events[i].after_state.as_deref().unwrap()).unwrap()
     };
@@ -1238,7 +1275,7 @@ async fn a_broken_audit_report_counts_the_events_verified_before_the_break() {
     let s = &fx.services;
     let org = make_org(s, "acme").await;
     for i in 0..3 {
-        s.store
+        s.db.tenant(&org.id)
             .append_audit(&NewAuditEvent::new(
                 &org.id,
                 &Actor::system(),

@@ -73,7 +73,8 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
     let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "user.sessions_revoked")
         .target("user", &fx.user.id);
     app.services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .bump_session_version(&fx.user.id, &audit)
         .await
         .unwrap();
@@ -94,9 +95,10 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
     active(&provider, &fx, at).await.expect("cached and active");
     let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "grant.revoked");
     app.services
-        .store
+        .db
+        .tenant(&fx.org.id)
         .revoke_grant(
-            claims["gid"].as_str().unwrap(),
+            &claims["gid"].as_str().unwrap().into(),
             latchkey::time_now(),
             "test",
             &audit,
