@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::Session;
+use super::grants::{KeepGrants, SignOut};
 use crate::audit::{Actor, NewAuditEvent};
 use crate::crypto::password::PasswordError;
 use crate::error::{Error, Result};
@@ -442,7 +443,12 @@ pub async fn end(
     let audit = NewAuditEvent::new(&org.id, &actor, "logout").target("session", &session.public_id);
     Ok(services
         .store
-        .revoke_session(&hash, time_now(), &audit)
+        .revoke_session(
+            &hash,
+            KeepGrants::after(SignOut::Session).scopes(),
+            time_now(),
+            &audit,
+        )
         .await?)
 }
 
@@ -479,7 +485,13 @@ pub async fn revoke(
         .target("session", public_id);
     Ok(services
         .store
-        .revoke_user_session(&user.id, public_id, time_now(), &audit)
+        .revoke_user_session(
+            &user.id,
+            public_id,
+            KeepGrants::after(SignOut::Session).scopes(),
+            time_now(),
+            &audit,
+        )
         .await?)
 }
 
@@ -496,6 +508,12 @@ pub async fn revoke_others(
         .change(None, Some(json!({"kept": keep})));
     Ok(services
         .store
-        .revoke_other_sessions(&user.id, keep, time_now(), &audit)
+        .revoke_other_sessions(
+            &user.id,
+            keep,
+            KeepGrants::after(SignOut::OtherSessions).scopes(),
+            time_now(),
+            &audit,
+        )
         .await?)
 }

@@ -241,29 +241,36 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, session: &Session, audit: &NewAuditEvent) -> StoreResult<()>;
     async fn session_by_hash(&self, id_hash: &[u8]) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()>;
-    /// Marks the session revoked; false if it was already revoked or does not exist.
+    /// Marks the session revoked and ends the grants it made, except those whose scope holds one of
+    /// `keep_scopes` (the domain's sign-out rule, `sessions::grants`); false if it was already revoked
+    /// or does not exist.
     async fn revoke_session(
         &self,
         id_hash: &[u8],
+        keep_scopes: &[&str],
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
 
     /// The user's sessions that are neither revoked nor past their absolute lifetime, newest first.
     async fn user_sessions(&self, user_id: &str, now: i64) -> StoreResult<Vec<Session>>;
-    /// Revokes one of the user's sessions by its public id; false if there was no such live session.
+    /// Revokes one of the user's sessions by its public id, and its grants but those with one of
+    /// `keep_scopes`; false if there was no such live session.
     async fn revoke_user_session(
         &self,
         user_id: &str,
         public_id: &str,
+        keep_scopes: &[&str],
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
-    /// Revokes every live session of the user but `keep_public_id`; returns how many.
+    /// Revokes every live session of the user but `keep_public_id`, and their grants but those with one
+    /// of `keep_scopes`; returns how many sessions.
     async fn revoke_other_sessions(
         &self,
         user_id: &str,
         keep_public_id: &str,
+        keep_scopes: &[&str],
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<u64>;
@@ -329,8 +336,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool>;
-    /// Replaces the user's password and signs them out everywhere: session_version is bumped and every
-    /// session revoked. `consume` (token hash, purpose) must be live and is consumed, else nothing is written
+    /// Replaces the user's password; with `sign_out_everywhere` (the domain's rule, `sessions::grants`)
+    /// session_version is bumped and every session revoked, which ends every grant too. `consume` (token hash, purpose) must be live and is consumed, else nothing is written
     /// and `None` is returned. `new_session` (the caller's fresh session) is stored under the new version.
     #[allow(clippy::too_many_arguments)]
     async fn replace_password(
@@ -340,6 +347,7 @@ pub trait Store: Send + Sync + 'static {
         consume: Option<(&[u8], &str)>,
         new_session: Option<&Session>,
         email: Option<&OutgoingEmail>,
+        sign_out_everywhere: bool,
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<i64>>;

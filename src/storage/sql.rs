@@ -309,20 +309,33 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            /// Ends the grants a browser session made (their refresh and access tokens die with them),
-            /// except `offline_access` grants, which exist to outlive the session.
-            async fn revoke_session_grants_tx(tx: &mut Tx<'_>, user_id: &str, session_public_ids: &[String], now: i64) -> StoreResult<()> {
+            /// Ends the grants the browser sessions made (their refresh and access tokens die with them),
+            /// except those whose scope holds one of `keep_scopes`: which grants outlive a session is the
+            /// domain's rule (`sessions::grants`), handed over as data and matched per scope token here.
+            async fn revoke_session_grants_tx(tx: &mut Tx<'_>, user_id: &str, session_public_ids: &[String], keep_scopes: &[&str], now: i64) -> StoreResult<()> {
                 for sid in session_public_ids {
-                    sqlx::query(
-                        "UPDATE token_families SET revoked_at = $3, revoked_reason = 'session_ended' \
-                         WHERE user_id = $1 AND session_id = $2 AND revoked_at IS NULL \
-                         AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
+                    let rows = sqlx::query(
+                        "SELECT id, scope FROM token_families WHERE user_id = $1 AND session_id = $2 AND revoked_at IS NULL",
                     )
                     .bind(user_id)
                     .bind(sid)
-                    .bind(now)
-                    .execute(&mut **tx)
+                    .fetch_all(&mut **tx)
                     .await?;
+                    for row in rows {
+                        let scope: String = row.try_get("scope")?;
+                        if scope.split_ascii_whitespace().any(|s| keep_scopes.contains(&s)) {
+                            continue;
+                        }
+                        let id: String = row.try_get("id")?;
+                        sqlx::query(
+                            "UPDATE token_families SET revoked_at = $2, revoked_reason = 'session_ended' \
+                             WHERE id = $1 AND revoked_at IS NULL",
+                        )
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
                 }
                 Ok(())
             }
@@ -1035,7 +1048,7 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn revoke_session(&self, id_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
+            async fn revoke_session(&self, id_hash: &[u8], keep_scopes: &[&str], now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
                 let mut tx = self.write_pool().begin().await?;
                 let revoked = sqlx::query(
                     "UPDATE sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL \
@@ -1049,7 +1062,7 @@ macro_rules! impl_store {
                 if let Some(row) = revoked {
                     let user_id: String = row.try_get("user_id")?;
                     let public_id: String = row.try_get("public_id")?;
-                    Self::revoke_session_grants_tx(&mut tx, &user_id, &[public_id], now).await?;
+                    Self::revoke_session_grants_tx(&mut tx, &user_id, &[public_id], keep_scopes, now).await?;
                     Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
@@ -1093,7 +1106,7 @@ macro_rules! impl_store {
                 rows.iter().map(Self::session_from_row).collect()
             }
 
-            async fn revoke_user_session(&self, user_id: &str, public_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
+            async fn revoke_user_session(&self, user_id: &str, public_id: &str, keep_scopes: &[&str], now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
                 let mut tx = self.write_pool().begin().await?;
                 let done = sqlx::query(
                     "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND public_id = $2 AND revoked_at IS NULL",
@@ -1106,14 +1119,14 @@ macro_rules! impl_store {
                 .rows_affected()
                     == 1;
                 if done {
-                    Self::revoke_session_grants_tx(&mut tx, user_id, &[public_id.to_string()], now).await?;
+                    Self::revoke_session_grants_tx(&mut tx, user_id, &[public_id.to_string()], keep_scopes, now).await?;
                     Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 }
                 tx.commit().await?;
                 Ok(done)
             }
 
-            async fn revoke_other_sessions(&self, user_id: &str, keep_public_id: &str, now: i64, audit: &NewAuditEvent) -> StoreResult<u64> {
+            async fn revoke_other_sessions(&self, user_id: &str, keep_public_id: &str, keep_scopes: &[&str], now: i64, audit: &NewAuditEvent) -> StoreResult<u64> {
                 let mut tx = self.write_pool().begin().await?;
                 let rows = sqlx::query(
                     "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND public_id <> $2 AND revoked_at IS NULL \
@@ -1128,7 +1141,7 @@ macro_rules! impl_store {
                     .iter()
                     .map(|r| r.try_get::<String, _>("public_id"))
                     .collect::<Result<Vec<_>, _>>()?;
-                Self::revoke_session_grants_tx(&mut tx, user_id, &ended, now).await?;
+                Self::revoke_session_grants_tx(&mut tx, user_id, &ended, keep_scopes, now).await?;
                 Self::append_audit_tx(&mut tx, &self.sealing, audit).await?;
                 tx.commit().await?;
                 Ok(ended.len() as u64)
@@ -1246,6 +1259,7 @@ macro_rules! impl_store {
                 consume: Option<(&[u8], &str)>,
                 new_session: Option<&Session>,
                 email: Option<&OutgoingEmail>,
+                sign_out_everywhere: bool,
                 now: i64,
                 audit: &NewAuditEvent,
             ) -> StoreResult<Option<i64>> {
@@ -1260,21 +1274,27 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 Self::insert_credential_tx(&mut tx, password).await?;
+                // Signing out everywhere bumps session_version, which also ends every grant made under the
+                // old one; without it the version stays and only the password changes.
+                let bump = i64::from(sign_out_everywhere);
                 let row = sqlx::query(
-                    "UPDATE users SET session_version = session_version + 1, updated_at = $2 WHERE id = $1 \
+                    "UPDATE users SET session_version = session_version + $3, updated_at = $2 WHERE id = $1 \
                      RETURNING session_version",
                 )
                 .bind(user_id)
                 .bind(now)
+                .bind(bump)
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("user {user_id}")))?;
                 let version: i64 = row.try_get("session_version")?;
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(user_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                if sign_out_everywhere {
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                        .bind(user_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(session) = new_session {
                     let mut session = session.clone();
                     session.session_version = version;
