@@ -6,6 +6,11 @@
 //! A proof is bound to the organization, user and (when made from a session) the session it was made
 //! for; an operation handed someone else's proof refuses it. It is neither `Clone` nor deserializable,
 //! so it cannot be kept or carried past the request that made it.
+//!
+//! There is deliberately no operator proof: the CLI performs none of these operations (`user create`
+//! sets a first password, `user disable`/`enable` go through `users::set_disabled`). An operator path,
+//! if one is ever needed, is to be a separate constructor here, named as such and audited as the
+//! operator.
 
 use super::Factors;
 use crate::error::{Error, Result};

@@ -20,7 +20,9 @@ pub enum SignOut {
     OtherSessions,
     /// The password was changed or reset.
     PasswordChanged,
-    /// An operator disabled the user.
+    /// An operator disabled the user. The store's disable already ends everything (it bumps
+    /// session_version and revokes every grant in the same transaction); the rule is stated here so
+    /// every way of signing out is decided in one place.
     UserDisabled,
 }
 

@@ -6,7 +6,7 @@
 //!   same session), and a proof is refused once the session's second factor is older than the window;
 //! - the last factor the organization's policy requires cannot be removed;
 //! - `offline_access` grants outlive a single sign-out, other grants die with the session, and a
-//!   password change ends both.
+//!   password change or disabling the user ends both.
 
 use latchkey::apps::{self, ClientType, GrantType, NewApplication};
 use latchkey::audit::{Actor, NewAuditEvent};
@@ -157,6 +157,7 @@ backend_tests! {
     offline_access_grants_outlive_a_single_sign_out_and_others_die => sqlite_offline_access_grants_outlive_a_single_sign_out_and_others_die, postgres_offline_access_grants_outlive_a_single_sign_out_and_others_die;
     offline_access_grants_outlive_signing_out_other_sessions => sqlite_offline_access_grants_outlive_signing_out_other_sessions, postgres_offline_access_grants_outlive_signing_out_other_sessions;
     a_password_change_ends_every_session_and_grant => sqlite_a_password_change_ends_every_session_and_grant, postgres_a_password_change_ends_every_session_and_grant;
+    disabling_a_user_ends_every_session_and_grant => sqlite_disabling_a_user_ends_every_session_and_grant, postgres_disabling_a_user_ends_every_session_and_grant;
 }
 
 /// A session's second-factor proof counts for `step_up_minutes`: at the edge of the window a proof is
@@ -571,4 +572,47 @@ async fn a_password_change_ends_every_session_and_grant(backend: Backend) {
         .unwrap();
     assert_eq!(replacement.session_version, user.session_version);
     assert!(user.session_version > g.user.session_version);
+}
+
+/// Disabling a user (the CLI's `user disable` calls this same operation) ends every session and every
+/// grant, `offline_access` included, and enabling them again brings none back.
+async fn disabling_a_user_ends_every_session_and_grant(backend: Backend) {
+    let Some(fx) = fixture(backend).await else {
+        return;
+    };
+    let g = two_grants(&fx).await;
+    let change = users::set_disabled(
+        &fx.services,
+        &Actor::operator(),
+        &fx.org,
+        &g.user.email,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(change.changed);
+    assert!(
+        !grant_live(&fx, &g.offline).await,
+        "offline_access ends too"
+    );
+    assert!(!grant_live(&fx, &g.online).await);
+    users::set_disabled(
+        &fx.services,
+        &Actor::operator(),
+        &fx.org,
+        &g.user.email,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !grant_live(&fx, &g.offline).await,
+        "enabling brings no grant back"
+    );
+    assert!(
+        sessions::from_cookie(&fx.services, &fx.org, &g.token)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
