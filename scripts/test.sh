@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets "$@"
+# The compile_fail examples: a user id is not an organization id, a StepUp proof cannot be forged or copied.
+cargo test --doc --quiet
 
 chromium=${CHROMIUM:-/usr/bin/chromium}
 if [[ -x $chromium ]] && command -v node >/dev/null && command -v npm >/dev/null; then

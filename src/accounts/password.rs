@@ -1,5 +1,6 @@
-//! Changing the password from the account page. The current password must be given; afterwards every
-//! other session is gone (session_version is bumped) and the current one continues under a new id.
+//! Changing the password from the account page. It needs a step-up proof for the session and the
+//! current password; afterwards every other session and grant is gone (the sign-out rule in
+//! `sessions::grants`) and the current session continues under a new id.
 //!
 //! Guesses of the current password count against the same limits and lockout as sign-in (per account
 //! and address, and per account across addresses), so a stolen session cookie cannot brute-force the
@@ -12,23 +13,30 @@ use crate::audit::NewAuditEvent;
 use crate::crypto::password::PasswordError;
 use crate::email::OutgoingEmail;
 use crate::error::{Error, Result};
+use crate::mfa::step_up::StepUp;
 use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::Session;
+use crate::sessions::grants::SignOut;
 use crate::sessions::service::{self as sessions, ClientInfo};
 use crate::time_now;
 use crate::users::{Credential, CredentialKind, User};
 
-/// Returns the replacement session and its cookie value.
+/// Returns the replacement session and its cookie value. `proof` is the step-up check for this very
+/// session (a password change is a sensitive action); what the change ends is decided by
+/// [`sessions::grants::SignOut::PasswordChanged`].
+#[allow(clippy::too_many_arguments)]
 pub async fn change(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     session: &Session,
     user: &User,
     current: &str,
     new_password: &str,
     client: &ClientInfo,
 ) -> Result<(Session, String)> {
+    proof.check_session(org, user, session)?;
     let attempt = match sessions::count_password_attempt(services, org, &user.email, client).await?
     {
         Ok(attempt) => attempt,
@@ -122,6 +130,7 @@ pub async fn change(
             None,
             Some(&replacement),
             Some(&notice),
+            SignOut::PasswordChanged.ends_everything(),
             now,
             &audit,
         )

@@ -284,6 +284,7 @@ pub async fn complete(
             Some((&hash, PASSWORD_RESET_PURPOSE)),
             None,
             Some(&notice),
+            crate::sessions::grants::SignOut::PasswordChanged.ends_everything(),
             now,
             &audit,
         )

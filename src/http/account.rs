@@ -380,16 +380,17 @@ pub async fn password_submit(
         Ok(found) => found,
         Err(r) => return r,
     };
-    match crate::mfa::factors(&state.services, &me.user).await {
-        Ok(factors)
-            if crate::mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) =>
-        {
+    let factors = match crate::mfa::factors(&state.services, &me.user).await {
+        Ok(factors) => factors,
+        Err(e) => return unexpected(&org, &e),
+    };
+    let proof = match crate::mfa::step_up::prove(&org, &me.session, &factors, crate::time_now()) {
+        Ok(proof) => proof,
+        Err(_) => {
             let after = format!("/o/{}/account?done=stepped-up", org.slug);
             return super::mfa::step_up(&state, &org, &me.session, &me.user, &after).await;
         }
-        Ok(_) => {}
-        Err(e) => return unexpected(&org, &e),
-    }
+    };
     let current = form.current_password.unwrap_or_default();
     let new = form.new_password.unwrap_or_default();
     let client = client_info(&addr, &headers);
@@ -402,6 +403,7 @@ pub async fn password_submit(
         accounts::password::change(
             &state.services,
             &org,
+            &proof,
             &me.session,
             &me.user,
             &current,

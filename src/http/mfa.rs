@@ -19,6 +19,7 @@ use super::oauth::{OrgFromPath, client_info};
 use super::pages::{self, Page, error_banner, hidden, see_other};
 use crate::config::Config;
 use crate::mfa::challenge::{self, Challenge, Finished};
+use crate::mfa::step_up::{self as step_ups, StepUp};
 use crate::mfa::{self, Factors, Method, ProofError, totp};
 
 /// What a re-rendered challenge page says, and with which status.
@@ -550,10 +551,25 @@ pub async fn challenge_enrol(
     if !open.enrol {
         return see_other(&challenge_path(&org), vec![]);
     }
+    let proof = match challenge::enrolment_proof(&state.services, &org, &id, &user).await {
+        Ok(Some(proof)) => proof,
+        Ok(None) => return see_other(&challenge_path(&org), vec![]),
+        Err(e) => return unexpected(&org, &e),
+    };
     let client = client_info(&addr, &headers);
     let enrolment_id = form.enrolment.unwrap_or_default();
     let code = form.code.unwrap_or_default();
-    match totp::confirm(&state.services, &org, &user, &enrolment_id, &code, &client).await {
+    let confirmed = totp::confirm(
+        &state.services,
+        &org,
+        &proof,
+        &user,
+        &enrolment_id,
+        &code,
+        &client,
+    )
+    .await;
+    match confirmed {
         Ok(codes) => {
             let cookies = match finish(&state, &org, &id, &open, &user, Method::Totp, &client).await
             {
@@ -623,40 +639,39 @@ fn account_path(org: &Organization) -> String {
     format!("/o/{}/account", org.slug)
 }
 
-/// When a sensitive action needs a fresh second factor: the step-up response (back to the account page
-/// afterwards, where the user repeats the action).
-async fn needs_step_up(
+/// The step-up proof a sensitive action needs, or, when the session must prove a second factor again,
+/// the step-up response (back to the account page afterwards, where the user repeats the action).
+async fn stepped_up(
     state: &AppState,
     org: &Organization,
     me: &SignedIn,
     factors: &Factors,
-) -> Option<Response> {
-    if mfa::step_up_needed(org, &me.session, factors, crate::time_now()) {
-        let after = format!("{}?done=stepped-up", account_path(org));
-        Some(step_up(state, org, &me.session, &me.user, &after).await)
-    } else {
-        None
+) -> Result<StepUp, Response> {
+    match step_ups::prove(org, &me.session, factors, crate::time_now()) {
+        Ok(proof) => Ok(proof),
+        Err(_) => {
+            let after = format!("{}?done=stepped-up", account_path(org));
+            Err(step_up(state, org, &me.session, &me.user, &after).await)
+        }
     }
 }
 
 /// A posted account form for a sensitive action: signed in, CSRF and Origin checked, and a recent
 /// second-factor proof when the user has a factor (otherwise the step-up response). Returns the form, the
-/// signed-in user and their factors.
+/// signed-in user, their factors and the step-up proof.
 async fn sensitive<T>(
     state: &AppState,
     org: &Organization,
     headers: &HeaderMap,
     form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
     csrf: impl Fn(&T) -> Option<&str>,
-) -> Result<(T, SignedIn, Factors), Response> {
+) -> Result<(T, SignedIn, Factors, StepUp), Response> {
     let (form, me) = checked(state, org, headers, form, csrf).await?;
     let factors = mfa::factors(&state.services, &me.user)
         .await
         .map_err(|e| unexpected(org, &e))?;
-    if let Some(r) = needs_step_up(state, org, &me, &factors).await {
-        return Err(r);
-    }
-    Ok((form, me, factors))
+    let proof = stepped_up(state, org, &me, &factors).await?;
+    Ok((form, me, factors, proof))
 }
 
 /// The account page's section on second factors.
@@ -790,7 +805,7 @@ pub async fn totp_setup_form(
         Ok(f) => f,
         Err(e) => return unexpected(&org, &e),
     };
-    if mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) {
+    if step_ups::prove(&org, &me.session, &factors, crate::time_now()).is_err() {
         let after = format!("/o/{}/account/mfa/totp", org.slug);
         return step_up(&state, &org, &me.session, &me.user, &after).await;
     }
@@ -811,15 +826,17 @@ pub async fn totp_setup_submit(
     headers: HeaderMap,
     form: Result<axum::Form<ProofForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, me, _) = match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
+    let (form, me, _, proof) =
+        match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     let client = client_info(&addr, &headers);
     let enrolment_id = form.enrolment.unwrap_or_default();
     match totp::confirm(
         &state.services,
         &org,
+        &proof,
         &me.user,
         &enrolment_id,
         &form.code.unwrap_or_default(),
@@ -891,42 +908,19 @@ pub async fn remove_submit(
         Ok(f) => f,
         Err(e) => return unexpected(&org, &e),
     };
-    if let Some(r) = needs_step_up(&state, &org, &me, &factors).await {
-        return r;
-    }
+    let proof = match stepped_up(&state, &org, &me, &factors).await {
+        Ok(proof) => proof,
+        Err(r) => return r,
+    };
     let credential_id = form
         .credential
         .as_deref()
         .filter(|_| kind == CredentialKind::Webauthn);
-    let Some(target) = factors
-        .credentials
-        .iter()
-        .find(|c| c.kind == kind && credential_id.is_none_or(|id| id == c.id))
-    else {
-        return see_other(&account_path(&org), vec![]);
-    };
-    let others = factors
-        .credentials
-        .iter()
-        .filter(|c| c.id != target.id && mfa::is_factor(c.kind))
-        .count();
-    match mfa::required_by_policy(&state.services, &org, &me.user).await {
-        Ok(true) if others == 0 => {
-            let body = html! {
-                p { (org.name) " requires two-step verification: set up another method before removing this one." }
-                p { a href=(account_path(&org)) { "Back to your account" } }
-            };
-            return Page::new(&org.name, "Cannot remove", body)
-                .status(StatusCode::CONFLICT)
-                .into_response();
-        }
-        Ok(_) => {}
-        Err(e) => return unexpected(&org, &e),
-    }
     let client = client_info(&addr, &headers);
     match mfa::remove_factor(
         &state.services,
         &org,
+        &proof,
         &me.user,
         &factors,
         kind,
@@ -935,11 +929,21 @@ pub async fn remove_submit(
     )
     .await
     {
-        Ok(_) => see_other(
+        Ok(true) => see_other(
             &format!("{}?done=factor-removed", account_path(&org)),
             vec![],
         ),
-        Err(e) => unexpected(&org, &e),
+        Ok(false) => see_other(&account_path(&org), vec![]),
+        Err(mfa::RemoveError::LastRequiredFactor) => {
+            let body = html! {
+                p { (org.name) " requires two-step verification: set up another method before removing this one." }
+                p { a href=(account_path(&org)) { "Back to your account" } }
+            };
+            Page::new(&org.name, "Cannot remove", body)
+                .status(StatusCode::CONFLICT)
+                .into_response()
+        }
+        Err(mfa::RemoveError::Other(e)) => unexpected(&org, &e),
     }
 }
 
@@ -955,16 +959,17 @@ pub async fn email_enable_submit(
     headers: HeaderMap,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (_, me, factors) =
+    let (_, me, factors, proof) =
         match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
             Ok(found) => found,
             Err(r) => return r,
         };
     let client = client_info(&addr, &headers);
-    match mfa::enable_email(&state.services, &org, &me.user, &factors, &client).await {
+    match mfa::enable_email(&state.services, &org, &proof, &me.user, &factors, &client).await {
         Ok(_) if factors.recovery_codes().is_empty() => {
             // The first factor comes with recovery codes.
-            match mfa::recovery::regenerate(&state.services, &org, &me.user, &client).await {
+            match mfa::recovery::regenerate(&state.services, &org, &proof, &me.user, &client).await
+            {
                 Ok(codes) => recovery_codes_page(&org, &codes, &account_path(&org)).into_response(),
                 Err(e) => unexpected(&org, &e),
             }
@@ -987,7 +992,7 @@ pub async fn recovery_codes_submit(
     headers: HeaderMap,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (_, me, factors) =
+    let (_, me, factors, proof) =
         match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
             Ok(found) => found,
             Err(r) => return r,
@@ -1001,7 +1006,7 @@ pub async fn recovery_codes_submit(
         .into_response();
     }
     let client = client_info(&addr, &headers);
-    match mfa::recovery::regenerate(&state.services, &org, &me.user, &client).await {
+    match mfa::recovery::regenerate(&state.services, &org, &proof, &me.user, &client).await {
         Ok(codes) => recovery_codes_page(&org, &codes, &account_path(&org)).into_response(),
         Err(e) => unexpected(&org, &e),
     }
@@ -1252,7 +1257,7 @@ pub async fn passkey_setup_form(
         Ok(f) => f,
         Err(e) => return unexpected(&org, &e),
     };
-    if mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) {
+    if step_ups::prove(&org, &me.session, &factors, crate::time_now()).is_err() {
         let after = format!("/o/{}/account/passkeys/new", org.slug);
         return step_up(&state, &org, &me.session, &me.user, &after).await;
     }
@@ -1303,13 +1308,15 @@ pub async fn passkey_setup_options(
         Ok(f) => f,
         Err(e) => return json_failure(&e),
     };
-    if mfa::step_up_needed(&org, &me.session, &factors, crate::time_now()) {
+    let Ok(proof) = step_ups::prove(&org, &me.session, &factors, crate::time_now()) else {
         return json_refusal(
             StatusCode::FORBIDDEN,
             "Confirm it is you first: reload the page.",
         );
-    }
-    ceremony(mfa::passkey::begin_registration(&state.services, &org, &me.user, &factors).await)
+    };
+    ceremony(
+        mfa::passkey::begin_registration(&state.services, &org, &proof, &me.user, &factors).await,
+    )
 }
 
 pub async fn passkey_setup_submit(
@@ -1319,7 +1326,7 @@ pub async fn passkey_setup_submit(
     headers: HeaderMap,
     form: Result<axum::Form<PasskeySetupForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let (form, me, factors) =
+    let (form, me, factors, proof) =
         match sensitive(&state, &org, &headers, form, |f| f.csrf.as_deref()).await {
             Ok(found) => found,
             Err(r) => return r,
@@ -1328,6 +1335,7 @@ pub async fn passkey_setup_submit(
     match mfa::passkey::finish_registration(
         &state.services,
         &org,
+        &proof,
         &me.user,
         &factors,
         mfa::passkey::Registration {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::step_up::{self, StepUp};
 use super::{AMR_MFA, Method};
 use crate::audit::NewAuditEvent;
 use crate::error::Result;
@@ -90,6 +91,25 @@ pub async fn load(
         .await?
         .filter(|u| !u.disabled);
     Ok(user.map(|u| (challenge, u)))
+}
+
+/// The step-up proof for enrolling a factor inside the open enrolment challenge `id` of `user`: read
+/// from the store again (a `Challenge` value alone proves nothing, anyone can build one), and only
+/// while the user still has no factor. `None` when the challenge is not that.
+pub async fn enrolment_proof(
+    services: &Services,
+    org: &Organization,
+    id: &str,
+    user: &User,
+) -> Result<Option<StepUp>> {
+    let Some((open, owner)) = load(services, org, id).await? else {
+        return Ok(None);
+    };
+    if !open.enrol || owner.id != user.id {
+        return Ok(None);
+    }
+    let factors = super::factors(services, &owner).await?;
+    Ok(step_up::for_enrolment_challenge(org, &owner, &factors).ok())
 }
 
 /// How a finished challenge ended.

@@ -4,11 +4,16 @@
 //! A user "has MFA" once a second factor is enrolled (an authenticator app or email codes); recovery
 //! codes are the fallback that comes with the first one. What a session proved is in its `amr`/`acr`,
 //! which flow into the ID token.
+//!
+//! The rules guarding factors live in the operations themselves, not in their callers: every change to
+//! a user's factors (and to their password, in `accounts::password`) takes a [`step_up::StepUp`] proof,
+//! and [`remove_factor`] refuses to remove the last factor the organization's policy requires.
 
 pub mod challenge;
 pub mod email_code;
 pub mod passkey;
 pub mod recovery;
+pub mod step_up;
 pub mod totp;
 
 use serde::{Deserialize, Serialize};
@@ -19,9 +24,9 @@ use crate::error::{Error, Result};
 use crate::orgs::{Organization, Role};
 use crate::ratelimit::{self, Limited};
 use crate::service::Services;
-use crate::sessions::Session;
 use crate::sessions::service::{ClientInfo, user_actor};
 use crate::users::{Credential, CredentialKind, User};
+use step_up::StepUp;
 
 /// `amr` values (RFC 8176 where one fits): every session that proved a second factor carries `mfa`.
 pub const AMR_MFA: &str = "mfa";
@@ -204,13 +209,6 @@ pub async fn required_by_policy(
     })
 }
 
-/// Whether a sensitive action needs a fresh second-factor proof first: the user has a factor, and this
-/// session has not proved one within the organization's step-up window.
-pub fn step_up_needed(org: &Organization, session: &Session, factors: &Factors, now: i64) -> bool {
-    let window = org.settings.mfa.step_up_minutes as i64 * 60;
-    factors.enrolled() && session.mfa_at.is_none_or(|at| now - at > window)
-}
-
 /// Why a second-factor proof failed.
 #[derive(Debug)]
 pub enum ProofError {
@@ -331,10 +329,12 @@ pub async fn prove(
 pub async fn enable_email(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     user: &User,
     factors: &Factors,
     client: &ClientInfo,
 ) -> Result<bool> {
+    proof.check(org, user)?;
     if factors.email().is_some() {
         return Ok(false);
     }
@@ -370,18 +370,43 @@ pub fn is_factor(kind: CredentialKind) -> bool {
     )
 }
 
+/// Why a factor was not removed.
+#[derive(Debug)]
+pub enum RemoveError {
+    /// The organization's policy requires a second factor of this user, and this is their last one:
+    /// another must be set up first.
+    LastRequiredFactor,
+    Other(Error),
+}
+
+impl From<Error> for RemoveError {
+    fn from(e: Error) -> Self {
+        RemoveError::Other(e)
+    }
+}
+
+impl From<crate::storage::StoreError> for RemoveError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        RemoveError::Other(e.into())
+    }
+}
+
 /// Removes a second factor (the given credential, or the user's factor of that kind); removing the last
 /// one also removes the recovery codes (they would be a second factor on their own otherwise). Returns
-/// whether it existed.
+/// whether it existed. The last factor the organization's policy requires is never removed, whoever
+/// asks: that is [`RemoveError::LastRequiredFactor`], and nothing changes.
+#[allow(clippy::too_many_arguments)]
 pub async fn remove_factor(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     user: &User,
     factors: &Factors,
     kind: CredentialKind,
     credential_id: Option<&str>,
     client: &ClientInfo,
-) -> Result<bool> {
+) -> std::result::Result<bool, RemoveError> {
+    proof.check(org, user)?;
     let Some(credential) = factors
         .credentials
         .iter()
@@ -395,6 +420,9 @@ pub async fn remove_factor(
         .iter()
         .filter(|c| c.id != credential.id && is_factor(c.kind))
         .count();
+    if remaining == 0 && required_by_policy(services, org, user).await? {
+        return Err(RemoveError::LastRequiredFactor);
+    }
     if remaining == 0 {
         ids.extend(factors.recovery_codes().iter().map(|c| c.id.clone()));
     }

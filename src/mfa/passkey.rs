@@ -19,6 +19,7 @@ use webauthn_rs_proto::{
     AuthenticatorSelectionCriteria, ResidentKeyRequirement, UserVerificationPolicy,
 };
 
+use super::step_up::StepUp;
 use super::{Factors, ProofError, recovery};
 use crate::audit::NewAuditEvent;
 use crate::error::{Error, Result};
@@ -160,9 +161,11 @@ async fn take_state(
 pub async fn begin_registration(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     user: &User,
     factors: &Factors,
 ) -> Result<(String, serde_json::Value)> {
+    proof.check(org, user)?;
     let webauthn = webauthn(services)?;
     let handle =
         user_handle(user).ok_or_else(|| Error::Internal("user id is not a handle".into()))?;
@@ -206,11 +209,13 @@ pub struct Registration<'a> {
 pub async fn finish_registration(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     user: &User,
     factors: &Factors,
     registration: Registration<'_>,
     client: &ClientInfo,
 ) -> Result<Option<Vec<String>>> {
+    proof.check(org, user)?;
     let Registration {
         state_id,
         response,

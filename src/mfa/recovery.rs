@@ -6,6 +6,7 @@ use rand::Rng;
 use rand::rngs::OsRng;
 use serde_json::json;
 
+use super::step_up::StepUp;
 use super::{Factors, ProofError};
 use crate::accounts::{page_url, wake_mailer};
 use crate::audit::NewAuditEvent;
@@ -66,9 +67,11 @@ pub fn generate(services: &Services, user: &User, now: i64) -> (Vec<String>, Vec
 pub async fn regenerate(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     user: &User,
     client: &ClientInfo,
 ) -> Result<Vec<String>> {
+    proof.check(org, user)?;
     let (codes, credentials) = generate(services, user, time_now());
     let audit = NewAuditEvent::new(
         &org.id,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use totp_rs::{Algorithm, TOTP};
 
+use super::step_up::StepUp;
 use super::{ProofError, recovery};
 use crate::audit::NewAuditEvent;
 use crate::error::{Error, Result};
@@ -178,11 +179,13 @@ impl From<crate::storage::StoreError> for ConfirmError {
 pub async fn confirm(
     services: &Services,
     org: &Organization,
+    proof: &StepUp,
     user: &User,
     id: &str,
     code: &str,
     client: &ClientInfo,
 ) -> std::result::Result<Option<Vec<String>>, ConfirmError> {
+    proof.check(org, user)?;
     let Some((pending, seed)) = load_pending(services, org, user, id).await? else {
         return Err(ConfirmError::Expired);
     };

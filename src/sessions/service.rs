@@ -4,6 +4,7 @@ use crate::kernel::SessionId;
 use serde_json::json;
 
 use super::Session;
+use super::grants::{KeepGrants, SignOut};
 use crate::audit::{Actor, NewAuditEvent};
 use crate::crypto::password::PasswordError;
 use crate::error::{Error, Result};
@@ -461,7 +462,12 @@ pub async fn end(
     Ok(services
         .db
         .tenant(&org.id)
-        .revoke_session(&hash, time_now(), &audit)
+        .revoke_session(
+            &hash,
+            KeepGrants::after(SignOut::Session).scopes(),
+            time_now(),
+            &audit,
+        )
         .await?)
 }
 
@@ -499,7 +505,13 @@ pub async fn revoke(
     Ok(services
         .db
         .tenant(&org.id)
-        .revoke_user_session(&user.id, public_id, time_now(), &audit)
+        .revoke_user_session(
+            &user.id,
+            public_id,
+            KeepGrants::after(SignOut::Session).scopes(),
+            time_now(),
+            &audit,
+        )
         .await?)
 }
 
@@ -517,6 +529,12 @@ pub async fn revoke_others(
     Ok(services
         .db
         .tenant(&org.id)
-        .revoke_other_sessions(&user.id, keep, time_now(), &audit)
+        .revoke_other_sessions(
+            &user.id,
+            keep,
+            KeepGrants::after(SignOut::OtherSessions).scopes(),
+            time_now(),
+            &audit,
+        )
         .await?)
 }

@@ -236,6 +236,7 @@ macro_rules! credential_queries {
                     consume: Option<(&[u8], &str)>,
                     new_session: Option<&Session>,
                     email: Option<&OutgoingEmail>,
+                    sign_out_everywhere: bool,
                     now: i64,
                     audit: &NewAuditEvent,
                 ) -> StoreResult<Option<i64>> {
@@ -248,13 +249,21 @@ macro_rules! credential_queries {
                     {
                         return Ok(None);
                     }
-                    let version = Self::bump_session_version_tx(&mut tx, org, user_id, now).await?;
+                    // Signing out everywhere bumps session_version, which also ends every grant made under the
+                    // old one; without it the version stays and only the password changes.
+                    let version = if sign_out_everywhere {
+                        Self::bump_session_version_tx(&mut tx, org, user_id, now).await?
+                    } else {
+                        Self::touch_user_tx(&mut tx, org, user_id, now).await?
+                    };
                     sqlx::query("DELETE FROM credentials WHERE user_id = $1 AND kind = 'password'")
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
                     Self::insert_credential_tx(&mut tx, password).await?;
-                    Self::revoke_all_sessions_tx(&mut tx, org, user_id, now).await?;
+                    if sign_out_everywhere {
+                        Self::revoke_all_sessions_tx(&mut tx, org, user_id, now).await?;
+                    }
                     if let Some(session) = new_session {
                         let mut session = session.clone();
                         session.session_version = version;
@@ -359,9 +368,10 @@ impl OrgStore<'_> {
         )
     }
 
-    /// Replaces the user's password and signs them out everywhere: session_version is bumped and every
-    /// session revoked. `consume` (token hash, purpose) must be live and is consumed, else nothing is written
-    /// and `None` is returned. `new_session` (the caller's fresh session) is stored under the new version.
+    /// Replaces the user's password; with `sign_out_everywhere` (the domain's rule, `sessions::grants`)
+    /// session_version is bumped and every session revoked, which ends every grant too. `consume` (token
+    /// hash, purpose) must be live and is consumed, else nothing is written and `None` is returned.
+    /// `new_session` (the caller's fresh session) is stored under the resulting version.
     #[allow(clippy::too_many_arguments)]
     pub async fn replace_password(
         &self,
@@ -370,6 +380,7 @@ impl OrgStore<'_> {
         consume: Option<(&[u8], &str)>,
         new_session: Option<&Session>,
         email: Option<&OutgoingEmail>,
+        sign_out_everywhere: bool,
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<Option<i64>> {
@@ -382,6 +393,7 @@ impl OrgStore<'_> {
                 consume,
                 new_session,
                 email,
+                sign_out_everywhere,
                 now,
                 audit
             )

@@ -59,27 +59,43 @@ macro_rules! session_queries {
                     Ok(())
                 }
 
-                /// Ends the grants a browser session made (their refresh and access tokens die with them),
-                /// except `offline_access` grants, which exist to outlive the session.
+                /// Ends the grants the browser sessions made (their refresh and access tokens die with them),
+                /// except those whose scope holds one of `keep_scopes`: which grants outlive a session is the
+                /// domain's rule (`sessions::grants`), handed over as data and matched per scope token here.
                 async fn revoke_session_grants_tx(
                     tx: &mut Tx<'_>,
                     org: &OrgId,
                     user_id: &UserId,
                     session_public_ids: &[SessionId],
+                    keep_scopes: &[&str],
                     now: i64,
                 ) -> StoreResult<()> {
                     for sid in session_public_ids {
-                        sqlx::query(
-                            "UPDATE token_families SET revoked_at = $3, revoked_reason = 'session_ended' \
-                             WHERE user_id = $1 AND session_id = $2 AND org_id = $4 AND revoked_at IS NULL \
-                             AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
+                        let rows = sqlx::query(
+                            "SELECT id, scope FROM token_families \
+                             WHERE user_id = $1 AND session_id = $2 AND org_id = $3 AND revoked_at IS NULL",
                         )
                         .bind(user_id)
                         .bind(sid)
-                        .bind(now)
                         .bind(org)
-                        .execute(&mut **tx)
+                        .fetch_all(&mut **tx)
                         .await?;
+                        for row in rows {
+                            let scope: String = row.try_get("scope")?;
+                            if scope.split_ascii_whitespace().any(|s| keep_scopes.contains(&s)) {
+                                continue;
+                            }
+                            let id: GrantId = row.try_get("id")?;
+                            sqlx::query(
+                                "UPDATE token_families SET revoked_at = $2, revoked_reason = 'session_ended' \
+                                 WHERE id = $1 AND org_id = $3 AND revoked_at IS NULL",
+                            )
+                            .bind(id)
+                            .bind(now)
+                            .bind(org)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
                     }
                     Ok(())
                 }
@@ -130,7 +146,14 @@ macro_rules! session_queries {
                     Ok(())
                 }
 
-                pub(in crate::storage) async fn revoke_session(&self, org: &OrgId, id_hash: &[u8], now: i64, audit: &NewAuditEvent) -> StoreResult<bool> {
+                pub(in crate::storage) async fn revoke_session(
+                    &self,
+                    org: &OrgId,
+                    id_hash: &[u8],
+                    keep_scopes: &[&str],
+                    now: i64,
+                    audit: &NewAuditEvent,
+                ) -> StoreResult<bool> {
                     let mut tx = self.write_pool().begin().await?;
                     let revoked = sqlx::query(
                         "UPDATE sessions SET revoked_at = $2 WHERE id_hash = $1 AND org_id = $3 AND revoked_at IS NULL \
@@ -145,7 +168,7 @@ macro_rules! session_queries {
                     if let Some(row) = revoked {
                         let user_id: UserId = row.try_get("user_id")?;
                         let public_id: SessionId = row.try_get("public_id")?;
-                        Self::revoke_session_grants_tx(&mut tx, org, &user_id, &[public_id], now).await?;
+                        Self::revoke_session_grants_tx(&mut tx, org, &user_id, &[public_id], keep_scopes, now).await?;
                         Self::append_audit_tx(&mut tx, &self.sealing, org, audit).await?;
                     }
                     tx.commit().await?;
@@ -170,6 +193,7 @@ macro_rules! session_queries {
                     org: &OrgId,
                     user_id: &UserId,
                     public_id: &SessionId,
+                    keep_scopes: &[&str],
                     now: i64,
                     audit: &NewAuditEvent,
                 ) -> StoreResult<bool> {
@@ -187,7 +211,7 @@ macro_rules! session_queries {
                     .rows_affected()
                         == 1;
                     if done {
-                        Self::revoke_session_grants_tx(&mut tx, org, user_id, std::slice::from_ref(public_id), now).await?;
+                        Self::revoke_session_grants_tx(&mut tx, org, user_id, std::slice::from_ref(public_id), keep_scopes, now).await?;
                         Self::append_audit_tx(&mut tx, &self.sealing, org, audit).await?;
                     }
                     tx.commit().await?;
@@ -199,6 +223,7 @@ macro_rules! session_queries {
                     org: &OrgId,
                     user_id: &UserId,
                     keep_public_id: &SessionId,
+                    keep_scopes: &[&str],
                     now: i64,
                     audit: &NewAuditEvent,
                 ) -> StoreResult<u64> {
@@ -217,7 +242,7 @@ macro_rules! session_queries {
                         .iter()
                         .map(|r| r.try_get::<SessionId, _>("public_id"))
                         .collect::<Result<Vec<_>, _>>()?;
-                    Self::revoke_session_grants_tx(&mut tx, org, user_id, &ended, now).await?;
+                    Self::revoke_session_grants_tx(&mut tx, org, user_id, &ended, keep_scopes, now).await?;
                     Self::append_audit_tx(&mut tx, &self.sealing, org, audit).await?;
                     tx.commit().await?;
                     Ok(ended.len() as u64)
@@ -277,15 +302,20 @@ impl OrgStore<'_> {
         dispatch!(self.backend, touch_session(self.org, id_hash, now))
     }
 
-    /// Marks the session revoked (ending the grants it made); false if it was already revoked or does not
-    /// exist.
+    /// Marks the session revoked and ends the grants it made, except those whose scope holds one of
+    /// `keep_scopes` (the domain's sign-out rule, `sessions::grants`); false if it was already revoked
+    /// or does not exist.
     pub async fn revoke_session(
         &self,
         id_hash: &[u8],
+        keep_scopes: &[&str],
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool> {
-        dispatch!(self.backend, revoke_session(self.org, id_hash, now, audit))
+        dispatch!(
+            self.backend,
+            revoke_session(self.org, id_hash, keep_scopes, now, audit)
+        )
     }
 
     /// The user's sessions that are neither revoked nor past their absolute lifetime, newest first.
@@ -293,31 +323,35 @@ impl OrgStore<'_> {
         dispatch!(self.backend, user_sessions(self.org, user_id, now))
     }
 
-    /// Revokes one of the user's sessions by its public id; false if there was no such live session.
+    /// Revokes one of the user's sessions by its public id, and its grants but those with one of
+    /// `keep_scopes`; false if there was no such live session.
     pub async fn revoke_user_session(
         &self,
         user_id: &UserId,
         public_id: &SessionId,
+        keep_scopes: &[&str],
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<bool> {
         dispatch!(
             self.backend,
-            revoke_user_session(self.org, user_id, public_id, now, audit)
+            revoke_user_session(self.org, user_id, public_id, keep_scopes, now, audit)
         )
     }
 
-    /// Revokes every live session of the user but `keep_public_id`; returns how many.
+    /// Revokes every live session of the user but `keep_public_id`, and their grants but those with one
+    /// of `keep_scopes`; returns how many sessions.
     pub async fn revoke_other_sessions(
         &self,
         user_id: &UserId,
         keep_public_id: &SessionId,
+        keep_scopes: &[&str],
         now: i64,
         audit: &NewAuditEvent,
     ) -> StoreResult<u64> {
         dispatch!(
             self.backend,
-            revoke_other_sessions(self.org, user_id, keep_public_id, now, audit)
+            revoke_other_sessions(self.org, user_id, keep_public_id, keep_scopes, now, audit)
         )
     }
 

@@ -174,6 +174,26 @@ macro_rules! user_queries {
                     Ok(row.try_get("session_version")?)
                 }
 
+                /// Marks the user updated inside `tx` (NotFound unless in this organization); returns the
+                /// unchanged session_version.
+                pub(in crate::storage) async fn touch_user_tx(
+                    tx: &mut Tx<'_>,
+                    org: &OrgId,
+                    user_id: &UserId,
+                    now: i64,
+                ) -> StoreResult<i64> {
+                    let row = sqlx::query(
+                        "UPDATE users SET updated_at = $3 WHERE id = $1 AND org_id = $2 RETURNING session_version",
+                    )
+                    .bind(user_id)
+                    .bind(org)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("user {user_id}")))?;
+                    Ok(row.try_get("session_version")?)
+                }
+
                 pub(in crate::storage) async fn bump_session_version(&self, org: &OrgId, user_id: &UserId, audit: &NewAuditEvent) -> StoreResult<i64> {
                     let mut tx = self.write_pool().begin().await?;
                     let version = Self::bump_session_version_tx(&mut tx, org, user_id, $crate::time_now()).await?;

@@ -396,10 +396,12 @@ async fn second_factor_lockouts_double(backend: Backend) {
     let factors = latchkey::mfa::factors(&app.services, &fx.user)
         .await
         .unwrap();
+    let proof = crate::domain_rules::fresh_proof(&app.services, &fx.org, &fx.user).await;
     assert!(
         latchkey::mfa::enable_email(
             &app.services,
             &fx.org,
+            &proof,
             &fx.user,
             &factors,
             &ClientInfo::default()

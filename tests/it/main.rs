@@ -14,6 +14,7 @@ mod cli;
 mod client_limits;
 mod concurrency;
 mod config;
+mod domain_rules;
 mod durability;
 mod email;
 mod hardening_accounts;

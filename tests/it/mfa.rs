@@ -1359,11 +1359,19 @@ async fn second_factor_secrets_are_stored_sealed_or_hashed() {
         .unwrap();
     let code = TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, seed.clone(), None, String::new())
         .generate(unix_now());
-    let shown =
-        latchkey::mfa::totp::confirm(services, &fx.org, &fx.user, &enrolment.id, &code, &client)
-            .await
-            .unwrap()
-            .expect("the first factor comes with recovery codes");
+    let proof = crate::domain_rules::fresh_proof(services, &fx.org, &fx.user).await;
+    let shown = latchkey::mfa::totp::confirm(
+        services,
+        &fx.org,
+        &proof,
+        &fx.user,
+        &enrolment.id,
+        &code,
+        &client,
+    )
+    .await
+    .unwrap()
+    .expect("the first factor comes with recovery codes");
     let stored = services
         .db
         .tenant(&fx.org.id)

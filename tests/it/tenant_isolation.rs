@@ -294,7 +294,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
     assert!(a.user_sessions(&t.b_user.id, now).await.unwrap().is_empty());
     a.touch_session(&session.id_hash, now + 100).await.unwrap();
     assert!(
-        !a.revoke_session(&session.id_hash, now, &event(&t.a.id, "test.revoke"))
+        !a.revoke_session(&session.id_hash, &[], now, &event(&t.a.id, "test.revoke"))
             .await
             .unwrap()
     );
@@ -302,6 +302,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
         !a.revoke_user_session(
             &t.b_user.id,
             &session.public_id,
+            &[],
             now,
             &event(&t.a.id, "test.revoke1")
         )
@@ -312,6 +313,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
         .revoke_other_sessions(
             &t.b_user.id,
             &SessionId::generate(),
+            &[],
             now,
             &event(&t.a.id, "test.others"),
         )
