@@ -605,12 +605,7 @@ async fn bearer_user(
                     Ok(false) => return Err(insufficient_scope()),
                     Err(e) => return Err(busy(e)),
                 }
-                let sid = valid
-                    .claims
-                    .get("sid")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                Ok((user, sid))
+                Ok((user, valid.claims.sid.as_deref().map(str::to_string)))
             }
             None => Err(Problem::new(
                 StatusCode::FORBIDDEN,

@@ -6,7 +6,6 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::AppState;
 use super::oauth::{OrgFromPath, client_info};
@@ -14,7 +13,8 @@ use maud::{Markup, html};
 
 use super::pages::{self, Page, see_other};
 use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
-use crate::oauth::{jwt, parse_scope};
+use crate::oauth::logout::{self, LogoutError, LogoutParams};
+use crate::oauth::parse_scope;
 use crate::orgs::Organization;
 use crate::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo, LoginError, SignIn};
@@ -71,7 +71,7 @@ fn failed(org: &Organization, what: &str, e: &crate::error::Error) -> Response {
 
 /// [`failed`] for a step whose error is already an OAuth error.
 fn failed_oauth(org: &Organization, what: &str, e: &crate::oauth::OAuthError) -> Response {
-    if e.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
+    if e.retry_later() {
         tracing::warn!(error = %e.description, "{what}: try again later");
         return try_again_later(org);
     }
@@ -756,18 +756,8 @@ pub async fn consent_submit(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct LogoutParams {
-    id_token_hint: Option<String>,
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    client_id: Option<String>,
-    csrf: Option<String>,
-    confirm: Option<String>,
-}
-
-/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). With a valid `id_token_hint` the user is
-/// signed out at once; without one they confirm first, so a third-party page cannot sign them out.
+/// RP-initiated logout: the protocol is `oauth::logout`; this reads the request, asks for confirmation
+/// when needed, and clears the session cookie.
 pub async fn logout(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
@@ -777,146 +767,58 @@ pub async fn logout(
     Query(query): Query<LogoutParams>,
     body: axum::body::Bytes,
 ) -> Response {
-    let config = state.services.config.clone();
-    let params: LogoutParams = if method == axum::http::Method::POST {
-        match serde_urlencoded::from_bytes(&body) {
-            Ok(p) => p,
-            Err(_) => {
-                return page_error(
-                    &org,
-                    StatusCode::BAD_REQUEST,
-                    "The sign-out request was malformed.",
-                );
-            }
-        }
-    } else {
-        query
+    let is_post = method == axum::http::Method::POST;
+    let params = match is_post {
+        true => serde_urlencoded::from_bytes::<LogoutParams>(&body).ok(),
+        false => Some(query),
     };
-    // Which client is this for, and is the hint genuine?
-    let mut client_id = params.client_id.clone().filter(|c| !c.is_empty());
+    let Some(params) = params else {
+        let malformed = "The sign-out request was malformed.";
+        return page_error(&org, StatusCode::BAD_REQUEST, malformed);
+    };
     let Ok(session) = current_session(&state, &org, &headers).await else {
         return unavailable(&org);
     };
-    // A hint lets the sign-out skip confirmation only if it names the signed-in user (and session): any
-    // ID token from this organization would otherwise let a third-party page sign anyone out.
-    let mut hint_valid = false;
-    if let Some(hint) = params.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
-        let verified = match state
-            .provider
-            .verify_jwt(&org, hint, jwt::ID_TOKEN_TYP, time_now(), true)
-            .await
-        {
-            Ok(v) => v,
-            Err(e) => return failed(&org, "checking the logout hint", &e),
-        };
-        match verified {
-            Ok(jwt::VerifiedJwt { claims, .. }) => {
-                let aud = claims
-                    .get("aud")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                if client_id.is_some() && aud != client_id {
-                    return page_error(
-                        &org,
-                        StatusCode::BAD_REQUEST,
-                        "The id_token_hint was issued to another application.",
-                    );
-                }
-                client_id = aud;
-                let sub = claims.get("sub").and_then(Value::as_str);
-                let sid = claims.get("sid").and_then(Value::as_str);
-                hint_valid = match &session {
-                    Some((s, user)) => {
-                        sub == Some(user.id.as_str()) && sid.is_none_or(|sid| sid == s.public_id)
-                    }
-                    None => true,
-                };
-            }
-            Err(_) => {
-                return page_error(
-                    &org,
-                    StatusCode::BAD_REQUEST,
-                    "The id_token_hint is not valid.",
-                );
-            }
-        }
-    }
-    let redirect = match params
-        .post_logout_redirect_uri
-        .as_deref()
-        .filter(|u| !u.is_empty())
-    {
-        None => None,
-        Some(uri) => {
-            let app = match client_id.as_deref() {
-                Some(id) => state.provider.app(&org.id, id).await.ok().flatten(),
-                None => None,
-            };
-            match app {
-                Some(app) if app.post_logout_redirect_uris.iter().any(|u| u == uri) => {
-                    Some(uri.to_string())
-                }
-                _ => {
-                    return page_error(
-                        &org,
-                        StatusCode::BAD_REQUEST,
-                        "The post_logout_redirect_uri is not registered for this application.",
-                    );
-                }
-            }
-        }
+    let signed_in = session.as_ref().map(|(s, user)| logout::SignedIn {
+        user_id: &user.id,
+        session_id: &s.public_id,
+    });
+    let plan = match logout::check(&state.provider, &org, &params, signed_in, time_now()).await {
+        Ok(plan) => plan,
+        Err(LogoutError::Failed(e)) => return failed(&org, "checking the logout hint", &e),
+        Err(refused) => return page_error(&org, StatusCode::BAD_REQUEST, refused.message()),
     };
-    let confirmed = method == axum::http::Method::POST
-        && params.confirm.as_deref() == Some("yes")
-        && pages::same_origin(&config, &headers)
-        && pages::csrf_ok(
-            &config,
-            &headers,
-            params.csrf.as_deref().unwrap_or_default(),
-        );
-    let cookie_name = pages::session_cookie_name(&config, &org.slug);
+    let config = &state.services.config;
+    let cookie_name = pages::session_cookie_name(config, &org.slug);
     let session_token = pages::cookie_value(&headers, &cookie_name);
-    if !hint_valid && !confirmed && session_token.is_some() {
-        let (csrf, csrf_cookie) = pages::csrf_token(&config, &headers);
-        let optional = |name: &str, value: &Option<String>| match value {
-            Some(v) => pages::hidden(name, v),
-            None => html! {},
-        };
-        let body = html! {
-            p { "Do you want to sign out of " (org.name) "?" }
-            form method="post" action={ "/o/" (org.slug) "/logout" } {
-                (pages::hidden("csrf", &csrf))
-                (pages::hidden("confirm", "yes"))
-                (optional("client_id", &client_id))
-                (optional("post_logout_redirect_uri", &redirect))
-                (optional("state", &params.state))
-                button type="submit" { "Sign out" }
-            }
-        };
-        let mut page = Page::new(&org.name, "Sign out", body);
-        page.form_targets = redirect
-            .as_deref()
-            .and_then(pages::csp_source)
-            .into_iter()
-            .collect();
-        page.cookies.extend(csrf_cookie);
-        return page.into_response();
+    let confirmed = is_post && logout_confirmed(config, &headers, &params);
+    if plan.needs_confirmation(session_token.is_some(), confirmed) {
+        return logout_confirmation(&state, &org, &headers, &plan);
     }
     if let Some(token) = session_token
         && let Err(e) =
-            sessions::end(&state.services, &org, &token, &client_info(&addr, &headers)).await
+            logout::sign_out(&state.provider, &org, &token, &client_info(&addr, &headers)).await
     {
         return failed(&org, "logout", &e);
     }
-    let clear = pages::clear_cookie(&config, &cookie_name);
-    match redirect {
-        Some(uri) => {
-            let location = match params.state.as_deref() {
-                Some(s) => authorize::redirect_with(&uri, &[("state", s)]),
-                None => uri,
-            };
-            see_other(&location, vec![clear])
-        }
+    signed_out(&org, &plan, pages::clear_cookie(config, &cookie_name))
+}
+
+/// The user confirmed on our own form: same origin, with its CSRF token.
+fn logout_confirmed(
+    config: &crate::config::Config,
+    headers: &HeaderMap,
+    params: &LogoutParams,
+) -> bool {
+    params.confirm.as_deref() == Some("yes")
+        && pages::same_origin(config, headers)
+        && pages::csrf_ok(config, headers, params.csrf.as_deref().unwrap_or_default())
+}
+
+/// Signed out: back to the client's registered URI, or a page saying so.
+fn signed_out(org: &Organization, plan: &logout::Logout, clear: String) -> Response {
+    match plan.redirect_location() {
+        Some(location) => see_other(&location, vec![clear]),
         None => {
             let mut page = Page::new(
                 &org.name,
@@ -927,4 +829,38 @@ pub async fn logout(
             page.into_response()
         }
     }
+}
+
+/// "Do you want to sign out?": a form that posts the checked request back with a CSRF token.
+fn logout_confirmation(
+    state: &AppState,
+    org: &Organization,
+    headers: &HeaderMap,
+    plan: &logout::Logout,
+) -> Response {
+    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, headers);
+    let optional = |name: &str, value: &Option<String>| match value {
+        Some(v) => pages::hidden(name, v),
+        None => html! {},
+    };
+    let body = html! {
+        p { "Do you want to sign out of " (org.name) "?" }
+        form method="post" action={ "/o/" (org.slug) "/logout" } {
+            (pages::hidden("csrf", &csrf))
+            (pages::hidden("confirm", "yes"))
+            (optional("client_id", &plan.client_id))
+            (optional("post_logout_redirect_uri", &plan.redirect))
+            (optional("state", &plan.state))
+            button type="submit" { "Sign out" }
+        }
+    };
+    let mut page = Page::new(&org.name, "Sign out", body);
+    page.form_targets = plan
+        .redirect
+        .as_deref()
+        .and_then(pages::csp_source)
+        .into_iter()
+        .collect();
+    page.cookies.extend(csrf_cookie);
+    page.into_response()
 }

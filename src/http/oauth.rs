@@ -10,51 +10,129 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::AppState;
 use super::problem::Problem;
 use crate::apps::Application;
 use crate::audit::Actor;
+use crate::error::Error;
+use crate::oauth::claims::{UserClaims, UserInfo};
 use crate::oauth::client_auth::{self, Presented};
-use crate::oauth::token::{RequestMeta, TokenRequest};
-use crate::oauth::{OAuthError, has_scope, introspect, revocation, token};
+use crate::oauth::token::{RequestMeta, TokenGrant, TokenRequest, TokenResponse};
+use crate::oauth::{OAuthError, OAuthErrorKind, has_scope, introspect, revocation, token};
 use crate::orgs::Organization;
 use crate::ratelimit;
 use crate::sessions::service::ClientInfo;
 
-/// An RFC 6749 error response. `basic_challenge` adds `WWW-Authenticate: Basic` to a 401 (RFC 6749 §5.2).
+/// How the client should authenticate next time, when the answer is a 401 or a bearer refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    None,
+    /// `WWW-Authenticate: Basic` on a 401, for a client that tried Basic (RFC 6749 §5.2).
+    Basic,
+    /// RFC 6750 §3: `WWW-Authenticate: Bearer` naming the error, for a resource (UserInfo).
+    Bearer,
+}
+
+/// Every error answer of the OAuth endpoints: RFC 6749 JSON (`error`, `error_description`), no-store. The
+/// status is chosen here, by kind, and nowhere else.
+#[derive(Debug)]
 pub struct OAuthResponse {
     error: OAuthError,
-    basic_challenge: bool,
+    challenge: Challenge,
+}
+
+impl OAuthResponse {
+    fn with_basic_challenge(error: OAuthError, basic: bool) -> Self {
+        let challenge = if basic {
+            Challenge::Basic
+        } else {
+            Challenge::None
+        };
+        Self { error, challenge }
+    }
+
+    fn bearer(error: OAuthError) -> Self {
+        Self {
+            error,
+            challenge: Challenge::Bearer,
+        }
+    }
 }
 
 impl From<OAuthError> for OAuthResponse {
     fn from(error: OAuthError) -> Self {
         Self {
             error,
-            basic_challenge: false,
+            challenge: Challenge::None,
         }
+    }
+}
+
+impl From<crate::error::Error> for OAuthResponse {
+    fn from(e: crate::error::Error) -> Self {
+        OAuthError::from(e).into()
+    }
+}
+
+/// The status for each kind of error: a client mistake is always 4xx; 5xx are ours (500) or "retry" (503).
+fn status(kind: OAuthErrorKind) -> StatusCode {
+    use OAuthErrorKind::*;
+    match kind {
+        InvalidRequest | InvalidGrant | UnauthorizedClient | UnsupportedGrantType
+        | InvalidScope => StatusCode::BAD_REQUEST,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        InvalidClient | BearerTokenMissing | InvalidToken => StatusCode::UNAUTHORIZED,
+        InsufficientScope => StatusCode::FORBIDDEN,
+        RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ServerError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl IntoResponse for OAuthResponse {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let body =
-            json!({ "error": self.error.error, "error_description": self.error.description });
-        let mut response = (status, axum::Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if status == StatusCode::UNAUTHORIZED && self.basic_challenge {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"latchkey\""),
-            );
+        let Self { error, challenge } = self;
+        let status = status(error.kind);
+        let body = json!({ "error": error.code(), "error_description": error.description });
+        let mut response = json_no_store(status, body);
+        match challenge {
+            Challenge::Basic if status == StatusCode::UNAUTHORIZED => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"latchkey\""),
+                );
+            }
+            Challenge::Bearer => {
+                let challenge = match error.kind {
+                    OAuthErrorKind::BearerTokenMissing => "Bearer realm=\"latchkey\"".to_string(),
+                    _ => format!(
+                        "Bearer realm=\"latchkey\", error=\"{}\", error_description=\"{}\"",
+                        error.code(),
+                        error.description
+                    ),
+                };
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match error.kind {
+            OAuthErrorKind::TemporarilyUnavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            OAuthErrorKind::RateLimited(limited) => super::rate_limit_headers(
+                &mut response,
+                &limited.decision,
+                limited.policy,
+                limited.window,
+            ),
+            _ => {}
         }
         response
     }
@@ -67,28 +145,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OAuthForm<T> {
     type Rejection = OAuthResponse;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Form::<T>::from_request(req, state).await {
-            Ok(axum::Form(value)) => Ok(OAuthForm(value)),
-            Err(rejection) => {
-                let status = match &rejection {
-                    FormRejection::InvalidFormContentType(_) => 415,
-                    other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => 413,
-                    _ => 400,
-                };
-                let description = match &rejection {
-                    FormRejection::InvalidFormContentType(_) => {
-                        "the body must be application/x-www-form-urlencoded".to_string()
-                    }
-                    other => other.body_text(),
-                };
-                Err(OAuthError {
-                    error: "invalid_request",
-                    description,
-                    status,
-                }
-                .into())
+        let rejection = match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => return Ok(OAuthForm(value)),
+            Err(rejection) => rejection,
+        };
+        let error = match &rejection {
+            FormRejection::InvalidFormContentType(_) => OAuthError::new(
+                OAuthErrorKind::UnsupportedMediaType,
+                "the body must be application/x-www-form-urlencoded",
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                OAuthError::new(OAuthErrorKind::PayloadTooLarge, other.body_text())
             }
-        }
+            other => OAuthError::invalid_request(other.body_text()),
+        };
+        Err(error.into())
     }
 }
 
@@ -228,11 +299,8 @@ pub async fn jwks(
     State(state): State<AppState>,
     OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
-) -> Response {
-    let keys = match state.provider.keys.get(&state.services, &org.id).await {
-        Ok(keys) => keys,
-        Err(e) => return Problem::from(e).into_response(),
-    };
+) -> Result<Response, Problem> {
+    let keys = state.provider.keys.get(&state.services, &org.id).await?;
     let mut response = keys.jwks.clone().into_response();
     let h = response.headers_mut();
     h.insert(
@@ -251,7 +319,7 @@ pub async fn jwks(
         let allowed = org_origins(&state, &org).await;
         allow_origin(&mut response, Some(&origin), &allowed);
     }
-    response
+    Ok(response)
 }
 
 async fn authenticated_client(
@@ -264,19 +332,14 @@ async fn authenticated_client(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let presented =
-        client_auth::presented(authorization, client_id, client_secret).map_err(|error| {
-            OAuthResponse {
-                error,
-                basic_challenge: authorization.is_some(),
-            }
-        })?;
+    let presented = client_auth::presented(authorization, client_id, client_secret)
+        .map_err(|error| OAuthResponse::with_basic_challenge(error, authorization.is_some()))?;
     match client_auth::authenticate(&state.provider, org, &presented).await {
         Ok(app) => Ok((app, presented)),
-        Err(error) => Err(OAuthResponse {
+        Err(error) => Err(OAuthResponse::with_basic_challenge(
             error,
-            basic_challenge: presented.used_basic(),
-        }),
+            presented.used_basic(),
+        )),
     }
 }
 
@@ -287,7 +350,7 @@ enum ClientRate {
     Introspection,
 }
 
-/// Counts this request against the client's rate; `Err` is the 429 to send (an OAuth error body with
+/// Counts this request against the client's rate; a refusal is a 429 (`temporarily_unavailable` with
 /// `Retry-After` and `RateLimit` headers). Public clients are counted per client and address, since
 /// anybody can present their id.
 async fn client_rate(
@@ -297,7 +360,7 @@ async fn client_rate(
     presented: &Presented,
     rate: ClientRate,
     client: &ClientInfo,
-) -> Result<(), Response> {
+) -> Result<(), OAuthResponse> {
     let limits = &org.settings.rate_limits;
     let (policy, limit) = match rate {
         ClientRate::Token => ("token", limits.token_requests_per_client_per_minute),
@@ -314,26 +377,36 @@ async fn client_rate(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    match ratelimit::enforce_client_rate(&state.services, org, &actor, policy, &key, limit).await {
-        Ok(()) => Ok(()),
-        Err(crate::error::Error::RateLimited(limited)) => {
-            let mut response = json_no_store(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({
-                    "error": "temporarily_unavailable",
-                    "error_description": "too many requests from this client; try again later",
-                }),
-            );
-            super::rate_limit_headers(
-                &mut response,
-                &limited.decision,
-                limited.policy,
-                limited.window,
-            );
-            Err(response)
-        }
-        Err(e) => Err(OAuthResponse::from(OAuthError::from(e)).into_response()),
+    ratelimit::enforce_client_rate(&state.services, org, &actor, policy, &key, limit)
+        .await
+        .map_err(|e| match e {
+            Error::RateLimited(limited) => OAuthError::client_rate_limited(limited).into(),
+            other => other.into(),
+        })
+}
+
+/// A token-bearing answer: never cached (RFC 6749 §5.1).
+pub struct NoStore<T>(T);
+
+impl<T: serde::Serialize> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        json_no_store(StatusCode::OK, self.0)
     }
+}
+
+/// `answer` with CORS for `app`'s registered origins, whether it succeeded or not.
+fn with_cors(
+    answer: Result<impl IntoResponse, OAuthResponse>,
+    headers: &HeaderMap,
+    app: &Application,
+) -> Response {
+    let mut response = answer.into_response();
+    allow_origin(
+        &mut response,
+        request_origin(headers).as_deref(),
+        &app.cors_origins,
+    );
+    response
 }
 
 pub async fn token_endpoint(
@@ -341,47 +414,32 @@ pub async fn token_endpoint(
     OrgFromPath(org): OrgFromPath,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    OAuthForm(request): OAuthForm<TokenRequest>,
-) -> Response {
-    let origin = request_origin(&headers);
-    let (app, presented) = match authenticated_client(
-        &state,
-        &org,
-        &headers,
-        request.client_id.as_deref(),
-        request.client_secret.as_deref(),
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
-    };
+    OAuthForm(form): OAuthForm<TokenRequest>,
+) -> Result<Response, OAuthResponse> {
+    let (client_id, secret) = (form.client_id.as_deref(), form.client_secret.as_deref());
+    let (app, presented) = authenticated_client(&state, &org, &headers, client_id, secret).await?;
     let client = client_info(&addr, &headers);
-    if let Err(mut refused) =
-        client_rate(&state, &org, &app, &presented, ClientRate::Token, &client).await
-    {
-        allow_origin(&mut refused, origin.as_deref(), &app.cors_origins);
-        return refused;
-    }
+    let issued = issue_tokens(&state, &org, &app, &presented, client, form).await;
+    Ok(with_cors(issued, &headers, &app))
+}
+
+/// The token endpoint once the client is known: its rate, the grant parsed, then exchanged.
+async fn issue_tokens(
+    state: &AppState,
+    org: &Organization,
+    app: &Application,
+    presented: &Presented,
+    client: ClientInfo,
+    form: TokenRequest,
+) -> Result<NoStore<TokenResponse>, OAuthResponse> {
+    client_rate(state, org, app, presented, ClientRate::Token, &client).await?;
+    let grant = TokenGrant::parse(form, |grant_type| app.allows(grant_type))?;
     let meta = RequestMeta {
         ip: client.ip,
         user_agent: client.user_agent,
     };
-    let mut response = match token::exchange(&state.provider, &org, &app, request, meta).await {
-        Ok(tokens) => {
-            let mut response = (StatusCode::OK, axum::Json(tokens)).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-                .headers_mut()
-                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
-        Err(e) => OAuthResponse::from(e).into_response(),
-    };
-    allow_origin(&mut response, origin.as_deref(), &app.cors_origins);
-    response
+    let tokens = token::exchange(&state.provider, org, app, grant, meta).await?;
+    Ok(NoStore(tokens))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -398,29 +456,17 @@ pub async fn introspection_endpoint(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm<TokenParam>,
-) -> Response {
-    let (app, presented) = match authenticated_client(
-        &state,
-        &org,
-        &headers,
-        params.client_id.as_deref(),
-        params.client_secret.as_deref(),
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<NoStore<introspect::Introspection>, OAuthResponse> {
+    let (client_id, secret) = (params.client_id.as_deref(), params.client_secret.as_deref());
+    let (app, presented) = authenticated_client(&state, &org, &headers, client_id, secret).await?;
     if matches!(presented, Presented::None { .. }) {
         // Introspection reveals token contents: only clients that can authenticate may ask.
-        return OAuthResponse {
-            error: OAuthError::invalid_client("introspection requires a confidential client"),
-            basic_challenge: false,
-        }
-        .into_response();
+        return Err(
+            OAuthError::invalid_client("introspection requires a confidential client").into(),
+        );
     }
     let client = client_info(&addr, &headers);
-    if let Err(refused) = client_rate(
+    client_rate(
         &state,
         &org,
         &app,
@@ -428,28 +474,17 @@ pub async fn introspection_endpoint(
         ClientRate::Introspection,
         &client,
     )
-    .await
-    {
-        return refused;
-    }
-    let Some(token) = params.token else {
-        return OAuthResponse::from(OAuthError::invalid_request("token is required"))
-            .into_response();
-    };
-    let answer = introspect::introspect(
-        &state.provider,
-        &org,
-        &token,
-        params.token_type_hint.as_deref(),
-    )
-    .await;
-    match answer {
-        // RFC 7662 §4: a client learns only about its own tokens; anything else is simply inactive.
-        Ok(body) if body.client_id() == Some(app.client_id.as_str()) => {
-            json_no_store(StatusCode::OK, body)
-        }
-        Ok(_) => json_no_store(StatusCode::OK, introspect::Introspection::Inactive),
-        Err(e) => OAuthResponse::from(e).into_response(),
+    .await?;
+    let token = params
+        .token
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let hint = params.token_type_hint.as_deref();
+    let answer = introspect::introspect(&state.provider, &org, &token, hint).await?;
+    // RFC 7662 §4: a client learns only about its own tokens; anything else is simply inactive.
+    if answer.client_id() == Some(app.client_id.as_str()) {
+        Ok(NoStore(answer))
+    } else {
+        Ok(NoStore(introspect::Introspection::Inactive))
     }
 }
 
@@ -459,20 +494,9 @@ pub async fn revocation_endpoint(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm<TokenParam>,
-) -> Response {
-    let origin = request_origin(&headers);
-    let (app, _) = match authenticated_client(
-        &state,
-        &org,
-        &headers,
-        params.client_id.as_deref(),
-        params.client_secret.as_deref(),
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, OAuthResponse> {
+    let (client_id, secret) = (params.client_id.as_deref(), params.client_secret.as_deref());
+    let (app, _) = authenticated_client(&state, &org, &headers, client_id, secret).await?;
     let client = client_info(&addr, &headers);
     let actor = Actor {
         actor_type: "client".into(),
@@ -482,31 +506,14 @@ pub async fn revocation_endpoint(
         user_agent: client.user_agent,
     };
     let token = params.token.unwrap_or_default();
-    let mut response = match revocation::revoke(&state.provider, &org, &app, &actor, &token).await {
-        Ok(()) => json_no_store(StatusCode::OK, json!({})),
-        Err(e) => OAuthResponse::from(e).into_response(),
-    };
-    allow_origin(&mut response, origin.as_deref(), &app.cors_origins);
-    response
-}
-
-/// RFC 6750 error for the UserInfo endpoint.
-fn bearer_error(status: StatusCode, error: Option<&str>, description: &str) -> Response {
-    let challenge = match error {
-        Some(e) => {
-            format!("Bearer realm=\"latchkey\", error=\"{e}\", error_description=\"{description}\"")
-        }
-        None => "Bearer realm=\"latchkey\"".to_string(),
-    };
-    let body = match error {
-        Some(e) => json!({ "error": e, "error_description": description }),
-        None => json!({ "error": "invalid_request", "error_description": description }),
-    };
-    let mut response = json_no_store(status, body);
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    response
+    let revoked = revocation::revoke(&state.provider, &org, &app, &actor, &token)
+        .await
+        .map(|()| NoStore(json!({})));
+    Ok(with_cors(
+        revoked.map_err(OAuthResponse::from),
+        &headers,
+        &app,
+    ))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -514,14 +521,12 @@ pub struct UserinfoForm {
     access_token: Option<String>,
 }
 
-pub async fn userinfo(
-    State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
-    method: Method,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let origin = request_origin(&headers);
+/// The bearer token of a UserInfo request: from the header or a POSTed form, never both (RFC 6750 §2).
+fn userinfo_token(
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, OAuthResponse> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -531,65 +536,133 @@ pub async fn userinfo(
         })
         .map(|t| t.trim().to_string());
     let from_body = if method == Method::POST && !body.is_empty() {
-        serde_urlencoded::from_bytes::<UserinfoForm>(&body)
+        serde_urlencoded::from_bytes::<UserinfoForm>(body)
             .ok()
             .and_then(|f| f.access_token)
     } else {
         None
     };
-    let token = match (from_header, from_body) {
-        (Some(_), Some(_)) => {
-            return bearer_error(
-                StatusCode::BAD_REQUEST,
-                Some("invalid_request"),
-                "send the token once",
-            );
-        }
-        (Some(t), None) | (None, Some(t)) => t,
-        (None, None) => {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                None,
-                "an access token is required",
-            );
-        }
-    };
-    let valid = match introspect::validate_access_token(&state.provider, &org, &token).await {
-        Ok(Some(valid)) => valid,
-        Ok(None) => {
-            return bearer_error(
-                StatusCode::UNAUTHORIZED,
-                Some("invalid_token"),
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(OAuthResponse::bearer(OAuthError::invalid_request(
+            "send the token once",
+        ))),
+        (Some(t), None) | (None, Some(t)) => Ok(t),
+        (None, None) => Err(OAuthResponse::bearer(OAuthError::bearer_token_missing(
+            "an access token is required",
+        ))),
+    }
+}
+
+pub async fn userinfo(
+    State(state): State<AppState>,
+    OrgFromPath(org): OrgFromPath,
+    method: Method,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, OAuthResponse> {
+    let token = userinfo_token(&method, &headers, &body)?;
+    let valid = introspect::validate_access_token(&state.provider, &org, &token)
+        .await?
+        .ok_or_else(|| {
+            OAuthResponse::bearer(OAuthError::invalid_token(
                 "the access token is invalid, expired or revoked",
-            );
-        }
-        Err(e) => return OAuthResponse::from(e).into_response(),
-    };
-    let scope = valid
-        .claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let Some(user) = valid.user.filter(|_| has_scope(scope, "openid")) else {
-        return bearer_error(
-            StatusCode::FORBIDDEN,
-            Some("insufficient_scope"),
+            ))
+        })?;
+    let scope = valid.claims.scope();
+    let Some(user) = valid.user.as_ref().filter(|_| has_scope(scope, "openid")) else {
+        return Err(OAuthResponse::bearer(OAuthError::insufficient_scope(
             "the token lacks the openid scope",
-        );
+        )));
     };
-    let mut claims = serde_json::Map::new();
-    claims.insert("sub".into(), json!(user.id));
-    for (k, v) in token::user_claims(&user, scope) {
-        claims.insert(k.into(), v);
-    }
-    let mut response = json_no_store(StatusCode::OK, Value::Object(claims));
-    let client_id = valid
-        .claims
-        .get("client_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let info = UserInfo {
+        sub: &user.id,
+        claims: UserClaims::released(user, scope),
+    };
+    let mut response = json_no_store(StatusCode::OK, info);
+    let client_id = valid.claims.client_id.as_deref().unwrap_or_default();
     if let Ok(Some(app)) = state.provider.app(&org.id, client_id).await {
-        allow_origin(&mut response, origin.as_deref(), &app.cors_origins);
+        allow_origin(
+            &mut response,
+            request_origin(&headers).as_deref(),
+            &app.cors_origins,
+        );
     }
-    response
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(response: OAuthResponse) -> Response {
+        response.into_response()
+    }
+
+    fn header(response: &Response, name: header::HeaderName) -> Option<&str> {
+        response.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn a_client_mistake_is_never_a_server_error() {
+        use OAuthErrorKind::*;
+        for kind in [
+            InvalidRequest,
+            UnsupportedMediaType,
+            PayloadTooLarge,
+            InvalidClient,
+            InvalidGrant,
+            UnauthorizedClient,
+            UnsupportedGrantType,
+            InvalidScope,
+            BearerTokenMissing,
+            InvalidToken,
+            InsufficientScope,
+        ] {
+            assert!(status(kind).is_client_error(), "{kind:?}");
+        }
+        assert_eq!(status(ServerError), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn invalid_client_challenges_basic_only_when_basic_was_tried() {
+        let error = || OAuthError::invalid_client("client authentication failed");
+        let tried = answer(OAuthResponse::with_basic_challenge(error(), true));
+        assert_eq!(tried.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&tried, header::WWW_AUTHENTICATE),
+            Some("Basic realm=\"latchkey\"")
+        );
+        assert_eq!(header(&tried, header::CACHE_CONTROL), Some("no-store"));
+        let not_tried = answer(OAuthResponse::with_basic_challenge(error(), false));
+        assert_eq!(header(&not_tried, header::WWW_AUTHENTICATE), None);
+    }
+
+    #[test]
+    fn retry_later_is_503_with_retry_after() {
+        let busy = answer(Error::Busy.into());
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&busy, header::RETRY_AFTER), Some("1"));
+    }
+
+    #[test]
+    fn bearer_refusals_name_the_error_unless_no_token_was_sent() {
+        let invalid = answer(OAuthResponse::bearer(OAuthError::invalid_token("expired")));
+        assert_eq!(invalid.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&invalid, header::WWW_AUTHENTICATE),
+            Some(
+                "Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"expired\""
+            )
+        );
+        let missing = answer(OAuthResponse::bearer(OAuthError::bearer_token_missing(
+            "an access token is required",
+        )));
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            header(&missing, header::WWW_AUTHENTICATE),
+            Some("Bearer realm=\"latchkey\"")
+        );
+        let scope = answer(OAuthResponse::bearer(OAuthError::insufficient_scope("no")));
+        assert_eq!(scope.status(), StatusCode::FORBIDDEN);
+    }
 }

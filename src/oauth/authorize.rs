@@ -168,149 +168,28 @@ pub async fn validate(
         ));
     }
     let state = params.state.clone();
-    let refuse = |error: &'static str, description: &str| Refusal::Redirect {
+    let refuse = |e: RedirectError| Refusal::Redirect {
         redirect_uri: redirect_uri.to_string(),
         state: state.clone(),
-        error,
-        description: description.to_string(),
+        error: e.error,
+        description: e.description,
     };
-
-    if params.request.is_some() {
-        return Err(refuse(
-            "request_not_supported",
-            "request objects are not supported",
-        ));
-    }
-    if params.request_uri.is_some() {
-        return Err(refuse(
-            "request_uri_not_supported",
-            "request_uri is not supported",
-        ));
-    }
-    match params.response_type.as_deref() {
-        Some("code") => {}
-        None | Some("") => return Err(refuse("invalid_request", "response_type is required")),
-        Some(_) => {
-            return Err(refuse(
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            ));
-        }
-    }
-    if params
-        .response_mode
-        .as_deref()
-        .is_some_and(|m| m != "query")
-    {
-        return Err(refuse(
-            "invalid_request",
-            "only response_mode=query is supported",
-        ));
-    }
+    check_response_shape(params).map_err(refuse)?;
     if !app.allows(GrantType::AuthorizationCode) {
-        return Err(refuse(
+        return Err(refuse(RedirectError::new(
             "unauthorized_client",
             "this client may not use the authorization code flow",
-        ));
+        )));
     }
-    let scopes = parse_scope(params.scope.as_deref().unwrap_or(""));
-    if let Some(bad) = scopes
-        .iter()
-        .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
-    {
-        return Err(refuse("invalid_scope", &format!("unknown scope {bad}")));
-    }
-    if let Some(bad) = super::scopes::refused_for(&app, &scopes) {
-        return Err(refuse(
-            "invalid_scope",
-            &format!("{bad} is only for the organization's own (first-party) applications"),
-        ));
-    }
-    let scope = scopes.join(" ");
-
-    let challenge = params.code_challenge.as_deref().filter(|s| !s.is_empty());
-    let method = params
-        .code_challenge_method
-        .as_deref()
-        .filter(|s| !s.is_empty());
-    let code_challenge = match (challenge, method) {
-        (None, None)
-            if app.settings.warning_insecure_allow_no_pkce
-                && app.client_type == ClientType::Confidential =>
-        {
-            None
-        }
-        (None, _) => {
-            return Err(refuse(
-                "invalid_request",
-                "code_challenge is required (PKCE with S256)",
-            ));
-        }
-        (Some(_), Some("S256")) => challenge.map(str::to_string),
-        // RFC 7636: a missing method means `plain`, which is refused like an explicit one.
-        (Some(_), _) => {
-            return Err(refuse(
-                "invalid_request",
-                "code_challenge_method must be S256",
-            ));
-        }
-    };
-    if code_challenge.as_deref().is_some_and(|c| {
-        c.len() != 43
-            || !c
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) {
-        return Err(refuse(
-            "invalid_request",
-            "code_challenge must be a base64url SHA-256 (43 characters)",
-        ));
-    }
-
-    let mut prompt = Prompt::default();
-    for value in params
-        .prompt
-        .as_deref()
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-    {
-        match value {
-            "none" => prompt.none = true,
-            "login" => prompt.login = true,
-            "consent" => prompt.consent = true,
-            other => {
-                return Err(refuse(
-                    "invalid_request",
-                    &format!("unsupported prompt value {other}"),
-                ));
-            }
-        }
-    }
-    if prompt.none && (prompt.login || prompt.consent) {
-        return Err(refuse(
-            "invalid_request",
-            "prompt=none cannot be combined with other values",
-        ));
-    }
-    let max_age = match params.max_age.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => match raw.parse::<i64>() {
-            Ok(v) if v >= 0 => Some(v),
-            _ => {
-                return Err(refuse(
-                    "invalid_request",
-                    "max_age must be a non-negative integer",
-                ));
-            }
-        },
-    };
+    let scope = requested_scope(&app, params).map_err(refuse)?;
+    let code_challenge = code_challenge(&app, params).map_err(refuse)?;
+    let prompt = prompt(params).map_err(refuse)?;
+    let max_age = max_age(params).map_err(refuse)?;
     let too_long = |v: &Option<String>| v.as_deref().is_some_and(|s| s.len() > 512);
     if too_long(&params.state) || too_long(&params.nonce) || too_long(&params.login_hint) {
-        return Err(refuse(
-            "invalid_request",
+        return Err(refuse(RedirectError::invalid_request(
             "state, nonce and login_hint are limited to 512 characters",
-        ));
+        )));
     }
     Ok(ValidRequest {
         redirect_uri: redirect_uri.to_string(),
@@ -324,6 +203,168 @@ pub async fn validate(
         acr_values: parse_scope(params.acr_values.as_deref().unwrap_or("")),
         app,
     })
+}
+
+/// An error for the client, sent to its verified redirect URI (RFC 6749 §4.1.2.1).
+struct RedirectError {
+    error: &'static str,
+    description: String,
+}
+
+impl RedirectError {
+    fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new("invalid_request", description)
+    }
+}
+
+/// Only plain `response_type=code` answered in the query; no request objects.
+fn check_response_shape(params: &AuthorizeParams) -> Result<(), RedirectError> {
+    if params.request.is_some() {
+        return Err(RedirectError::new(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.request_uri.is_some() {
+        return Err(RedirectError::new(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    match params.response_type.as_deref() {
+        Some("code") => {}
+        None | Some("") => {
+            return Err(RedirectError::invalid_request("response_type is required"));
+        }
+        Some(_) => {
+            return Err(RedirectError::new(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if params
+        .response_mode
+        .as_deref()
+        .is_some_and(|m| m != "query")
+    {
+        return Err(RedirectError::invalid_request(
+            "only response_mode=query is supported",
+        ));
+    }
+    Ok(())
+}
+
+/// The requested scopes, deduplicated: all known, and first-party ones only for first-party clients.
+fn requested_scope(app: &Application, params: &AuthorizeParams) -> Result<String, RedirectError> {
+    let scopes = parse_scope(params.scope.as_deref().unwrap_or(""));
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
+    {
+        return Err(RedirectError::new(
+            "invalid_scope",
+            format!("unknown scope {bad}"),
+        ));
+    }
+    if let Some(bad) = super::scopes::refused_for(app, &scopes) {
+        return Err(RedirectError::new(
+            "invalid_scope",
+            format!("{bad} is only for the organization's own (first-party) applications"),
+        ));
+    }
+    Ok(scopes.join(" "))
+}
+
+/// PKCE with S256, required unless a confidential client opted out by name.
+fn code_challenge(
+    app: &Application,
+    params: &AuthorizeParams,
+) -> Result<Option<String>, RedirectError> {
+    let challenge = params.code_challenge.as_deref().filter(|s| !s.is_empty());
+    let method = params
+        .code_challenge_method
+        .as_deref()
+        .filter(|s| !s.is_empty());
+    let code_challenge = match (challenge, method) {
+        (None, None)
+            if app.settings.warning_insecure_allow_no_pkce
+                && app.client_type == ClientType::Confidential =>
+        {
+            None
+        }
+        (None, _) => {
+            return Err(RedirectError::invalid_request(
+                "code_challenge is required (PKCE with S256)",
+            ));
+        }
+        (Some(_), Some("S256")) => challenge.map(str::to_string),
+        // RFC 7636: a missing method means `plain`, which is refused like an explicit one.
+        (Some(_), _) => {
+            return Err(RedirectError::invalid_request(
+                "code_challenge_method must be S256",
+            ));
+        }
+    };
+    if code_challenge.as_deref().is_some_and(|c| {
+        c.len() != 43
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(RedirectError::invalid_request(
+            "code_challenge must be a base64url SHA-256 (43 characters)",
+        ));
+    }
+    Ok(code_challenge)
+}
+
+/// `prompt`: none, login and consent; `none` stands alone.
+fn prompt(params: &AuthorizeParams) -> Result<Prompt, RedirectError> {
+    let mut prompt = Prompt::default();
+    for value in params
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+    {
+        match value {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            other => {
+                return Err(RedirectError::invalid_request(format!(
+                    "unsupported prompt value {other}"
+                )));
+            }
+        }
+    }
+    if prompt.none && (prompt.login || prompt.consent) {
+        return Err(RedirectError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    Ok(prompt)
+}
+
+fn max_age(params: &AuthorizeParams) -> Result<Option<i64>, RedirectError> {
+    match params.max_age.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(Some(v)),
+            _ => Err(RedirectError::invalid_request(
+                "max_age must be a non-negative integer",
+            )),
+        },
+    }
 }
 
 /// What has to happen before a code can be issued.

@@ -4,21 +4,22 @@
 //! grant is not revoked, and (for user tokens) the user still exists, is enabled and has the same
 //! session_version as when the token was issued.
 
-use crate::kernel::{GrantId, UserId};
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use super::OAuthError;
+use super::claims::AccessClaims;
 use super::jwt::{ACCESS_TOKEN_TYP, VerifiedJwt};
 use super::provider::Provider;
 use super::verified::{Verified, VerifiedTokens};
+use crate::kernel::{ClientId, UserId};
 use crate::orgs::Organization;
 use crate::time_now;
 use crate::users::User;
 
 pub struct ValidAccessToken {
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Arc<AccessClaims>,
     pub user: Option<User>,
 }
 
@@ -34,29 +35,21 @@ pub async fn validate_access_token(
     let Some(claims) = verified_claims(provider, org, token, now).await? else {
         return Ok(None);
     };
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+    let Some(jti) = &claims.jti else {
         return Ok(None);
     };
     if provider.is_revoked(jti).await? {
         return Ok(None);
     }
-    if let Some(grant_id) = claims.get("gid").and_then(Value::as_str) {
-        match services
-            .db
-            .tenant(&org.id)
-            .grant(&GrantId::from(grant_id))
-            .await?
-        {
+    if let Some(grant_id) = &claims.gid {
+        match services.db.tenant(&org.id).grant(grant_id).await? {
             Some(grant) if grant.revoked_at.is_none() => {}
             _ => return Ok(None),
         }
     }
     let mut user = None;
-    if let Some(sv) = claims.get("sv").and_then(Value::as_i64) {
-        let sub = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    if let Some(sv) = claims.sv {
+        let sub = claims.sub.as_deref().unwrap_or_default();
         match services
             .db
             .tenant(&org.id)
@@ -77,7 +70,7 @@ async fn verified_claims(
     org: &Organization,
     token: &str,
     now: i64,
-) -> Result<Option<Arc<Map<String, Value>>>, OAuthError> {
+) -> Result<Option<Arc<AccessClaims>>, OAuthError> {
     let cache_key = VerifiedTokens::key(&org.id, token);
     if let Some(hit) = provider.verified.get(&cache_key) {
         if hit.exp <= now {
@@ -94,7 +87,8 @@ async fn verified_claims(
     else {
         return Ok(None);
     };
-    let Some(exp) = claims.get("exp").and_then(Value::as_i64) else {
+    let claims = AccessClaims::from_verified(claims);
+    let Some(exp) = claims.exp else {
         return Ok(None);
     };
     let claims = Arc::new(claims);
@@ -109,41 +103,38 @@ async fn verified_claims(
     Ok(Some(claims))
 }
 
+/// The RFC 7662 answer for an active refresh token. `client_id` is null should the application be gone.
+#[derive(Debug, Serialize)]
+pub struct RefreshTokenDescription {
+    active: bool,
+    token_type: &'static str,
+    scope: String,
+    client_id: Option<ClientId>,
+    sub: Option<UserId>,
+    exp: i64,
+    iat: i64,
+    iss: String,
+}
+
 /// What RFC 7662 says about a token.
 pub enum Introspection {
     Inactive,
     /// An active access token: described by its own claims, serialized straight from the verified set.
     Access {
-        claims: Arc<Map<String, Value>>,
+        claims: Arc<AccessClaims>,
         username: Option<String>,
     },
     /// An active refresh token's description.
-    Refresh(Value),
+    Refresh(RefreshTokenDescription),
 }
-
-/// The claims an active access token's answer carries (RFC 7662 §2.2 plus OpenID's session claims).
-const DESCRIBED_CLAIMS: [&str; 12] = [
-    "scope",
-    "client_id",
-    "sub",
-    "aud",
-    "iss",
-    "exp",
-    "iat",
-    "jti",
-    "auth_time",
-    "acr",
-    "amr",
-    "sid",
-];
 
 impl Introspection {
     /// The client the token was issued to, when active.
     pub fn client_id(&self) -> Option<&str> {
         match self {
             Introspection::Inactive => None,
-            Introspection::Access { claims, .. } => claims.get("client_id")?.as_str(),
-            Introspection::Refresh(v) => v.get("client_id")?.as_str(),
+            Introspection::Access { claims, .. } => claims.client_id.as_deref(),
+            Introspection::Refresh(description) => description.client_id.as_deref(),
         }
     }
 }
@@ -162,17 +153,53 @@ impl serde::Serialize for Introspection {
                 let mut map = serializer.serialize_map(None)?;
                 map.serialize_entry("active", &true)?;
                 map.serialize_entry("token_type", "Bearer")?;
-                for key in DESCRIBED_CLAIMS {
-                    if let Some(v) = claims.get(key) {
-                        map.serialize_entry(key, v)?;
-                    }
-                }
+                // RFC 7662 §2.2 plus OpenID's session claims; `sv` and `gid` are ours alone.
+                let AccessClaims {
+                    scope,
+                    client_id,
+                    sub,
+                    aud,
+                    iss,
+                    exp,
+                    iat,
+                    jti,
+                    auth_time,
+                    acr,
+                    amr,
+                    sid,
+                    sv: _,
+                    gid: _,
+                } = claims.as_ref();
+                entry(&mut map, "scope", scope)?;
+                entry(&mut map, "client_id", client_id)?;
+                entry(&mut map, "sub", sub)?;
+                entry(&mut map, "aud", aud)?;
+                entry(&mut map, "iss", iss)?;
+                entry(&mut map, "exp", exp)?;
+                entry(&mut map, "iat", iat)?;
+                entry(&mut map, "jti", jti)?;
+                entry(&mut map, "auth_time", auth_time)?;
+                entry(&mut map, "acr", acr)?;
+                entry(&mut map, "amr", amr)?;
+                entry(&mut map, "sid", sid)?;
                 if let Some(username) = username {
                     map.serialize_entry("username", username)?;
                 }
                 map.end()
             }
         }
+    }
+}
+
+/// Writes a claim that is present; an absent one is left out of the answer.
+fn entry<M: serde::ser::SerializeMap, T: serde::Serialize>(
+    map: &mut M,
+    key: &'static str,
+    value: &Option<T>,
+) -> Result<(), M::Error> {
+    match value {
+        Some(value) => map.serialize_entry(key, value),
+        None => Ok(()),
     }
 }
 
@@ -241,14 +268,14 @@ async fn describe_refresh_token(
         .await?
         .into_iter()
         .find(|a| a.id == grant.app_id);
-    Ok(Some(Introspection::Refresh(json!({
-        "active": true,
-        "token_type": "refresh_token",
-        "scope": grant.scope,
-        "client_id": app.map(|a| a.client_id),
-        "sub": grant.user_id,
-        "exp": stored.expires_at,
-        "iat": stored.created_at,
-        "iss": provider.issuer(org),
-    }))))
+    Ok(Some(Introspection::Refresh(RefreshTokenDescription {
+        active: true,
+        token_type: "refresh_token",
+        scope: grant.scope,
+        client_id: app.map(|a| a.client_id),
+        sub: grant.user_id,
+        exp: stored.expires_at,
+        iat: stored.created_at,
+        iss: provider.issuer(org),
+    })))
 }

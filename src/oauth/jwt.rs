@@ -14,14 +14,17 @@ pub const ID_TOKEN_TYP: &str = "JWT";
 /// Allowed clock difference when checking `iat`/`nbf` on tokens we issued.
 const LEEWAY_SECS: i64 = 60;
 
-/// Signs `claims` with the organization's active key for `alg`.
-pub fn sign(keys: &OrgKeys, alg: &str, typ: &str, claims: Map<String, Value>) -> Result<String> {
+/// Signs `claims` (a claims struct, or a map) with the organization's active key for `alg`.
+pub fn sign(keys: &OrgKeys, alg: &str, typ: &str, claims: impl serde::Serialize) -> Result<String> {
     let active = keys
         .signer(alg)
         .ok_or_else(|| Error::Internal(format!("no active {alg} signing key")))?;
     let mut header = JwsHeader::new();
     header.set_token_type(typ);
     header.set_key_id(&active.kid);
+    let Ok(Value::Object(claims)) = serde_json::to_value(claims) else {
+        return Err(Error::Internal("jwt claims are not a JSON object".into()));
+    };
     let payload =
         JwtPayload::from_map(claims).map_err(|e| Error::Internal(format!("jwt payload: {e}")))?;
     jwt::encode_with_signer(&payload, &header, active.signer.as_ref())

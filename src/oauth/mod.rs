@@ -1,11 +1,14 @@
 //! The OAuth 2.0 / OpenID Connect provider: every organization is its own issuer.
 
 pub mod authorize;
+pub mod claims;
 pub mod client_auth;
 pub mod discovery;
+pub mod error;
 pub mod introspect;
 pub mod jwt;
 pub mod keyring;
+pub mod logout;
 pub mod provider;
 pub mod records;
 pub mod revocation;
@@ -14,7 +17,7 @@ pub mod scopes;
 pub mod token;
 pub mod verified;
 
-use crate::error::Error;
+pub use error::{OAuthError, OAuthErrorKind};
 
 /// Scopes this provider understands. Others are refused with `invalid_scope`; some are only for
 /// first-party applications (see [`scopes`]).
@@ -29,77 +32,6 @@ pub const SUPPORTED_SCOPES: &[&str] = &[
 /// `acr` values: what kind of authentication happened.
 pub const ACR_PASSWORD: &str = "urn:latchkey:acr:password";
 pub const ACR_MFA: &str = "urn:latchkey:acr:mfa";
-
-/// An RFC 6749 §5.2 error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    pub error: &'static str,
-    pub description: String,
-    pub status: u16,
-}
-
-impl OAuthError {
-    fn new(error: &'static str, status: u16, description: impl Into<String>) -> Self {
-        Self {
-            error,
-            description: description.into(),
-            status,
-        }
-    }
-    pub fn invalid_request(d: impl Into<String>) -> Self {
-        Self::new("invalid_request", 400, d)
-    }
-    pub fn invalid_client(d: impl Into<String>) -> Self {
-        Self::new("invalid_client", 401, d)
-    }
-    pub fn invalid_grant(d: impl Into<String>) -> Self {
-        Self::new("invalid_grant", 400, d)
-    }
-    pub fn unauthorized_client(d: impl Into<String>) -> Self {
-        Self::new("unauthorized_client", 400, d)
-    }
-    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
-        Self::new("unsupported_grant_type", 400, d)
-    }
-    pub fn invalid_scope(d: impl Into<String>) -> Self {
-        Self::new("invalid_scope", 400, d)
-    }
-    pub fn server_error() -> Self {
-        Self::new("server_error", 500, "an internal error occurred")
-    }
-    pub fn temporarily_unavailable() -> Self {
-        Self::new(
-            "temporarily_unavailable",
-            503,
-            "the service is busy; try again shortly",
-        )
-    }
-}
-
-impl From<Error> for OAuthError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid { field, message } => {
-                OAuthError::invalid_request(format!("{field}: {message}"))
-            }
-            Error::Busy => OAuthError::temporarily_unavailable(),
-            Error::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "oauth request: database unavailable");
-                OAuthError::temporarily_unavailable()
-            }
-            other => {
-                tracing::error!(error = %other, "oauth request failed");
-                OAuthError::server_error()
-            }
-        }
-    }
-}
-
-impl From<crate::storage::StoreError> for OAuthError {
-    fn from(e: crate::storage::StoreError) -> Self {
-        Error::from(e).into()
-    }
-}
 
 /// Splits a space-delimited scope string, dropping duplicates, keeping order.
 pub fn parse_scope(scope: &str) -> Vec<String> {

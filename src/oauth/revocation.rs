@@ -2,9 +2,10 @@
 //! issued from that grant); an access token is added to the revoked list until it expires. Unknown or
 //! foreign tokens are answered exactly like revoked ones: 200, nothing to say.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::OAuthError;
+use super::claims::AccessClaims;
 use super::jwt::{ACCESS_TOKEN_TYP, VerifiedJwt};
 use super::provider::Provider;
 use super::token::revoke_grant;
@@ -45,20 +46,18 @@ pub async fn revoke(
     else {
         return Ok(());
     };
-    if claims.get("client_id").and_then(Value::as_str) != Some(app.client_id.as_str()) {
+    let claims = AccessClaims::from_verified(claims);
+    if claims.client_id.as_deref() != Some(app.client_id.as_str()) {
         return Ok(());
     }
-    let (Some(jti), Some(exp)) = (
-        claims.get("jti").and_then(Value::as_str),
-        claims.get("exp").and_then(Value::as_i64),
-    ) else {
+    let (Some(jti), Some(exp)) = (claims.jti.as_deref(), claims.exp) else {
         return Ok(());
     };
     let audit = NewAuditEvent::new(&org.id, actor, "token.revoked")
         .target("access_token", jti)
         .change(
             None,
-            Some(json!({"sub": claims.get("sub"), "client_id": app.client_id})),
+            Some(json!({"sub": claims.sub, "client_id": app.client_id})),
         );
     services
         .db

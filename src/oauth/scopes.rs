@@ -7,8 +7,7 @@
 //! other application asking for it gets `invalid_scope` at the authorization endpoint (RFC 6749
 //! §4.1.2.1) rather than a token silently narrower than it asked for.
 
-use serde_json::{Map, Value};
-
+use super::claims::AccessClaims;
 use super::provider::Provider;
 use super::{OAuthError, has_scope};
 use crate::apps::Application;
@@ -37,13 +36,12 @@ pub fn refused_for<'a>(app: &Application, requested: &'a [String]) -> Option<&'a
 pub async fn permits_sessions_api(
     provider: &Provider,
     org: &Organization,
-    claims: &Map<String, Value>,
+    claims: &AccessClaims,
 ) -> Result<bool, OAuthError> {
-    let scope = claims.get("scope").and_then(Value::as_str).unwrap_or("");
-    if !has_scope(scope, SESSIONS) {
+    if !has_scope(claims.scope(), SESSIONS) {
         return Ok(false);
     }
-    let Some(client_id) = claims.get("client_id").and_then(Value::as_str) else {
+    let Some(client_id) = &claims.client_id else {
         return Ok(false);
     };
     Ok(provider

@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::claims::AccessClaims;
 use crate::kernel::OrgId;
 
 pub type TokenKey = [u8; 32];
@@ -24,7 +24,7 @@ pub type TokenKey = [u8; 32];
 pub struct Verified {
     pub kid: String,
     pub exp: i64,
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Arc<AccessClaims>,
 }
 
 pub struct VerifiedTokens {
@@ -124,7 +124,7 @@ mod tests {
         Verified {
             kid: "k".into(),
             exp: n,
-            claims: Arc::new(Map::new()),
+            claims: Arc::new(AccessClaims::default()),
         }
     }
 

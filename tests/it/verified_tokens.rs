@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use latchkey::audit::{Actor, NewAuditEvent};
+use latchkey::oauth::claims::AccessClaims;
 use latchkey::oauth::introspect::validate_access_token;
 use latchkey::oauth::jwt;
 use latchkey::oauth::provider::Provider;
@@ -15,11 +16,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp};
 use crate::oauth_support::*;
 
-async fn active(
-    provider: &Provider,
-    fx: &Fixture,
-    token: &str,
-) -> Option<Arc<serde_json::Map<String, Value>>> {
+async fn active(provider: &Provider, fx: &Fixture, token: &str) -> Option<Arc<AccessClaims>> {
     validate_access_token(provider, &fx.org, token)
         .await
         .expect("validation does not fail")
@@ -85,7 +82,7 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
     let at = t["access_token"].as_str().unwrap();
     let claims = active(&provider, &fx, at).await.expect("active");
     active(&provider, &fx, at).await.expect("cached and active");
-    provider.mark_revoked(claims["jti"].as_str().unwrap());
+    provider.mark_revoked(claims.jti.as_deref().unwrap());
     assert!(active(&provider, &fx, at).await.is_none());
 
     // A revoked grant (for example a refresh token reused): every token of it is inactive at once.
@@ -98,7 +95,7 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
         .db
         .tenant(&fx.org.id)
         .revoke_grant(
-            &claims["gid"].as_str().unwrap().into(),
+            claims.gid.as_ref().unwrap(),
             latchkey::time_now(),
             "test",
             &audit,
