@@ -208,14 +208,7 @@ pub async fn password_submit(
         }
         Err(Err(e)) => return Err(PageError::failed(&org, &e)),
     };
-    let config = &state.services.config;
-    let cookie = pages::set_cookie(
-        config,
-        &pages::session_cookie_name(config, &org.slug),
-        &new_token,
-        Some(org.settings.session_absolute_lifetime_secs as i64),
-        "Lax",
-    );
+    let cookie = pages::session_cookie(&state.services.config, &org, &new_token);
     Ok(back(&org, "password", vec![cookie]))
 }
 

@@ -39,6 +39,10 @@ impl Kind {
     pub fn of(e: &Error) -> Kind {
         match e {
             Error::Invalid { .. } => Kind::BadRequest,
+            Error::Storage(e) if refused_as_data(e) => {
+                tracing::info!(error = %e, "the database refused a value from the request");
+                Kind::BadRequest
+            }
             Error::Conflict(_) | Error::Storage(StoreError::Conflict(_)) => Kind::Conflict,
             Error::NotFound(_) | Error::Storage(StoreError::NotFound(_)) => Kind::NotFound,
             Error::RateLimited(limited) => Kind::Limited(*limited),
@@ -88,6 +92,17 @@ impl Kind {
         }
         response
     }
+}
+
+/// Whether the database refused a value as data (PostgreSQL class 22, "data exception"): text with a
+/// NUL byte, say, which only the request can have brought, so it is the client's mistake, not a fault.
+fn refused_as_data(e: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+        && db.code().is_some_and(|code| code.starts_with("22"))
 }
 
 /// A hosted page's failure: the page the person sees (an error page, or the form again with its

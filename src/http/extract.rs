@@ -41,6 +41,11 @@ impl FromRequestParts<AppState> for Org {
         let Some(slug) = params.get("slug") else {
             return Err(Problem::new(StatusCode::NOT_FOUND, "no organization").into_response());
         };
+        // A slug that no organization can have is not worth a database round trip.
+        if crate::orgs::validate_slug(slug).is_err() {
+            let detail = format!("no organization {slug:?}");
+            return Err(Problem::new(StatusCode::NOT_FOUND, detail).into_response());
+        }
         let org = super::oauth::org_or_404(state, slug).await?;
         parts.extensions.insert(org.clone());
         Ok(Org(org))
@@ -269,11 +274,14 @@ pub struct TokenUser {
     pub sid: Option<String>,
 }
 
-/// A failed token check: the database cannot serve now, or a fault.
+/// A failed token check: the database cannot serve now, a token we cannot use, or a fault.
 fn token_check_failed(e: OAuthError) -> ApiError {
     if e.status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
         tracing::warn!(error = ?e, "access token validation deferred");
         return ApiError::new(Kind::RetryLater, "the service is busy; try again shortly");
+    }
+    if (400..500).contains(&e.status) {
+        return invalid_token("the access token is invalid, expired or revoked");
     }
     tracing::error!(error = ?e, "access token validation failed");
     ApiError::new(Kind::Fault, "an internal error occurred")

@@ -167,6 +167,18 @@ impl Request<'_> {
     }
 }
 
+/// The redirect telling the client that the request cannot go on without the user (`prompt=none`).
+fn fail_redirect(state: &AppState, org: &Organization, req: &ValidRequest, error: &str) -> String {
+    let description = match error {
+        "login_required" => "the user must sign in",
+        "interaction_required" => "the user must prove a second factor",
+        _ => "the user must consent",
+    };
+    let issuer = state.provider.issuer(org);
+    let state_param = req.state.as_deref();
+    authorize::error_redirect(&issuer, &req.redirect_uri, state_param, error, description)
+}
+
 /// Runs the decision for a validated request: sign in, consent, or issue the code.
 async fn proceed(
     state: &AppState,
@@ -189,23 +201,7 @@ async fn proceed(
     );
     let base = format!("/o/{}", org.slug);
     match step {
-        Step::Fail(error) => {
-            let description = match error {
-                "login_required" => "the user must sign in",
-                "interaction_required" => "the user must prove a second factor",
-                _ => "the user must consent",
-            };
-            let issuer = state.provider.issuer(org);
-            let state_param = req.state.as_deref();
-            let location = authorize::error_redirect(
-                &issuer,
-                &req.redirect_uri,
-                state_param,
-                error,
-                description,
-            );
-            Ok(see_other(&location, vec![]))
-        }
+        Step::Fail(error) => Ok(see_other(&fail_redirect(state, org, req, error), vec![])),
         Step::Login => {
             let id = request.pending(state, org).await?;
             Ok(see_other(&format!("{base}/login?req={id}"), vec![]))
@@ -476,13 +472,7 @@ pub async fn login_submit(
 fn signed_in(state: &AppState, org: &Organization, location: &str, token: &str) -> Response {
     // A new session id at every sign-in: nothing set before login survives it (no fixation).
     let config = &state.services.config;
-    let cookie = pages::set_cookie(
-        config,
-        &pages::session_cookie_name(config, &org.slug),
-        token,
-        Some(org.settings.session_absolute_lifetime_secs as i64),
-        "Lax",
-    );
+    let cookie = pages::session_cookie(config, org, token);
     see_other(location, vec![cookie])
 }
 
@@ -545,6 +535,13 @@ impl CsrfField for ConsentForm {
     const MALFORMED: &'static str = "The consent form was malformed.";
 }
 
+/// The redirect telling the client that the user denied access.
+fn denied_redirect(state: &AppState, org: &Organization, req: &ValidRequest) -> String {
+    let issuer = state.provider.issuer(org);
+    let (uri, s) = (&req.redirect_uri, req.state.as_deref());
+    authorize::error_redirect(&issuer, uri, s, "access_denied", "the user denied access")
+}
+
 pub async fn consent_submit(
     State(state): State<AppState>,
     Org(org): Org,
@@ -578,11 +575,7 @@ pub async fn consent_submit(
         }
         Some("deny") => {
             let _ = authorize::finish_pending(&state.provider, &org, &req_id).await;
-            let issuer = state.provider.issuer(&org);
-            let (uri, s) = (&req.redirect_uri, req.state.as_deref());
-            let description = "the user denied access";
-            let location = authorize::error_redirect(&issuer, uri, s, "access_denied", description);
-            Ok(see_other(&location, vec![]))
+            Ok(see_other(&denied_redirect(&state, &org, &req), vec![]))
         }
         _ => Err(PageError::say(
             &org,

@@ -150,6 +150,17 @@ pub fn set_cookie(
     cookie
 }
 
+/// The session cookie for a new session `token` of `org`, living as long as the session may.
+pub fn session_cookie(config: &Config, org: &crate::orgs::Organization, token: &str) -> String {
+    set_cookie(
+        config,
+        &session_cookie_name(config, &org.slug),
+        token,
+        Some(org.settings.session_absolute_lifetime_secs as i64),
+        "Lax",
+    )
+}
+
 pub fn clear_cookie(config: &Config, name: &str) -> String {
     set_cookie(config, name, "", Some(0), "Lax")
 }

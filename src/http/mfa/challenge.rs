@@ -171,13 +171,7 @@ impl ChallengeForm {
             Ok(Finished::SignedIn(_, token)) => Ok(vec![
                 clear,
                 // A new session id at every sign-in: nothing set before login survives it.
-                pages::set_cookie(
-                    config,
-                    &pages::session_cookie_name(config, &org.slug),
-                    &token,
-                    Some(org.settings.session_absolute_lifetime_secs as i64),
-                    "Lax",
-                ),
+                pages::session_cookie(config, org, &token),
             ]),
             Ok(Finished::SteppedUp) => Ok(vec![clear]),
             Ok(Finished::Gone) => Err(PageError::say(

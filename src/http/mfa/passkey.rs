@@ -161,13 +161,7 @@ pub async fn sign_in_passkey(
         .await
         .map_err(failed)?;
     let config = &services.config;
-    let cookie = pages::set_cookie(
-        config,
-        &pages::session_cookie_name(config, &org.slug),
-        &token,
-        Some(org.settings.session_absolute_lifetime_secs as i64),
-        "Lax",
-    );
+    let cookie = pages::session_cookie(config, &org, &token);
     Ok(see_other(&form.location(&org.slug), vec![cookie]))
 }
 
