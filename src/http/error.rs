@@ -157,3 +157,52 @@ impl IntoResponse for PageError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited() -> Limited {
+        Limited {
+            decision: crate::ephemeral::Decision {
+                allowed: false,
+                limit: 5,
+                remaining: 0,
+                reset_after: std::time::Duration::from_secs(30),
+            },
+            policy: "login",
+            window: std::time::Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn each_error_kind_has_one_status_and_only_a_fault_is_500() {
+        let cases = [
+            (Error::invalid("email", "is not an address"), 400),
+            (Error::NotFound("user".into()), 404),
+            (Error::Conflict("the address is taken".into()), 409),
+            (Error::RateLimited(limited()), 429),
+            (Error::Busy, 503),
+            (Error::Unavailable("connection refused".into()), 503),
+            (Error::Storage(StoreError::NotFound("user".into())), 404),
+            (Error::Internal("a bug".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(Kind::of(&error).status().as_u16(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn answers_carry_the_headers_of_their_kind() {
+        let answer = |kind: Kind| kind.answer(StatusCode::OK.into_response());
+        let busy = answer(Kind::RetryLater);
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(busy.headers().contains_key(header::RETRY_AFTER));
+        let limited = answer(Kind::Limited(limited()));
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "30");
+        assert!(limited.headers().contains_key("ratelimit-policy"));
+        let refused = answer(Kind::BadRequest);
+        assert!(!refused.headers().contains_key(header::RETRY_AFTER));
+    }
+}
