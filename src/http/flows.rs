@@ -8,13 +8,16 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
+use super::error::{Kind, PageError, PageResult};
+use super::extract::{Client, CsrfField, Org, PageForm};
 use super::oauth::{OrgFromPath, client_info};
-use maud::{Markup, html};
+use maud::html;
 
 use super::pages::{self, Page, see_other};
+use super::views::signin::{self as views, After};
 use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
 use crate::oauth::logout::{self, LogoutError, LogoutParams};
-use crate::oauth::parse_scope;
+use crate::oauth::{OAuthError, OAuthErrorKind, parse_scope};
 use crate::orgs::Organization;
 use crate::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo, LoginError, SignIn};
@@ -25,80 +28,66 @@ fn page_error(org: &Organization, status: StatusCode, message: &str) -> Response
     Page::error(&org.name, status, message).into_response()
 }
 
-/// The signed-in session, if any. A database failure is an error, not "signed out": treating it as
-/// signed out would send users to re-enter passwords during an outage.
+/// The signed-in session, if any (see [`super::extract::current_session`]).
 async fn current_session(
     state: &AppState,
     org: &Organization,
     headers: &HeaderMap,
 ) -> Result<Option<(Session, User)>, crate::error::Error> {
-    let Some(token) = pages::cookie_value(
-        headers,
-        &pages::session_cookie_name(&state.services.config, &org.slug),
-    ) else {
-        return Ok(None);
-    };
-    sessions::from_cookie(&state.services, org, &token).await
+    super::extract::current_session(state, org, headers).await
+}
+
+const CANNOT_CHECK: &str = "We cannot check your sign-in right now. Please try again in a moment.";
+
+/// The session lookup failed: see [`super::extract::SignedIn`].
+fn lookup_failed(org: &Organization, e: &crate::error::Error) -> PageError {
+    PageError::domain(org, e, CANNOT_CHECK)
 }
 
 fn unavailable(org: &Organization) -> Response {
-    let mut response = page_error(
-        org,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "We cannot check your sign-in right now. Please try again in a moment.",
-    );
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("5"),
-    );
-    response
+    PageError::say(org, Kind::RetryLater, CANNOT_CHECK).into_response()
 }
 
-/// A step that failed on our side: a 503 page with `Retry-After` when the database cannot serve now (the
-/// user can simply retry), otherwise a logged 500.
-fn failed(org: &Organization, what: &str, e: &crate::error::Error) -> Response {
-    if e.retry_later() {
-        tracing::warn!(error = %e, "{what}: try again later");
-        return try_again_later(org);
+/// A step that failed: the status by the error's kind (503 with `Retry-After` when the database cannot
+/// serve now, a logged 500 for a fault).
+fn failed(org: &Organization, _what: &str, e: &crate::error::Error) -> Response {
+    PageError::domain(org, e, "Something went wrong on our side.").into_response()
+}
+
+/// The kind of a step's OAuth error, as the OAuth surface would answer it.
+fn oauth_kind(e: &OAuthError) -> Kind {
+    use OAuthErrorKind::*;
+    match &e.kind {
+        InvalidRequest | UnsupportedMediaType | PayloadTooLarge | InvalidGrant
+        | UnauthorizedClient | UnsupportedGrantType | InvalidScope => Kind::BadRequest,
+        InvalidClient | BearerTokenMissing | InvalidToken => Kind::Unauthorized,
+        InsufficientScope => Kind::Forbidden,
+        RateLimited(limited) => Kind::Limited(*limited),
+        TemporarilyUnavailable => Kind::RetryLater,
+        ServerError => Kind::Fault,
     }
-    tracing::error!(error = %e, "{what} failed");
-    page_error(
-        org,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong on our side.",
-    )
 }
 
 /// [`failed`] for a step whose error is already an OAuth error.
-fn failed_oauth(org: &Organization, what: &str, e: &crate::oauth::OAuthError) -> Response {
-    if e.retry_later() {
-        tracing::warn!(error = %e.description, "{what}: try again later");
-        return try_again_later(org);
-    }
-    tracing::error!(error = %e.description, "{what} failed");
-    page_error(
-        org,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong on our side. Please try again.",
-    )
+fn failed_oauth(org: &Organization, what: &str, e: &OAuthError) -> PageError {
+    let kind = oauth_kind(e);
+    let message = match kind {
+        Kind::RetryLater => {
+            tracing::warn!(error = %e.description, "{what}: try again later");
+            "We cannot complete this right now. Please try again in a moment."
+        }
+        Kind::Fault => {
+            tracing::error!(error = %e.description, "{what} failed");
+            "Something went wrong on our side. Please try again."
+        }
+        _ => "This request cannot be completed. Start again from the application.",
+    };
+    PageError::say(org, kind, message)
 }
 
-fn try_again_later(org: &Organization) -> Response {
-    let mut response = page_error(
-        org,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "We cannot complete this right now. Please try again in a moment.",
-    );
-    response.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("5"),
-    );
-    response
-}
-
-fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> Response {
+fn refusal(state: &AppState, org: &Organization, refusal: Refusal) -> PageError {
     match refusal {
-        Refusal::Page(message) => page_error(org, StatusCode::BAD_REQUEST, &message),
+        Refusal::Page(message) => PageError::say(org, Kind::BadRequest, &message),
         Refusal::Redirect {
             redirect_uri,
             state: s,
@@ -106,172 +95,182 @@ fn refusal_response(state: &AppState, org: &Organization, refusal: Refusal) -> R
             description,
         } => {
             let issuer = state.provider.issuer(org);
-            see_other(
-                &authorize::error_redirect(
-                    &issuer,
-                    &redirect_uri,
-                    s.as_deref(),
-                    error,
-                    &description,
-                ),
-                vec![],
-            )
+            let location = authorize::error_redirect(
+                &issuer,
+                &redirect_uri,
+                s.as_deref(),
+                error,
+                &description,
+            );
+            PageError::redirect(&location)
         }
         Refusal::Internal(e) => failed_oauth(org, "authorization", &e),
     }
 }
 
-/// Runs the decision for a validated request: sign in, consent, or issue the code.
-#[allow(clippy::too_many_arguments)]
-async fn proceed(
+/// What `proceed` knows about the browser: its session, the consent it gave, the policy's demand.
+struct Browser {
+    session: Option<(Session, User)>,
+    consented: Option<String>,
+    mfa_required: bool,
+}
+
+async fn browser(
     state: &AppState,
     org: &Organization,
-    params: &AuthorizeParams,
     req: &ValidRequest,
-    pending_id: Option<&str>,
-    resumed_from: Option<i64>,
-    consent_just_given: bool,
     headers: &HeaderMap,
-    client: &ClientInfo,
-) -> Response {
-    let provider = &state.provider;
-    let Ok(session) = current_session(state, org, headers).await else {
-        return unavailable(org);
+) -> PageResult<Browser> {
+    let services = &state.provider.services;
+    let session = current_session(state, org, headers)
+        .await
+        .map_err(|e| lookup_failed(org, &e))?;
+    let Some((_, user)) = &session else {
+        return Ok(Browser {
+            session,
+            consented: None,
+            mfa_required: false,
+        });
     };
-    let consented = match &session {
-        Some((_, user)) => match provider
-            .services
-            .db
-            .tenant(&org.id)
-            .consent_scope(&user.id, &req.app.id)
-            .await
-        {
-            Ok(scope) => scope,
-            Err(_) => return unavailable(org),
-        },
-        None => None,
-    };
-    let mfa_required = match &session {
-        Some((_, user)) => {
-            match crate::mfa::required_by_policy(&provider.services, org, user).await {
-                Ok(required) => required,
-                Err(_) => return unavailable(org),
-            }
-        }
-        None => false,
-    };
-    let step = authorize::next_step(
-        req,
-        session.as_ref().map(|(s, _)| s),
+    let consented = services
+        .db
+        .tenant(&org.id)
+        .consent_scope(&user.id, &req.app.id)
+        .await;
+    let consented = consented.map_err(|e| lookup_failed(org, &e.into()))?;
+    let mfa_required = crate::mfa::required_by_policy(services, org, user)
+        .await
+        .map_err(|e| lookup_failed(org, &e))?;
+    Ok(Browser {
+        session,
+        consented,
         mfa_required,
-        consented.as_deref(),
-        resumed_from,
-        consent_just_given,
-        time_now(),
-    );
-    let base = format!("/o/{}", org.slug);
-    let pending = |state: &AppState| {
-        let state = state.clone();
-        let params = params.clone();
-        let org = org.clone();
-        let existing = pending_id.map(str::to_string);
-        async move {
-            match existing {
-                Some(id) => Ok(id),
-                None => authorize::save_pending(&state.provider, &org, &params).await,
-            }
-        }
-    };
-    match step {
-        Step::Fail(error) => {
-            let issuer = provider.issuer(org);
-            let description = match error {
-                "login_required" => "the user must sign in",
-                "interaction_required" => "the user must prove a second factor",
-                _ => "the user must consent",
-            };
-            see_other(
-                &authorize::error_redirect(
-                    &issuer,
-                    &req.redirect_uri,
-                    req.state.as_deref(),
-                    error,
-                    description,
-                ),
-                vec![],
-            )
-        }
-        Step::Login => match pending(state).await {
-            Ok(id) => see_other(&format!("{base}/login?req={id}"), vec![]),
-            Err(e) => failed_oauth(org, "saving the authorization request", &e),
-        },
-        Step::SecondFactor => {
-            let (session, user) = session.expect("SecondFactor implies a session");
-            match pending(state).await {
-                Ok(id) => {
-                    let after = format!("{base}/authorize/resume?req={id}");
-                    super::mfa::step_up(state, org, &session, &user, &after).await
-                }
-                Err(e) => failed_oauth(org, "saving the authorization request", &e),
-            }
-        }
-        Step::Consent => match pending(state).await {
-            Ok(id) => see_other(&format!("{base}/consent?req={id}"), vec![]),
-            Err(e) => failed_oauth(org, "saving the authorization request", &e),
-        },
-        Step::Issue => {
-            let (session, user) = session.expect("Issue implies a session");
-            if let Some(id) = pending_id {
-                match authorize::finish_pending(provider, org, id).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return page_error(
-                            org,
-                            StatusCode::BAD_REQUEST,
-                            "This sign-in request was already completed.",
-                        );
-                    }
-                    Err(e) => return failed_oauth(org, "finishing the authorization request", &e),
-                }
-            }
-            match authorize::issue_code(provider, org, req, &session, &user, client).await {
-                Ok(location) => see_other(&location, vec![]),
-                Err(e) => failed_oauth(org, "issuing the code", &e),
-            }
+    })
+}
+
+/// Where `proceed` stands: the request, and whether it is stored and since when.
+struct Request<'a> {
+    params: &'a AuthorizeParams,
+    req: &'a ValidRequest,
+    pending_id: Option<&'a str>,
+    resumed_from: Option<i64>,
+}
+
+impl Request<'_> {
+    /// The stored request's id, storing it first if it is not yet.
+    async fn pending(&self, state: &AppState, org: &Organization) -> PageResult<String> {
+        match self.pending_id {
+            Some(id) => Ok(id.to_string()),
+            None => authorize::save_pending(&state.provider, org, self.params)
+                .await
+                .map_err(|e| failed_oauth(org, "saving the authorization request", &e)),
         }
     }
 }
 
+/// The redirect telling the client that the request cannot go on without the user (`prompt=none`).
+fn fail_redirect(state: &AppState, org: &Organization, req: &ValidRequest, error: &str) -> String {
+    let description = match error {
+        "login_required" => "the user must sign in",
+        "interaction_required" => "the user must prove a second factor",
+        _ => "the user must consent",
+    };
+    let issuer = state.provider.issuer(org);
+    let state_param = req.state.as_deref();
+    authorize::error_redirect(&issuer, &req.redirect_uri, state_param, error, description)
+}
+
+/// Runs the decision for a validated request: sign in, consent, or issue the code.
+async fn proceed(
+    state: &AppState,
+    org: &Organization,
+    request: Request<'_>,
+    consent_just_given: bool,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+) -> PageResult {
+    let req = request.req;
+    let browser = browser(state, org, req, headers).await?;
+    let step = authorize::next_step(
+        req,
+        browser.session.as_ref().map(|(s, _)| s),
+        browser.mfa_required,
+        browser.consented.as_deref(),
+        request.resumed_from,
+        consent_just_given,
+        time_now(),
+    );
+    let base = format!("/o/{}", org.slug);
+    match step {
+        Step::Fail(error) => Ok(see_other(&fail_redirect(state, org, req, error), vec![])),
+        Step::Login => {
+            let id = request.pending(state, org).await?;
+            Ok(see_other(&format!("{base}/login?req={id}"), vec![]))
+        }
+        Step::SecondFactor => {
+            let (session, user) = browser.session.expect("SecondFactor implies a session");
+            let id = request.pending(state, org).await?;
+            let after = format!("{base}/authorize/resume?req={id}");
+            Err(super::mfa::step_up(state, org, &session, &user, &after).await)
+        }
+        Step::Consent => {
+            let id = request.pending(state, org).await?;
+            Ok(see_other(&format!("{base}/consent?req={id}"), vec![]))
+        }
+        Step::Issue => {
+            let (session, user) = browser.session.expect("Issue implies a session");
+            issue(state, org, &request, (&session, &user), client).await
+        }
+    }
+}
+
+/// Issues the code (once per stored request) and sends the browser back to the client.
+async fn issue(
+    state: &AppState,
+    org: &Organization,
+    request: &Request<'_>,
+    (session, user): (&Session, &User),
+    client: &ClientInfo,
+) -> PageResult {
+    let provider = &state.provider;
+    if let Some(id) = request.pending_id {
+        let finished = authorize::finish_pending(provider, org, id)
+            .await
+            .map_err(|e| failed_oauth(org, "finishing the authorization request", &e))?;
+        if !finished {
+            let message = "This sign-in request was already completed.";
+            return Err(PageError::say(org, Kind::BadRequest, message));
+        }
+    }
+    let location = authorize::issue_code(provider, org, request.req, session, user, client)
+        .await
+        .map_err(|e| failed_oauth(org, "issuing the code", &e))?;
+    Ok(see_other(&location, vec![]))
+}
+
+const MALFORMED_REQUEST: &str =
+    "The authorization request is malformed (a parameter is repeated or invalid).";
+
 pub async fn authorize(
     State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Org(org): Org,
+    Client(client): Client,
     headers: HeaderMap,
     params: Result<Query<AuthorizeParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
+) -> PageResult {
     let Ok(Query(params)) = params else {
-        return page_error(
-            &org,
-            StatusCode::BAD_REQUEST,
-            "The authorization request is malformed (a parameter is repeated or invalid).",
-        );
+        return Err(PageError::say(&org, Kind::BadRequest, MALFORMED_REQUEST));
     };
-    let req = match authorize::validate(&state.provider, &org, &params).await {
-        Ok(req) => req,
-        Err(refusal) => return refusal_response(&state, &org, refusal),
+    let req = authorize::validate(&state.provider, &org, &params)
+        .await
+        .map_err(|r| refusal(&state, &org, r))?;
+    let request = Request {
+        params: &params,
+        req: &req,
+        pending_id: None,
+        resumed_from: None,
     };
-    proceed(
-        &state,
-        &org,
-        &params,
-        &req,
-        None,
-        None,
-        false,
-        &headers,
-        &client_info(&addr, &headers),
-    )
-    .await
+    proceed(&state, &org, request, false, &headers, &client).await
 }
 
 /// `POST /authorize` (OpenID Connect Core §3.1.2.1): the same request, form-encoded. It answers with a
@@ -279,23 +278,16 @@ pub async fn authorize(
 /// sends its session cookie (SameSite=Lax cookies are not sent on a cross-site POST, but are on the
 /// top-level GET that follows).
 pub async fn authorize_post(
-    OrgFromPath(org): OrgFromPath,
+    Org(org): Org,
     form: Result<axum::Form<AuthorizeParams>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let malformed = || {
-        page_error(
-            &org,
-            StatusCode::BAD_REQUEST,
-            "The authorization request is malformed (a parameter is repeated or invalid).",
-        )
-    };
-    let Ok(axum::Form(params)) = form else {
-        return malformed();
-    };
-    match serde_urlencoded::to_string(&params) {
-        Ok(query) => see_other(&format!("/o/{}/authorize?{query}", org.slug), vec![]),
-        Err(_) => malformed(),
-    }
+) -> PageResult {
+    let malformed = || PageError::say(&org, Kind::BadRequest, MALFORMED_REQUEST);
+    let axum::Form(params) = form.map_err(|_| malformed())?;
+    let query = serde_urlencoded::to_string(&params).map_err(|_| malformed())?;
+    Ok(see_other(
+        &format!("/o/{}/authorize?{query}", org.slug),
+        vec![],
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -308,117 +300,37 @@ async fn load_request(
     state: &AppState,
     org: &Organization,
     id: Option<&str>,
-) -> Result<(AuthorizeParams, ValidRequest, i64), Response> {
+) -> PageResult<(AuthorizeParams, ValidRequest, i64)> {
     let expired = || {
-        page_error(
-            org,
-            StatusCode::BAD_REQUEST,
-            "This sign-in request has expired or was already used. Start again from the application.",
-        )
+        let message = "This sign-in request has expired or was already used. Start again from the application.";
+        PageError::say(org, Kind::BadRequest, message)
     };
     let id = id.filter(|s| !s.is_empty()).ok_or_else(expired)?;
-    let (params, created_at) = match authorize::load_pending(&state.provider, org, id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err(expired()),
-        Err(e) => return Err(failed_oauth(org, "loading the authorization request", &e)),
-    };
+    let (params, created_at) = authorize::load_pending(&state.provider, org, id)
+        .await
+        .map_err(|e| failed_oauth(org, "loading the authorization request", &e))?
+        .ok_or_else(expired)?;
     match authorize::validate(&state.provider, org, &params).await {
         Ok(req) => Ok((params, req, created_at)),
-        Err(refusal) => Err(refusal_response(state, org, refusal)),
+        Err(r) => Err(refusal(state, org, r)),
     }
 }
 
 pub async fn resume(
     State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Org(org): Org,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<PendingQuery>,
-) -> Response {
-    let (params, req, created_at) = match load_request(&state, &org, query.req.as_deref()).await {
-        Ok(found) => found,
-        Err(r) => return r,
+) -> PageResult {
+    let (params, req, created_at) = load_request(&state, &org, query.req.as_deref()).await?;
+    let request = Request {
+        params: &params,
+        req: &req,
+        pending_id: query.req.as_deref(),
+        resumed_from: Some(created_at),
     };
-    proceed(
-        &state,
-        &org,
-        &params,
-        &req,
-        query.req.as_deref(),
-        Some(created_at),
-        false,
-        &headers,
-        &client_info(&addr, &headers),
-    )
-    .await
-}
-
-/// Where a sign-in continues: a pending authorization request, or a page of ours (the account page).
-enum After {
-    Request(String),
-    Page(Option<String>),
-}
-
-impl After {
-    fn hidden_field(&self) -> Markup {
-        match self {
-            After::Request(id) => pages::hidden("req", id),
-            After::Page(Some(to)) => pages::hidden("return_to", to),
-            After::Page(None) => html! {},
-        }
-    }
-
-    fn req(&self) -> Option<&str> {
-        match self {
-            After::Request(id) => Some(id),
-            After::Page(_) => None,
-        }
-    }
-}
-
-fn login_page(
-    org: &Organization,
-    after: &After,
-    csrf: &str,
-    email: &str,
-    error: Option<&str>,
-    targets: Vec<String>,
-    passkeys: bool,
-) -> Page {
-    let req_query = after
-        .req()
-        .map(|r| {
-            format!(
-                "?req={}",
-                url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
-            )
-        })
-        .unwrap_or_default();
-    let body = html! {
-        (pages::error_banner(error))
-        form method="post" action={ "/o/" (org.slug) "/login" } {
-            (after.hidden_field())
-            (pages::hidden("csrf", csrf))
-            label for="email" { "Email" }
-            input id="email" name="email" type="email" autocomplete="username" required autofocus value=(email);
-            label for="password" { "Password" }
-            input id="password" name="password" type="password" autocomplete="current-password" required;
-            button type="submit" { "Sign in" }
-        }
-        @if passkeys {
-            (super::mfa::sign_in_form(org, csrf, after.hidden_field()))
-        }
-        p.muted.links {
-            a href={ "/o/" (org.slug) "/forgot-password" (req_query) } { "Forgot your password?" }
-            @if org.settings.self_registration {
-                " · "
-                a href={ "/o/" (org.slug) "/signup" (req_query) } { "Create an account" }
-            }
-        }
-    };
-    let mut page = Page::new(&org.name, "Sign in", body);
-    page.form_targets = targets;
-    page
+    proceed(&state, &org, request, false, &headers, &client).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -427,39 +339,39 @@ pub struct LoginQuery {
     return_to: Option<String>,
 }
 
-pub async fn login_form(
-    State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
-    headers: HeaderMap,
-    Query(query): Query<LoginQuery>,
-) -> Response {
-    let passkeys = state.services.webauthn.is_some();
-    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
-    let mut page = match query.req.as_deref().filter(|r| !r.is_empty()) {
+/// Where a sign-in continues, the CSP `form-action` targets that implies, and the request's login hint.
+async fn after_sign_in(
+    state: &AppState,
+    org: &Organization,
+    req: Option<&str>,
+    return_to: Option<&str>,
+) -> PageResult<(After, Vec<String>, Option<String>)> {
+    match req.filter(|r| !r.is_empty()) {
         Some(req_id) => {
-            let (_, req, _) = match load_request(&state, &org, Some(req_id)).await {
-                Ok(found) => found,
-                Err(r) => return r,
-            };
-            let hint = req.login_hint.clone().unwrap_or_default();
+            let (_, req, _) = load_request(state, org, Some(req_id)).await?;
             let targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
-            login_page(
-                &org,
-                &After::Request(req_id.to_string()),
-                &csrf,
-                &hint,
-                None,
-                targets,
-                passkeys,
-            )
+            Ok((After::Request(req_id.to_string()), targets, req.login_hint))
         }
         None => {
-            let after = After::Page(pages::safe_return_to(&org.slug, query.return_to.as_deref()));
-            login_page(&org, &after, &csrf, "", None, vec![], passkeys)
+            let after = After::Page(pages::safe_return_to(&org.slug, return_to));
+            Ok((after, vec![], None))
         }
-    };
-    page.cookies.extend(csrf_cookie);
-    page.into_response()
+    }
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    Org(org): Org,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> PageResult<Page> {
+    let passkeys = state.services.webauthn.is_some();
+    let (req, return_to) = (query.req.as_deref(), query.return_to.as_deref());
+    let (after, targets, hint) = after_sign_in(&state, &org, req, return_to).await?;
+    let hint = hint.unwrap_or_default();
+    Ok(pages::with_csrf(&state.services.config, &headers, |csrf| {
+        views::login(&org, &after, csrf, &hint, None, targets, passkeys)
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,208 +383,143 @@ pub struct LoginForm {
     password: Option<String>,
 }
 
-pub async fn login_submit(
-    State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let passkeys = state.services.webauthn.is_some();
-    let config = state.services.config.clone();
-    let Ok(axum::Form(form)) = form else {
-        return page_error(
-            &org,
-            StatusCode::BAD_REQUEST,
-            "The sign-in form was malformed.",
-        );
-    };
-    if !pages::same_origin(&config, &headers)
-        || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default())
-    {
-        return page_error(
-            &org,
-            StatusCode::FORBIDDEN,
-            "This form could not be verified. Reload the page and try again.",
-        );
+impl CsrfField for LoginForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
     }
-    let (after, targets): (After, Vec<String>) = match form.req.clone().filter(|r| !r.is_empty()) {
-        Some(req_id) => {
-            let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
-                Ok(found) => found,
-                Err(r) => return r,
-            };
-            (
-                After::Request(req_id),
-                pages::csp_source(&req.redirect_uri).into_iter().collect(),
-            )
-        }
-        None => (
-            After::Page(pages::safe_return_to(&org.slug, form.return_to.as_deref())),
-            vec![],
-        ),
-    };
-    let email = form.email.unwrap_or_default();
-    let password = form.password.unwrap_or_default();
-    let csrf = form.csrf.unwrap_or_default();
-    if email.trim().is_empty() || password.is_empty() {
-        return login_page(
-            &org,
-            &after,
-            &csrf,
-            &email,
-            Some("Enter your email and password."),
-            targets,
-            passkeys,
+    const MALFORMED: &'static str = "The sign-in form was malformed.";
+}
+
+/// The sign-in page again after a refused attempt, saying `message`.
+struct LoginAgain<'a> {
+    org: &'a Organization,
+    after: &'a After,
+    form: &'a LoginForm,
+    targets: Vec<String>,
+    passkeys: bool,
+}
+
+impl LoginAgain<'_> {
+    fn page(self, message: &str) -> Page {
+        let csrf = self.form.csrf.as_deref().unwrap_or_default();
+        let email = self.form.email.as_deref().unwrap_or_default();
+        let (org, after) = (self.org, self.after);
+        views::login(
+            org,
+            after,
+            csrf,
+            email,
+            Some(message),
+            self.targets,
+            self.passkeys,
         )
-        .status(StatusCode::BAD_REQUEST)
-        .into_response();
     }
-    let client = client_info(&addr, &headers);
-    let location = match &after {
-        After::Request(req_id) => {
-            format!("/o/{}/authorize/resume?req={req_id}", org.slug)
+
+    /// An unconfirmed address: the page with the link to send the confirmation again.
+    fn unverified(self) -> Page {
+        let email = self.form.email.as_deref().unwrap_or_default();
+        let mut resend = format!(
+            "/o/{}/verify-email/resend?email={}",
+            self.org.slug,
+            url::form_urlencoded::byte_serialize(email.trim().as_bytes()).collect::<String>()
+        );
+        if let Some(req) = self.after.req() {
+            resend.push_str("&req=");
+            resend.extend(url::form_urlencoded::byte_serialize(req.as_bytes()));
         }
-        After::Page(Some(to)) => to.clone(),
-        After::Page(None) => format!("/o/{}/account", org.slug),
-    };
-    match sessions::password_login(&state.services, &org, &email, &password, &location, &client)
-        .await
-    {
-        Ok(SignIn::Session(_, token)) => {
-            // A new session id at every sign-in: nothing set before login survives it (no fixation).
-            let cookie = pages::set_cookie(
-                &config,
-                &pages::session_cookie_name(&config, &org.slug),
-                &token,
-                Some(org.settings.session_absolute_lifetime_secs as i64),
-                "Lax",
-            );
-            see_other(&location, vec![cookie])
-        }
-        Ok(SignIn::SecondFactor(challenge)) => super::mfa::to_challenge(&config, &org, &challenge),
-        Err(LoginError::InvalidCredentials) => login_page(
-            &org,
-            &after,
-            &csrf,
-            &email,
-            Some("Incorrect email or password."),
-            targets,
-            passkeys,
-        )
-        .status(StatusCode::UNAUTHORIZED)
-        .into_response(),
-        Err(LoginError::EmailNotVerified) => {
-            let mut page = login_page(
-                &org,
-                &after,
-                &csrf,
-                &email,
-                Some("Confirm your email address first: open the link we emailed you."),
-                targets,
-                passkeys,
-            )
-            .status(StatusCode::FORBIDDEN);
-            let mut resend = format!(
-                "/o/{}/verify-email/resend?email={}",
-                org.slug,
-                url::form_urlencoded::byte_serialize(email.trim().as_bytes()).collect::<String>()
-            );
-            if let Some(req) = after.req() {
-                resend.push_str("&req=");
-                resend.extend(url::form_urlencoded::byte_serialize(req.as_bytes()));
-            }
-            page.body = html! {
-                (page.body)
-                p.muted { a href=(resend) { "Send the link again" } }
-            };
-            page.into_response()
-        }
-        Err(LoginError::RateLimited(limited)) => {
-            let mut response = login_page(
-                &org,
-                &after,
-                &csrf,
-                &email,
-                Some("Too many sign-in attempts. Please wait a few minutes and try again."),
-                targets,
-                passkeys,
-            )
-            .status(StatusCode::TOO_MANY_REQUESTS)
-            .into_response();
-            super::rate_limit_headers(
-                &mut response,
-                &limited.decision,
-                limited.policy,
-                limited.window,
-            );
-            response
-        }
-        Err(LoginError::Busy) => {
-            let mut response = page_error(
-                &org,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "We are busy right now. Please try again in a moment.",
-            );
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("2"),
-            );
-            response
-        }
-        Err(LoginError::Other(e)) => failed(&org, "login", &e),
+        let message = "Confirm your email address first: open the link we emailed you.";
+        views::with_resend_link(self.page(message), &resend)
     }
 }
 
-fn scope_description(scope: &str) -> &'static str {
-    match scope {
-        "openid" => "Know who you are",
-        "profile" => "See your name",
-        "email" => "See your email address",
-        "offline_access" => "Stay signed in to it when you are away",
-        crate::oauth::scopes::SESSIONS => "See where you are signed in and sign you out there",
-        _ => "Other access",
+pub async fn login_submit(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Client(client): Client,
+    PageForm(form): PageForm<LoginForm>,
+) -> PageResult {
+    let (req, return_to) = (form.req.as_deref(), form.return_to.as_deref());
+    let (after, targets, _) = after_sign_in(&state, &org, req, return_to).await?;
+    let passkeys = state.services.webauthn.is_some();
+    let again = LoginAgain {
+        org: &org,
+        after: &after,
+        form: &form,
+        targets,
+        passkeys,
+    };
+    let email = form.email.as_deref().unwrap_or_default();
+    let password = form.password.as_deref().unwrap_or_default();
+    if email.trim().is_empty() || password.is_empty() {
+        let page = again.page("Enter your email and password.");
+        return Err(PageError::page(Kind::BadRequest, page));
+    }
+    let location = match &after {
+        After::Request(req_id) => format!("/o/{}/authorize/resume?req={req_id}", org.slug),
+        After::Page(Some(to)) => to.clone(),
+        After::Page(None) => format!("/o/{}/account", org.slug),
+    };
+    let services = &state.services;
+    match sessions::password_login(services, &org, email, password, &location, &client).await {
+        Ok(SignIn::Session(_, token)) => Ok(signed_in(&state, &org, &location, &token)),
+        Ok(SignIn::SecondFactor(challenge)) => {
+            Ok(super::mfa::to_challenge(&services.config, &org, &challenge))
+        }
+        Err(e) => Err(login_refused(&org, again, e)),
+    }
+}
+
+/// The session cookie of a new sign-in, and on to `location`.
+fn signed_in(state: &AppState, org: &Organization, location: &str, token: &str) -> Response {
+    // A new session id at every sign-in: nothing set before login survives it (no fixation).
+    let config = &state.services.config;
+    let cookie = pages::session_cookie(config, org, token);
+    see_other(location, vec![cookie])
+}
+
+fn login_refused(org: &Organization, again: LoginAgain<'_>, e: LoginError) -> PageError {
+    match e {
+        LoginError::InvalidCredentials => PageError::page(
+            Kind::Unauthorized,
+            again.page("Incorrect email or password."),
+        ),
+        LoginError::EmailNotVerified => PageError::page(Kind::Forbidden, again.unverified()),
+        LoginError::RateLimited(limited) => PageError::page(
+            Kind::Limited(limited),
+            again.page("Too many sign-in attempts. Please wait a few minutes and try again."),
+        ),
+        LoginError::Busy => PageError::say(
+            org,
+            Kind::RetryLater,
+            "We are busy right now. Please try again in a moment.",
+        ),
+        LoginError::Other(e) => PageError::domain(org, &e, "Something went wrong on our side."),
     }
 }
 
 pub async fn consent_form(
     State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
+    Org(org): Org,
     headers: HeaderMap,
     Query(query): Query<PendingQuery>,
-) -> Response {
+) -> PageResult {
     let req_id = query.req.clone().unwrap_or_default();
-    let (_, req, _) = match load_request(&state, &org, Some(&req_id)).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let Ok(session) = current_session(&state, &org, &headers).await else {
-        return unavailable(&org);
-    };
+    let (_, req, _) = load_request(&state, &org, Some(&req_id)).await?;
+    let session = current_session(&state, &org, &headers)
+        .await
+        .map_err(|e| lookup_failed(&org, &e))?;
     let Some((_, user)) = session else {
-        return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
+        return Ok(see_other(
+            &format!("/o/{}/login?req={req_id}", org.slug),
+            vec![],
+        ));
     };
-    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &headers);
     let scopes = parse_scope(&req.scope);
-    let body = html! {
-        p { strong { (req.app.name) } " wants to:" }
-        ul.scopes {
-            @for scope in &scopes {
-                li { (scope_description(scope)) }
-            }
-        }
-        p.muted { "Signed in as " (user.email) "." }
-        form method="post" action={ "/o/" (org.slug) "/consent" } {
-            (pages::hidden("req", &req_id))
-            (pages::hidden("csrf", &csrf))
-            button type="submit" name="decision" value="allow" { "Allow" }
-            button.secondary type="submit" name="decision" value="deny" { "Deny" }
-        }
-    };
-    let mut page = Page::new(&org.name, "Allow access?", body);
+    let mut page = pages::with_csrf(&state.services.config, &headers, |csrf| {
+        super::views::consent::consent(&org, &req.app.name, &scopes, &user.email, &req_id, csrf)
+    });
     page.form_targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
-    page.cookies.extend(csrf_cookie);
-    page.into_response()
+    Ok(page.into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -682,77 +529,60 @@ pub struct ConsentForm {
     decision: Option<String>,
 }
 
+impl CsrfField for ConsentForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+    const MALFORMED: &'static str = "The consent form was malformed.";
+}
+
+/// The redirect telling the client that the user denied access.
+fn denied_redirect(state: &AppState, org: &Organization, req: &ValidRequest) -> String {
+    let issuer = state.provider.issuer(org);
+    let (uri, s) = (&req.redirect_uri, req.state.as_deref());
+    authorize::error_redirect(&issuer, uri, s, "access_denied", "the user denied access")
+}
+
 pub async fn consent_submit(
     State(state): State<AppState>,
-    OrgFromPath(org): OrgFromPath,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Org(org): Org,
+    Client(client): Client,
     headers: HeaderMap,
-    form: Result<axum::Form<ConsentForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let config = state.services.config.clone();
-    let Ok(axum::Form(form)) = form else {
-        return page_error(
-            &org,
-            StatusCode::BAD_REQUEST,
-            "The consent form was malformed.",
-        );
-    };
-    if !pages::same_origin(&config, &headers)
-        || !pages::csrf_ok(&config, &headers, form.csrf.as_deref().unwrap_or_default())
-    {
-        return page_error(
-            &org,
-            StatusCode::FORBIDDEN,
-            "This form could not be verified. Reload the page and try again.",
-        );
-    }
+    PageForm(form): PageForm<ConsentForm>,
+) -> PageResult {
     let req_id = form.req.unwrap_or_default();
-    let (params, req, created_at) = match load_request(&state, &org, Some(&req_id)).await {
-        Ok(found) => found,
-        Err(r) => return r,
-    };
-    let Ok(session) = current_session(&state, &org, &headers).await else {
-        return unavailable(&org);
-    };
+    let (params, req, created_at) = load_request(&state, &org, Some(&req_id)).await?;
+    let session = current_session(&state, &org, &headers)
+        .await
+        .map_err(|e| lookup_failed(&org, &e))?;
     let Some((_, user)) = session else {
-        return see_other(&format!("/o/{}/login?req={req_id}", org.slug), vec![]);
+        return Ok(see_other(
+            &format!("/o/{}/login?req={req_id}", org.slug),
+            vec![],
+        ));
     };
-    let client = client_info(&addr, &headers);
     match form.decision.as_deref() {
         Some("allow") => {
-            if let Err(e) =
-                authorize::record_consent(&state.provider, &org, &req, &user, &client).await
-            {
-                return failed_oauth(&org, "recording consent", &e);
-            }
-            proceed(
-                &state,
-                &org,
-                &params,
-                &req,
-                Some(&req_id),
-                Some(created_at),
-                true,
-                &headers,
-                &client,
-            )
-            .await
+            authorize::record_consent(&state.provider, &org, &req, &user, &client)
+                .await
+                .map_err(|e| failed_oauth(&org, "recording consent", &e))?;
+            let request = Request {
+                params: &params,
+                req: &req,
+                pending_id: Some(&req_id),
+                resumed_from: Some(created_at),
+            };
+            proceed(&state, &org, request, true, &headers, &client).await
         }
         Some("deny") => {
             let _ = authorize::finish_pending(&state.provider, &org, &req_id).await;
-            let issuer = state.provider.issuer(&org);
-            see_other(
-                &authorize::error_redirect(
-                    &issuer,
-                    &req.redirect_uri,
-                    req.state.as_deref(),
-                    "access_denied",
-                    "the user denied access",
-                ),
-                vec![],
-            )
+            Ok(see_other(&denied_redirect(&state, &org, &req), vec![]))
         }
-        _ => page_error(&org, StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+        _ => Err(PageError::say(
+            &org,
+            Kind::BadRequest,
+            "Choose Allow or Deny.",
+        )),
     }
 }
 
@@ -811,8 +641,12 @@ fn logout_confirmed(
     params: &LogoutParams,
 ) -> bool {
     params.confirm.as_deref() == Some("yes")
-        && pages::same_origin(config, headers)
-        && pages::csrf_ok(config, headers, params.csrf.as_deref().unwrap_or_default())
+        && super::extract::form_verified(
+            config,
+            headers,
+            super::extract::Expected::BrowserCookie,
+            params.csrf.as_deref(),
+        )
 }
 
 /// Signed out: back to the client's registered URI, or a page saying so.

@@ -49,6 +49,32 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
+/// Whether the database answers within the check's time.
+async fn database_check(store: &crate::storage::Db) -> &'static str {
+    match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database check failed");
+            "unreachable"
+        }
+        Err(_) => "timeout",
+    }
+}
+
+/// Whether Redis answers, when one is configured.
+async fn redis_check(state: &AppState) -> &'static str {
+    if state.services.config.redis_url.is_none() {
+        return "not_configured";
+    }
+    match state.services.ephemeral.ping().await {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: redis check failed");
+            "unreachable"
+        }
+    }
+}
+
 /// Ready to serve: the database answers reads and commits writes (a full disk or a read-only database
 /// makes the instance unready, not only an unreachable one), and the revoked access tokens are loaded.
 /// Redis, when configured, is checked and reported, but an unreachable Redis only makes the instance
@@ -56,14 +82,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// balancer drain every instance at once.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let store = &state.services.db;
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, store.ping()).await {
-        Ok(Ok(())) => "ok",
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database check failed");
-            "unreachable"
-        }
-        Err(_) => "timeout",
-    };
+    let database = database_check(store).await;
     let writes = if database == "ok" {
         state.write_probe.check(store).await
     } else {
@@ -74,16 +93,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         "not_loaded"
     };
-    let redis = match &state.services.config.redis_url {
-        None => "not_configured",
-        Some(_) => match state.services.ephemeral.ping().await {
-            Ok(()) => "ok",
-            Err(e) => {
-                tracing::warn!(error = %e, "readiness: redis check failed");
-                "unreachable"
-            }
-        },
-    };
+    let redis = redis_check(&state).await;
     let ready = database == "ok" && writes == "ok" && revocations == "loaded";
     let summary = match (ready, redis) {
         (false, _) => "not_ready",

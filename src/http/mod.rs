@@ -4,12 +4,15 @@ mod account;
 mod accounts;
 mod body_limit;
 pub mod connections;
+pub mod error;
+pub mod extract;
 mod flows;
 mod health;
 mod mfa;
 pub mod oauth;
 pub mod pages;
 pub mod problem;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
 use crate::config::Config;
 
@@ -44,35 +44,15 @@ impl Page {
     }
 
     pub fn error(org_name: &str, status: StatusCode, message: &str) -> Self {
-        let body = html! {
-            p { (message) }
-            p.muted { "You can close this page and start again from the application." }
-        };
+        let body = super::views::layout::error(message);
         Self::new(org_name, "Something went wrong", body).status(status)
     }
 }
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
-        let html = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head {
-                    meta charset="utf-8";
-                    meta name="viewport" content="width=device-width, initial-scale=1";
-                    title { (self.title) " · " (self.org_name) }
-                    link rel="stylesheet" href=(CSS_PATH);
-                }
-                body {
-                    main {
-                        p.org { (self.org_name) }
-                        h1 { (self.title) }
-                        (self.body)
-                    }
-                }
-            }
-        }
-        .into_string();
+        let html =
+            super::views::layout::document(&self.org_name, &self.title, &self.body).into_string();
         let mut csp = String::from(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; \
              base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -170,6 +150,17 @@ pub fn set_cookie(
     cookie
 }
 
+/// The session cookie for a new session `token` of `org`, living as long as the session may.
+pub fn session_cookie(config: &Config, org: &crate::orgs::Organization, token: &str) -> String {
+    set_cookie(
+        config,
+        &session_cookie_name(config, &org.slug),
+        token,
+        Some(org.settings.session_absolute_lifetime_secs as i64),
+        "Lax",
+    )
+}
+
 pub fn clear_cookie(config: &Config, name: &str) -> String {
     set_cookie(config, name, "", Some(0), "Lax")
 }
@@ -217,6 +208,15 @@ pub fn csrf_token(config: &Config, headers: &HeaderMap) -> (String, Option<Strin
             (token, Some(cookie))
         }
     }
+}
+
+/// A page whose forms carry this browser's CSRF token: `build` gets the token, and the page sets the
+/// cookie when the token is new.
+pub fn with_csrf(config: &Config, headers: &HeaderMap, build: impl FnOnce(&str) -> Page) -> Page {
+    let (csrf, cookie) = csrf_token(config, headers);
+    let mut page = build(&csrf);
+    page.cookies.extend(cookie);
+    page
 }
 
 /// The CSRF token for forms of a signed-in page: derived from the session secret with the token key, so

@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::error::Kind;
 use crate::error::Error;
 
 #[derive(Debug)]
@@ -57,58 +58,83 @@ impl IntoResponse for Problem {
 
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid { field, message } => {
-                Problem::new(StatusCode::BAD_REQUEST, format!("{field}: {message}"))
-                    .with("field", field)
-            }
-            Error::Conflict(what) => Problem::new(StatusCode::CONFLICT, what),
-            Error::NotFound(what) => {
-                Problem::new(StatusCode::NOT_FOUND, format!("{what} not found"))
-            }
-            Error::RateLimited(_) => Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests; try again later",
-            ),
-            Error::Busy => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the service is busy; try again shortly",
-            ),
-            Error::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the service is temporarily unavailable; try again shortly",
-                )
-            }
-            other => {
-                // The cause goes to the log; the client learns only that it was not their fault.
-                tracing::error!(error = %other, "request failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "an internal error occurred",
-                )
-            }
-        }
+        ApiError::from(e).problem
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::RateLimited(limited) = &self {
-            let mut response = Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests; try again later",
-            )
-            .into_response();
-            super::rate_limit_headers(
-                &mut response,
-                &limited.decision,
-                limited.policy,
-                limited.window,
-            );
-            return response;
+        ApiError::from(self).into_response()
+    }
+}
+
+/// The error of a JSON API: a problem document whose status comes from its [`Kind`], and, for a bearer
+/// token refused, the `WWW-Authenticate` challenge (RFC 6750 §3).
+#[derive(Debug)]
+pub struct ApiError {
+    kind: Kind,
+    problem: Problem,
+    challenge: Option<HeaderValue>,
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            problem: Problem::new(kind.status(), detail),
+            challenge: None,
         }
-        Problem::from(self).into_response()
+    }
+
+    /// Adds the `WWW-Authenticate` challenge.
+    pub fn challenge(mut self, value: &str) -> Self {
+        self.challenge = HeaderValue::from_str(value).ok();
+        self
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let kind = Kind::of(&e);
+        let detail = match &e {
+            Error::Invalid { field, message } => {
+                return ApiError::new(kind, format!("{field}: {message}"))
+                    .with_extra("field", field.clone());
+            }
+            Error::Conflict(what) => what.clone(),
+            Error::NotFound(what) => format!("{what} not found"),
+            Error::RateLimited(_) => "too many requests; try again later".into(),
+            Error::Busy => "the service is busy; try again shortly".into(),
+            Error::Unavailable(_) => {
+                "the service is temporarily unavailable; try again shortly".into()
+            }
+            _ => match kind {
+                Kind::Conflict => "the request conflicts with the current state".into(),
+                Kind::NotFound => "not found".into(),
+                _ => "an internal error occurred".into(),
+            },
+        };
+        ApiError::new(kind, detail)
+    }
+}
+
+impl ApiError {
+    fn with_extra(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.problem = self.problem.with(key, value);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.kind.answer(self.problem.into_response());
+        if let Some(challenge) = self.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }

@@ -2171,3 +2171,58 @@ async fn signing_out_a_session_ends_its_tokens_but_not_offline_ones(backend: Bac
 backend_tests! {
     signing_out_a_session_ends_its_tokens_but_not_offline_ones => sqlite_signing_out_a_session_ends_its_tokens, postgres_signing_out_a_session_ends_its_tokens;
 }
+
+// ---- Client mistakes are 4xx, never 500 ------------------------------------------------------------
+
+/// A NUL byte is text PostgreSQL refuses to store or compare ("data exception"). The account page's
+/// session sign-out used to answer that refusal with 500 ("Something went wrong"); it is the client's
+/// mistake, so it is 400 now, and on SQLite (which takes the byte) simply "already signed out".
+async fn a_nul_byte_in_a_session_to_sign_out_is_a_client_error(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fx = fixture(&app).await;
+    let mut me = signed_in(&app, &fx, &fx.email, PASSWORD).await;
+    let page = account(&mut me, &fx).await.unwrap();
+    let csrf = hidden_field(&page.body, "csrf");
+    let refused = me
+        .post_form(
+            &fx.path("/account/sessions/revoke"),
+            &[("csrf", &csrf), ("session", "ses\0x")],
+        )
+        .await;
+    assert!(
+        refused.status.is_client_error(),
+        "{backend:?}: {} {}",
+        refused.status,
+        refused.body
+    );
+    assert!(
+        is_signed_in(&mut me, &fx).await,
+        "this device stays signed in"
+    );
+}
+
+/// A path whose organization part cannot be a slug (a NUL byte, upper case, too long) used to be looked
+/// up, and on PostgreSQL the lookup's refusal came back as 500; it is 404 without a lookup now.
+async fn an_impossible_organization_slug_is_not_found(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for path in ["/o/%00/login", "/o/a%00b/account", "/o/UPPER/signup"] {
+        let answer = app.get(path).await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{backend:?} {path}");
+    }
+    // The OAuth endpoints still look the slug up; the database's refusal is a client error there too.
+    let answer = app.get("/o/a%00b/.well-known/openid-configuration").await;
+    assert!(
+        answer.status().is_client_error(),
+        "{backend:?}: {}",
+        answer.status()
+    );
+}
+
+backend_tests! {
+    a_nul_byte_in_a_session_to_sign_out_is_a_client_error => sqlite_a_nul_byte_in_a_session_to_sign_out_is_a_client_error, postgres_a_nul_byte_in_a_session_to_sign_out_is_a_client_error;
+    an_impossible_organization_slug_is_not_found => sqlite_an_impossible_organization_slug_is_not_found, postgres_an_impossible_organization_slug_is_not_found;
+}

@@ -1,0 +1,129 @@
+//! The account page's factor management: removing a factor, email codes, new recovery codes.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::{account_path, sensitive};
+use crate::http::AppState;
+use crate::http::error::{Kind, PageError, PageResult};
+use crate::http::extract::{Client, CsrfField, CsrfOnly, Org, SessionForm};
+use crate::http::pages::see_other;
+use crate::http::views::mfa as views;
+use crate::mfa;
+use crate::users::CredentialKind;
+
+#[derive(Debug, Deserialize)]
+pub struct FactorForm {
+    csrf: Option<String>,
+    factor: Option<String>,
+    /// Which passkey (a user may have several).
+    credential: Option<String>,
+}
+
+impl CsrfField for FactorForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
+impl FactorForm {
+    fn kind(&self) -> Option<CredentialKind> {
+        match self.factor.as_deref() {
+            Some("totp") => Some(CredentialKind::Totp),
+            Some("email") => Some(CredentialKind::EmailOtp),
+            Some("passkey") => Some(CredentialKind::Webauthn),
+            _ => None,
+        }
+    }
+}
+
+pub async fn remove_submit(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Client(client): Client,
+    form: SessionForm<FactorForm>,
+) -> PageResult {
+    let Some(kind) = form.form.kind() else {
+        return Err(PageError::say(
+            &org,
+            Kind::BadRequest,
+            "Unknown verification method.",
+        ));
+    };
+    let (factors, proof) = sensitive(&state, &org, &form).await?;
+    let SessionForm { form, me } = form;
+    let credential_id = form
+        .credential
+        .as_deref()
+        .filter(|_| kind == CredentialKind::Webauthn);
+    let services = &state.services;
+    let removal = mfa::remove_factor(
+        services,
+        &org,
+        &proof,
+        &me.user,
+        &factors,
+        kind,
+        credential_id,
+        &client,
+    )
+    .await;
+    match removal {
+        Ok(true) => {}
+        Ok(false) => return Ok(see_other(&account_path(&org), vec![])),
+        Err(mfa::RemoveError::LastRequiredFactor) => {
+            return Err(PageError::page(Kind::Conflict, views::cannot_remove(&org)));
+        }
+        Err(mfa::RemoveError::Other(e)) => return Err(PageError::failed(&org, &e)),
+    }
+    let location = format!("{}?done=factor-removed", account_path(&org));
+    Ok(see_other(&location, vec![]))
+}
+
+pub async fn email_enable_submit(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Client(client): Client,
+    form: SessionForm<CsrfOnly>,
+) -> PageResult {
+    let (factors, proof) = sensitive(&state, &org, &form).await?;
+    let user = &form.me.user;
+    let services = &state.services;
+    match mfa::enable_email(services, &org, &proof, user, &factors, &client).await {
+        Ok(_) if factors.recovery_codes().is_empty() => {
+            // The first factor comes with recovery codes.
+            let codes = mfa::recovery::regenerate(services, &org, &proof, user, &client)
+                .await
+                .map_err(|e| PageError::failed(&org, &e))?;
+            Ok(views::recovery_codes(&org, &codes, &account_path(&org)).into_response())
+        }
+        Ok(_) => Ok(see_other(
+            &format!("{}?done=email-codes", account_path(&org)),
+            vec![],
+        )),
+        Err(crate::error::Error::Invalid { .. }) => Err(PageError::say(
+            &org,
+            Kind::BadRequest,
+            "Confirm your email address before using codes by email.",
+        )),
+        Err(e) => Err(PageError::failed(&org, &e)),
+    }
+}
+
+pub async fn recovery_codes_submit(
+    State(state): State<AppState>,
+    Org(org): Org,
+    Client(client): Client,
+    form: SessionForm<CsrfOnly>,
+) -> PageResult {
+    let (factors, proof) = sensitive(&state, &org, &form).await?;
+    if !factors.enrolled() {
+        let message = "Turn on two-step verification first.";
+        return Err(PageError::say(&org, Kind::BadRequest, message));
+    }
+    let codes = mfa::recovery::regenerate(&state.services, &org, &proof, &form.me.user, &client)
+        .await
+        .map_err(|e| PageError::failed(&org, &e))?;
+    Ok(views::recovery_codes(&org, &codes, &account_path(&org)).into_response())
+}
