@@ -6,6 +6,7 @@
 # `openssl speed rsa2048` on the same machine (the RS256 signing ceiling for the token endpoint).
 #
 # Usage: bench/run.sh [seconds-per-endpoint] [connections]     (defaults: 10 s, 32 connections)
+#        BENCH_BIN=path/to/latchkey bench/run.sh ...               (benchmark that binary, no build)
 # Needs: wrk and taskset (apt-get install -y wrk util-linux), a release build (built here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,13 @@ DURATION=${1:-10}
 CONNECTIONS=${2:-32}
 PORT=${BENCH_PORT:-18181}
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release --quiet
-BIN=$PWD/target/release/latchkey
+# BENCH_BIN runs another build instead (to compare two commits with the same script).
+if [[ -n ${BENCH_BIN:-} ]]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/latchkey
+fi
 WORK=$(mktemp -d)
 SERVER=
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT

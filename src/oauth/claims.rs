@@ -52,9 +52,54 @@ pub struct AccessClaims {
 
 impl AccessClaims {
     /// Reads verified claims (see the module comment on leniency). Moves the values; nothing is copied.
-    pub fn from_verified(claims: serde_json::Map<String, serde_json::Value>) -> Self {
-        // Cannot fail: every field is optional and lenient, and unknown claims are ignored.
-        Self::deserialize(serde_json::Value::Object(claims)).unwrap_or_default()
+    ///
+    /// On the introspection path (every cache miss), so each claim is taken out of the map by move, with
+    /// the same leniency as the `Deserialize` impl (which `lenient` gives the other readers).
+    pub fn from_verified(mut claims: serde_json::Map<String, serde_json::Value>) -> Self {
+        use serde_json::Value;
+        let mut string = |name: &str| match claims.remove(name) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let (iss, sub, aud, client_id, jti, scope, gid, acr, sid) = (
+            string("iss"),
+            string("sub"),
+            string("aud"),
+            string("client_id"),
+            string("jti"),
+            string("scope"),
+            string("gid"),
+            string("acr"),
+            string("sid"),
+        );
+        let int = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let (iat, exp, sv, auth_time) = (int("iat"), int("exp"), int("sv"), int("auth_time"));
+        let amr = match claims.remove("amr") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        };
+        Self {
+            iss,
+            sub,
+            aud,
+            client_id: client_id.map(ClientId::from),
+            iat,
+            exp,
+            jti,
+            scope,
+            sv,
+            gid: gid.map(GrantId::from),
+            auth_time,
+            acr,
+            amr,
+            sid: sid.map(SessionId::from),
+        }
     }
 
     /// The granted scope; none reads as empty.
@@ -159,6 +204,21 @@ mod tests {
             unreachable!()
         };
         AccessClaims::from_verified(map)
+    }
+
+    #[test]
+    fn the_direct_reader_agrees_with_the_lenient_deserializer() {
+        for value in [
+            json!({"iss": "https://i", "sub": "usr_1", "aud": "cli", "client_id": "cli", "iat": 1, "exp": 2,
+                   "jti": "at_1", "scope": "openid", "sv": 3, "gid": "grt_1", "auth_time": 4, "acr": "mfa",
+                   "amr": ["pwd", "otp"], "sid": "ses_1", "extra": {"x": 1}}),
+            json!({"iss": 5, "sub": null, "aud": ["a", "b"], "exp": "soon", "sv": 1.5, "amr": ["pwd", 7],
+                   "gid": false, "sid": []}),
+            json!({}),
+        ] {
+            let expected = AccessClaims::deserialize(value.clone()).unwrap();
+            assert_eq!(read(value.clone()), expected, "{value}");
+        }
     }
 
     #[test]

@@ -65,6 +65,33 @@ async fn two_orgs(backend: Backend) -> Option<Two> {
     })
 }
 
+/// An application of organization B.
+async fn beta_app(
+    t: &Two,
+    client_type: ClientType,
+    grant_types: Vec<GrantType>,
+) -> apps::CreatedApplication {
+    apps::create(
+        &t.services,
+        &Actor::operator(),
+        &t.b,
+        NewApplication {
+            name: "Beta app".into(),
+            client_type,
+            redirect_uris: vec!["https://beta.example.com/cb".into()],
+            post_logout_redirect_uris: vec![],
+            grant_types,
+            cors_origins: vec![],
+            first_party: false,
+            signing_alg: None,
+            require_offline_access: false,
+            insecure_allow_no_pkce: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn event(org: &OrgId, action: &str) -> NewAuditEvent {
     NewAuditEvent::new(org, &Actor::operator(), action)
 }
@@ -230,25 +257,12 @@ async fn applications_of_another_organization_are_invisible_and_untouched(backen
     let Some(t) = two_orgs(backend).await else {
         return;
     };
-    let created = apps::create(
-        &t.services,
-        &Actor::operator(),
-        &t.b,
-        NewApplication {
-            name: "Beta app".into(),
-            client_type: ClientType::Confidential,
-            redirect_uris: vec!["https://beta.example.com/cb".into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            cors_origins: vec![],
-            first_party: false,
-            signing_alg: None,
-            require_offline_access: false,
-            insecure_allow_no_pkce: false,
-        },
+    let created = beta_app(
+        &t,
+        ClientType::Confidential,
+        vec![GrantType::AuthorizationCode],
     )
-    .await
-    .unwrap();
+    .await;
     let app = created.app;
     let (a, b) = (t.services.db.tenant(&t.a.id), t.services.db.tenant(&t.b.id));
     assert_eq!(a.app_by_client_id(&app.client_id).await.unwrap(), None);
@@ -349,25 +363,12 @@ async fn grants_codes_and_refresh_tokens_of_another_organization_are_invisible(b
         return;
     };
     let (a, b) = (t.services.db.tenant(&t.a.id), t.services.db.tenant(&t.b.id));
-    let app = apps::create(
-        &t.services,
-        &Actor::operator(),
-        &t.b,
-        NewApplication {
-            name: "Beta app".into(),
-            client_type: ClientType::Public,
-            redirect_uris: vec!["https://beta.example.com/cb".into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            cors_origins: vec![],
-            first_party: false,
-            signing_alg: None,
-            require_offline_access: false,
-            insecure_allow_no_pkce: false,
-        },
+    let app = beta_app(
+        &t,
+        ClientType::Public,
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
     )
     .await
-    .unwrap()
     .app;
     let now = latchkey::time_now();
     let grant = Grant {
@@ -468,26 +469,9 @@ async fn consents_of_another_organization_are_invisible_and_cannot_be_made(backe
         return;
     };
     let (a, b) = (t.services.db.tenant(&t.a.id), t.services.db.tenant(&t.b.id));
-    let app = apps::create(
-        &t.services,
-        &Actor::operator(),
-        &t.b,
-        NewApplication {
-            name: "Beta app".into(),
-            client_type: ClientType::Public,
-            redirect_uris: vec!["https://beta.example.com/cb".into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            cors_origins: vec![],
-            first_party: false,
-            signing_alg: None,
-            require_offline_access: false,
-            insecure_allow_no_pkce: false,
-        },
-    )
-    .await
-    .unwrap()
-    .app;
+    let app = beta_app(&t, ClientType::Public, vec![GrantType::AuthorizationCode])
+        .await
+        .app;
     let now = latchkey::time_now();
     b.save_consent(
         &t.b_user.id,
