@@ -1,6 +1,9 @@
 //! The domain error. The HTTP edge renders it as RFC 9457 problem JSON (or RFC 6749 error JSON on OAuth
 //! endpoints); the CLI prints it as one line and exits non-zero.
 
+use std::time::Duration;
+
+use crate::ephemeral::Decision;
 use crate::storage::StoreError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -19,7 +22,7 @@ pub enum Error {
     Busy,
     /// Too many requests of this kind; the client may retry after `decision.reset_after`.
     #[error("rate limited ({})", .0.policy)]
-    RateLimited(crate::ratelimit::Limited),
+    RateLimited(Limited),
     /// The database cannot serve now (see [`StoreError::Unavailable`]); the client should retry shortly.
     /// The message is logged, never sent to the client.
     #[error("storage unavailable: {0}")]
@@ -54,4 +57,11 @@ impl From<StoreError> for Error {
             other => Error::Storage(other),
         }
     }
+}
+/// A refused request: what to tell the client (429 with `Retry-After`, `RateLimit-Policy`, `RateLimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub decision: Decision,
+    pub policy: &'static str,
+    pub window: Duration,
 }

@@ -6,6 +6,7 @@ use crate::config::{Config, MasterKeySource};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::{AuditKeys, MasterKey, SecretBox};
 use crate::ephemeral::{self, Ephemeral};
+use crate::kernel::Clock;
 use crate::storage::{self, Db};
 
 #[derive(Clone)]
@@ -23,6 +24,8 @@ pub struct Services {
     pub email_wakeup: Arc<tokio::sync::Notify>,
     /// The WebAuthn relying party (the public URL's host); `None` when that host is an IP address.
     pub webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
+    /// Where every domain operation reads "now": the system clock, or a test's adjustable one.
+    pub clock: Clock,
 }
 
 /// Start-up failures, each naming the setting (or resource) at fault so the operator sees one clear line.
@@ -50,6 +53,11 @@ const MASTER_KEY_CHECK_PLAINTEXT: &[u8] = b"latchkey master key check v1";
 impl Services {
     /// Opens the data directory, the master key and the database, and applies migrations.
     pub async fn open(config: Config) -> Result<Self, StartupError> {
+        Self::open_with_clock(config, Clock::system()).await
+    }
+
+    /// [`Services::open`] with the clock to read time from (tests pass an adjustable one).
+    pub async fn open_with_clock(config: Config, clock: Clock) -> Result<Self, StartupError> {
         if config.database_kind() == crate::config::DatabaseKind::Sqlite
             || matches!(
                 config.master_key,
@@ -79,6 +87,7 @@ impl Services {
         let sealing = storage::StoreSealing {
             secrets: secrets.clone(),
             audit: master_key.audit_keys(),
+            clock: clock.clone(),
         };
         let db = storage::connect(&config, sealing)
             .await
@@ -115,6 +124,7 @@ impl Services {
             passwords,
             ephemeral,
             email_wakeup: Arc::new(tokio::sync::Notify::new()),
+            clock,
         })
     }
 

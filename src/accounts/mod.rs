@@ -96,7 +96,7 @@ pub async fn update_name(
     services
         .db
         .tenant(&org.id)
-        .update_user_name(&user.id, name.as_deref(), crate::time_now(), &audit)
+        .update_user_name(&user.id, name.as_deref(), services.clock.now(), &audit)
         .await?;
     Ok(())
 }

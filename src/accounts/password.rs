@@ -19,7 +19,6 @@ use crate::service::Services;
 use crate::sessions::Session;
 use crate::sessions::grants::SignOut;
 use crate::sessions::service::{self as sessions, ClientInfo};
-use crate::time_now;
 use crate::users::{Credential, CredentialKind, User};
 
 /// Returns the replacement session and its cookie value. `proof` is the step-up check for this very
@@ -88,7 +87,7 @@ pub async fn change(
         .hash(new_password)
         .await
         .map_err(hashing_error)?;
-    let now = time_now();
+    let now = services.clock.now();
     let credential = Credential::password(&user.id, secret, now);
     // The session continues, but under a new id: a privilege change never keeps an old cookie valid.
     let (replacement, token) = sessions::new_session(
@@ -105,6 +104,7 @@ pub async fn change(
         ..replacement
     };
     let notice = OutgoingEmail::new(
+        services.clock.now(),
         &org.id,
         &user.email,
         &format!("Your {} password was changed", org.name),

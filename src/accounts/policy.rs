@@ -2,38 +2,12 @@
 //! makes every byte count however long the password is (see `crypto::password`), and 128 characters is
 //! the hard ceiling.
 
-use serde::{Deserialize, Serialize};
+pub use crate::model::settings::{MAX_LENGTH, PasswordPolicy};
 
 use crate::error::{Error, Result};
 
-/// The longest password any policy allows.
-pub const MAX_LENGTH: u32 = 128;
 /// The shortest minimum a policy may set.
 pub const LOWEST_MIN_LENGTH: u32 = 8;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PasswordPolicy {
-    pub min_length: u32,
-    pub max_length: u32,
-    pub require_lowercase: bool,
-    pub require_uppercase: bool,
-    pub require_digit: bool,
-    pub require_symbol: bool,
-}
-
-impl Default for PasswordPolicy {
-    fn default() -> Self {
-        Self {
-            min_length: 10,
-            max_length: MAX_LENGTH,
-            require_lowercase: false,
-            require_uppercase: false,
-            require_digit: false,
-            require_symbol: false,
-        }
-    }
-}
 
 impl PasswordPolicy {
     /// Checks the policy itself (when an operator sets it).

@@ -15,15 +15,15 @@ use super::{
     wake_mailer,
 };
 use crate::audit::NewAuditEvent;
+use crate::crypto;
 use crate::email::OutgoingEmail;
 use crate::error::{Error, Result};
-use crate::onetime::{OneTimeToken, PASSWORD_RESET_PURPOSE};
+use crate::model::onetime::{OneTimeToken, PASSWORD_RESET_PURPOSE};
 use crate::orgs::Organization;
 use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::{Credential, User, normalize_email};
-use crate::{crypto, time_now};
 
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
 /// Wrong codes after which a reset session is locked for good.
@@ -73,7 +73,7 @@ pub async fn request(
         .filter(|u| !u.disabled);
     let session_id = crypto::random_token();
     let code = format!("{:06}", OsRng.gen_range(0..1_000_000u32));
-    let now = time_now();
+    let now = services.clock.now();
     let token = OneTimeToken {
         token_hash: services.secrets.token_hash(&session_id),
         org_id: org.id.clone(),
@@ -109,6 +109,7 @@ pub async fn request(
             org = org.name,
         );
         OutgoingEmail::new(
+            services.clock.now(),
             &org.id,
             &user.email,
             &format!("Reset your {} password", org.name),
@@ -163,7 +164,9 @@ pub async fn is_open(services: &Services, org: &Organization, session_id: &str) 
         )
         .await?;
     Ok(token.is_some_and(|t| {
-        t.consumed_at.is_none() && t.expires_at > time_now() && t.attempts < MAX_CODE_ATTEMPTS
+        t.consumed_at.is_none()
+            && t.expires_at > services.clock.now()
+            && t.attempts < MAX_CODE_ATTEMPTS
     }))
 }
 
@@ -185,7 +188,7 @@ pub async fn complete(
     else {
         return Err(ResetError::Expired);
     };
-    let now = time_now();
+    let now = services.clock.now();
     if token.consumed_at.is_some() || token.expires_at <= now {
         return Err(ResetError::Expired);
     }
@@ -258,6 +261,7 @@ pub async fn complete(
         .map_err(hashing_error)?;
     let credential = Credential::password(&user.id, secret, now);
     let notice = OutgoingEmail::new(
+        services.clock.now(),
         &org.id,
         &user.email,
         &format!("Your {} password was changed", org.name),

@@ -19,7 +19,6 @@ use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::storage::StoreError;
-use crate::time_now;
 use crate::users::{Credential, User, normalize_email};
 
 pub struct SignUp<'a> {
@@ -81,7 +80,7 @@ pub async fn sign_up(
     {
         return notify_existing(services, org, &existing, client).await;
     }
-    let now = time_now();
+    let now = services.clock.now();
     let user = User {
         id: UserId::generate(),
         org_id: org.id.clone(),
@@ -143,6 +142,7 @@ async fn notify_existing(
         reset = page_url(services, org, "forgot-password"),
     );
     let message = OutgoingEmail::new(
+        services.clock.now(),
         &org.id,
         &existing.email,
         &format!("You already have a {} account", org.name),

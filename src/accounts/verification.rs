@@ -8,15 +8,15 @@ use serde_json::json;
 
 use super::{anonymous_actor, email_fingerprint, page_url, user_actor, wake_mailer};
 use crate::audit::NewAuditEvent;
+use crate::crypto;
 use crate::email::OutgoingEmail;
 use crate::error::Result;
-use crate::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
+use crate::model::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
 use crate::orgs::Organization;
 use crate::ratelimit;
 use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::users::{User, normalize_email};
-use crate::{crypto, time_now};
 
 pub const LINK_TTL_SECS: i64 = 30 * 60;
 
@@ -29,7 +29,7 @@ pub fn new_link(
     continue_request: Option<&str>,
 ) -> (OneTimeToken, OutgoingEmail) {
     let secret = URL_SAFE_NO_PAD.encode(crypto::random_bytes(16));
-    let now = time_now();
+    let now = services.clock.now();
     let token = OneTimeToken {
         token_hash: services.secrets.token_hash(&secret),
         org_id: org.id.clone(),
@@ -48,6 +48,7 @@ pub fn new_link(
         org = org.name,
     );
     let email = OutgoingEmail::new(
+        services.clock.now(),
         &org.id,
         &user.email,
         &format!("Confirm your email for {}", org.name),
@@ -79,7 +80,7 @@ async fn open_link(
     else {
         return Ok(None);
     };
-    if token.consumed_at.is_some() || token.expires_at <= time_now() {
+    if token.consumed_at.is_some() || token.expires_at <= services.clock.now() {
         return Ok(None);
     }
     let user = match &token.user_id {
@@ -114,7 +115,7 @@ pub async fn verify(
         return Ok(None);
     };
     let hash = token.token_hash.clone();
-    let now = time_now();
+    let now = services.clock.now();
     let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "email.verified")
         .target("user", &user.id)
         .change(

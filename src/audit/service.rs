@@ -169,7 +169,7 @@ pub async fn checkpoint(services: &Services, org_id: &OrgId, label: &str) -> Res
             report.reason.unwrap_or_default()
         )));
     }
-    let at = crate::time_now();
+    let at = services.clock.now();
     let text = Checkpoint::signed_text(org_id, report.events, &report.head_hash, at);
     Ok(Checkpoint {
         org: label.to_string(),

@@ -16,7 +16,6 @@ use super::OutboxEntry;
 use super::smtp::{Mailer, SendError};
 use crate::service::Services;
 use crate::storage::StoreResult;
-use crate::time_now;
 
 /// How delivery paces itself. [`Default`] is what the server uses; tests shorten the backoff.
 #[derive(Debug, Clone)]
@@ -97,7 +96,7 @@ pub async fn deliver_due(
 ) -> StoreResult<usize> {
     let mut delivered = 0;
     loop {
-        let now = time_now();
+        let now = services.clock.now();
         let claimed = services
             .db
             .system()
@@ -134,7 +133,7 @@ async fn deliver_one(
             options.send_timeout.as_secs()
         ))),
     };
-    let now = time_now();
+    let now = services.clock.now();
     let attempt = entry.attempts + 1;
     match result {
         Ok(()) => {

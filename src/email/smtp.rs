@@ -115,6 +115,7 @@ mod tests {
 
     fn email(recipient: &str) -> OutgoingEmail {
         OutgoingEmail::new(
+            crate::time_now(),
             "org_1",
             recipient,
             "Your code",

@@ -21,7 +21,6 @@ use crate::oauth::{OAuthError, OAuthErrorKind, parse_scope};
 use crate::orgs::Organization;
 use crate::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo, LoginError, SignIn};
-use crate::time_now;
 use crate::users::User;
 
 fn page_error(org: &Organization, status: StatusCode, message: &str) -> Response {
@@ -198,7 +197,7 @@ async fn proceed(
         browser.consented.as_deref(),
         request.resumed_from,
         consent_just_given,
-        time_now(),
+        state.services.clock.now(),
     );
     let base = format!("/o/{}", org.slug);
     match step {
@@ -613,7 +612,15 @@ pub async fn logout(
         user_id: &user.id,
         session_id: &s.public_id,
     });
-    let plan = match logout::check(&state.provider, &org, &params, signed_in, time_now()).await {
+    let plan = match logout::check(
+        &state.provider,
+        &org,
+        &params,
+        signed_in,
+        state.services.clock.now(),
+    )
+    .await
+    {
         Ok(plan) => plan,
         Err(LogoutError::Failed(e)) => return failed(&org, "checking the logout hint", &e),
         Err(refused) => return page_error(&org, StatusCode::BAD_REQUEST, refused.message()),

@@ -5,60 +5,18 @@
 //! (published until every token they signed has expired). `rotate` moves next → active → retired and
 //! makes a new next key.
 
+pub use crate::model::keys::{KeyState, SigningKeyRecord};
+
 use crate::kernel::{KeyId, OrgId};
 use josekit::jwk::KeyPair;
 use josekit::jwk::alg::ed::EdCurve;
 use serde::Serialize;
 
 use crate::audit::{Actor, NewAuditEvent};
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::orgs::Organization;
 use crate::service::Services;
-use crate::{crypto, time_now};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    Next,
-    Active,
-    Retired,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "next" => Some(KeyState::Next),
-            "active" => Some(KeyState::Active),
-            "retired" => Some(KeyState::Retired),
-            _ => None,
-        }
-    }
-}
-
-/// A signing key as stored: the private half sealed under the master key with the kid as associated data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SigningKeyRecord {
-    pub kid: KeyId,
-    pub org_id: OrgId,
-    pub alg: String,
-    #[serde(skip)]
-    pub private_key_sealed: Vec<u8>,
-    /// The public JWK (with `kid`, `alg`, `use`) exactly as published.
-    pub public_jwk: String,
-    pub state: KeyState,
-    pub created_at: i64,
-    pub activated_at: Option<i64>,
-    pub retired_at: Option<i64>,
-    pub publish_until: Option<i64>,
-}
 
 /// Generates a key pair for `alg` (RS256: RSA-2048; ES256: P-256; EdDSA: Ed25519) using OpenSSL.
 fn generate_key_pair(alg: &str) -> Result<Box<dyn KeyPair>> {
@@ -155,7 +113,7 @@ pub async fn rotate(
     actor: &Actor,
     org: &Organization,
 ) -> Result<Vec<Rotation>> {
-    let now = time_now();
+    let now = services.clock.now();
     let existing = services.db.tenant(&org.id).signing_keys().await?;
     let mut algs: Vec<String> = existing
         .iter()
@@ -218,7 +176,7 @@ pub async fn rotate_due(services: &Services) -> Result<()> {
     if days == 0 {
         return Ok(());
     }
-    let cutoff = time_now() - (days * 86_400) as i64;
+    let cutoff = services.clock.now() - (days * 86_400) as i64;
     for org in services.db.system().list_orgs().await? {
         let keys = services.db.tenant(&org.id).signing_keys().await?;
         let due = keys
@@ -251,7 +209,7 @@ pub async fn ensure_alg(
     {
         return Ok(());
     }
-    let now = time_now();
+    let now = services.clock.now();
     let new_keys = vec![
         generate(services, &org.id, alg, KeyState::Active, now).await?,
         generate(services, &org.id, alg, KeyState::Next, now).await?,

@@ -11,13 +11,13 @@ use super::step_up::{self, StepUp};
 use super::{AMR_MFA, Method};
 use crate::audit::NewAuditEvent;
 use crate::error::Result;
-use crate::onetime::OneTimeToken;
+use crate::model::onetime::OneTimeToken;
 use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo, user_actor};
 use crate::users::User;
-use crate::{crypto, oauth, time_now};
+use crate::{crypto, oauth};
 
 pub const PURPOSE: &str = "mfa_challenge";
 pub const TTL_SECS: i64 = 10 * 60;
@@ -42,7 +42,7 @@ pub async fn start(
     challenge: &Challenge,
 ) -> Result<String> {
     let id = crypto::random_token();
-    let now = time_now();
+    let now = services.clock.now();
     services
         .db
         .tenant(&org.id)
@@ -75,7 +75,7 @@ pub async fn load(
     else {
         return Ok(None);
     };
-    if token.consumed_at.is_some() || token.expires_at <= time_now() {
+    if token.consumed_at.is_some() || token.expires_at <= services.clock.now() {
         return Ok(None);
     }
     let Ok(challenge) = serde_json::from_str::<Challenge>(&token.data) else {
@@ -142,7 +142,7 @@ pub async fn finish(
     method: Method,
     client: &ClientInfo,
 ) -> Result<Finished> {
-    let now = time_now();
+    let now = services.clock.now();
     if !services
         .db
         .tenant(&org.id)

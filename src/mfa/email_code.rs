@@ -12,12 +12,11 @@ use crate::audit::NewAuditEvent;
 use crate::crypto::password::PasswordError;
 use crate::email::OutgoingEmail;
 use crate::error::{Error, Result};
-use crate::onetime::OneTimeToken;
+use crate::model::onetime::OneTimeToken;
 use crate::orgs::Organization;
 use crate::ratelimit::{self, Rule};
 use crate::service::Services;
 use crate::sessions::service::{ClientInfo, user_actor};
-use crate::time_now;
 use crate::users::User;
 
 pub const PURPOSE: &str = "mfa_email_code";
@@ -65,7 +64,7 @@ pub async fn send(
         .hash_code(&code, BCRYPT_COST)
         .await
         .map_err(busy)?;
-    let now = time_now();
+    let now = services.clock.now();
     let token = OneTimeToken {
         token_hash: token_hash(services, binding),
         org_id: org.id.clone(),
@@ -78,6 +77,7 @@ pub async fn send(
         consumed_at: None,
     };
     let message = OutgoingEmail::new(
+        services.clock.now(),
         &org.id,
         &user.email,
         &format!("Your {} sign-in code", org.name),
@@ -115,7 +115,7 @@ pub(super) async fn check(
     else {
         return Err(ProofError::Wrong);
     };
-    let now = time_now();
+    let now = services.clock.now();
     if token.user_id.as_ref() != Some(&user.id)
         || token.consumed_at.is_some()
         || token.expires_at <= now

@@ -9,6 +9,8 @@
 //! a user's factors (and to their password, in `accounts::password`) takes a [`step_up::StepUp`] proof,
 //! and [`remove_factor`] refuses to remove the last factor the organization's policy requires.
 
+pub use crate::model::settings::{MfaPolicy, MfaSettings};
+
 pub mod challenge;
 pub mod email_code;
 pub mod passkey;
@@ -16,7 +18,6 @@ pub mod recovery;
 pub mod step_up;
 pub mod totp;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::NewAuditEvent;
@@ -36,48 +37,6 @@ pub const AMR_EMAIL: &str = "email";
 pub const AMR_RECOVERY: &str = "recovery";
 /// A passkey with user verification: a hardware- or platform-held key and the user's presence.
 pub const AMR_PASSKEY: &str = "hwk";
-
-/// Who must use a second factor.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MfaPolicy {
-    /// Users choose (the default).
-    #[default]
-    Optional,
-    /// Owners and admins must; they are led through enrolment at their next sign-in.
-    Admins,
-    /// Everyone must.
-    Everyone,
-}
-
-impl MfaPolicy {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "optional" => Some(Self::Optional),
-            "admins" => Some(Self::Admins),
-            "everyone" => Some(Self::Everyone),
-            _ => None,
-        }
-    }
-}
-
-/// Per-organization MFA settings (in `OrgSettings.mfa`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MfaSettings {
-    pub policy: MfaPolicy,
-    /// Sensitive actions need a second-factor proof at most this many minutes old.
-    pub step_up_minutes: u64,
-}
-
-impl Default for MfaSettings {
-    fn default() -> Self {
-        Self {
-            policy: MfaPolicy::Optional,
-            step_up_minutes: 10,
-        }
-    }
-}
 
 impl MfaSettings {
     pub fn validate(&self) -> Result<()> {
@@ -348,7 +307,7 @@ pub async fn enable_email(
         name: None,
         secret: Vec::new(),
         data: "{}".into(),
-        created_at: crate::time_now(),
+        created_at: services.clock.now(),
         last_used_at: None,
     };
     let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.enrolled")

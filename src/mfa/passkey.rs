@@ -22,13 +22,13 @@ use webauthn_rs_proto::{
 use super::step_up::StepUp;
 use super::{Factors, ProofError, recovery};
 use crate::audit::NewAuditEvent;
+use crate::crypto;
 use crate::error::{Error, Result};
-use crate::onetime::OneTimeToken;
+use crate::model::onetime::OneTimeToken;
 use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::service::{ClientInfo, user_actor};
 use crate::users::{Credential, CredentialKind, User};
-use crate::{crypto, time_now};
 
 pub const REGISTER_PURPOSE: &str = "webauthn_register";
 pub const AUTH_PURPOSE: &str = "webauthn_mfa";
@@ -100,7 +100,7 @@ async fn save_state(
     purpose: &str,
     state: String,
 ) -> Result<()> {
-    let now = time_now();
+    let now = services.clock.now();
     let token = OneTimeToken {
         token_hash: services.secrets.token_hash(&format!("{purpose}:{key}")),
         org_id: org.id.clone(),
@@ -138,7 +138,7 @@ async fn take_state(
     else {
         return Ok(None);
     };
-    let now = time_now();
+    let now = services.clock.now();
     if token.consumed_at.is_some()
         || token.expires_at <= now
         || token.user_id.as_deref() != user.map(|u| u.id.as_str())
@@ -242,7 +242,7 @@ pub async fn finish_registration(
             tracing::info!(error = %e, "passkey registration refused");
             rejected()
         })?;
-    let now = time_now();
+    let now = services.clock.now();
     let credential = Credential {
         id: crate::kernel::CredentialId::generate(),
         user_id: user.id.clone(),
@@ -321,7 +321,7 @@ async fn record_use(
     services
         .db
         .tenant(&org.id)
-        .update_credential_use(&credential.id, &data, time_now(), &audit)
+        .update_credential_use(&credential.id, &data, services.clock.now(), &audit)
         .await?;
     Ok(())
 }

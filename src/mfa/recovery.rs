@@ -10,13 +10,13 @@ use super::step_up::StepUp;
 use super::{Factors, ProofError};
 use crate::accounts::{page_url, wake_mailer};
 use crate::audit::NewAuditEvent;
+use crate::crypto;
 use crate::email::OutgoingEmail;
 use crate::error::Result;
 use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::service::{ClientInfo, user_actor};
 use crate::users::{Credential, CredentialKind, User};
-use crate::{crypto, time_now};
 
 pub const COUNT: usize = 10;
 /// No look-alikes (0/o, 1/l/i): codes are read off paper. 31 symbols, 10 per code: about 49 bits.
@@ -72,7 +72,7 @@ pub async fn regenerate(
     client: &ClientInfo,
 ) -> Result<Vec<String>> {
     proof.check(org, user)?;
-    let (codes, credentials) = generate(services, user, time_now());
+    let (codes, credentials) = generate(services, user, services.clock.now());
     let audit = NewAuditEvent::new(
         &org.id,
         &user_actor(user, client),
@@ -119,6 +119,7 @@ pub(super) async fn consume(
     };
     let remaining = codes.len() - 1;
     let notice = OutgoingEmail::new(
+        services.clock.now(),
         &org.id,
         &user.email,
         &format!("A recovery code was used for your {} account", org.name),
@@ -136,7 +137,7 @@ pub(super) async fn consume(
     if !services
         .db
         .tenant(&org.id)
-        .use_credential(&id, true, time_now(), Some(&notice), &audit)
+        .use_credential(&id, true, services.clock.now(), Some(&notice), &audit)
         .await?
     {
         // Another request used it first.

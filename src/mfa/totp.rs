@@ -13,13 +13,13 @@ use totp_rs::{Algorithm, TOTP};
 use super::step_up::StepUp;
 use super::{ProofError, recovery};
 use crate::audit::NewAuditEvent;
+use crate::crypto;
 use crate::error::{Error, Result};
-use crate::onetime::OneTimeToken;
+use crate::model::onetime::OneTimeToken;
 use crate::orgs::Organization;
 use crate::service::Services;
 use crate::sessions::service::{ClientInfo, user_actor};
 use crate::users::{Credential, CredentialKind, User};
-use crate::{crypto, time_now};
 
 pub const DIGITS: usize = 6;
 pub const STEP_SECS: u64 = 30;
@@ -85,7 +85,7 @@ pub async fn begin(services: &Services, org: &Organization, user: &User) -> Resu
     let seed = crypto::random_bytes(SEED_BYTES);
     let sealed = services.secrets.seal(&credential_id, &seed);
     let id = crypto::random_token();
-    let now = time_now();
+    let now = services.clock.now();
     let pending = Pending {
         credential_id,
         sealed_seed: hex::encode(sealed),
@@ -125,7 +125,7 @@ async fn load_pending(
     };
     if token.user_id.as_ref() != Some(&user.id)
         || token.consumed_at.is_some()
-        || token.expires_at <= time_now()
+        || token.expires_at <= services.clock.now()
         || token.attempts >= MAX_ENROL_ATTEMPTS
     {
         return Ok(None);
@@ -190,7 +190,7 @@ pub async fn confirm(
         return Err(ConfirmError::Expired);
     };
     let hash = services.secrets.token_hash(id);
-    let now = time_now();
+    let now = services.clock.now();
     // Counted before the comparison, so parallel guesses cannot exceed the limit.
     if services
         .db
@@ -267,10 +267,7 @@ async fn code_matches(services: &Services, credential_id: &str, seed: &[u8], cod
         None,
         String::new(),
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = services.clock.now().max(0) as u64;
     let mut matched = None;
     for offset in -i64::from(SKEW)..=i64::from(SKEW) {
         let at = now.saturating_add_signed(offset * STEP_SECS as i64);

@@ -15,12 +15,12 @@ use super::records::{AuthorizationCode, Grant};
 use super::{ACR_MFA, ACR_PASSWORD, OAuthError, SUPPORTED_SCOPES, has_scope, parse_scope};
 use crate::apps::{Application, ClientType, GrantType};
 use crate::audit::{Actor, NewAuditEvent};
-use crate::onetime::OneTimeToken;
+use crate::crypto;
+use crate::model::onetime::OneTimeToken;
 use crate::orgs::Organization;
 use crate::sessions::Session;
 use crate::sessions::service::ClientInfo;
 use crate::users::User;
-use crate::{crypto, time_now};
 
 pub const PENDING_PURPOSE: &str = "authorize";
 /// How long a user may take to sign in and consent.
@@ -479,7 +479,7 @@ pub async fn save_pending(
     params: &AuthorizeParams,
 ) -> Result<String, OAuthError> {
     let id = crypto::random_token();
-    let now = time_now();
+    let now = provider.services.clock.now();
     let token = OneTimeToken {
         token_hash: provider.services.secrets.token_hash(&id),
         org_id: org.id.clone(),
@@ -516,7 +516,7 @@ pub async fn load_pending(
     else {
         return Ok(None);
     };
-    if token.consumed_at.is_some() || token.expires_at <= time_now() {
+    if token.consumed_at.is_some() || token.expires_at <= provider.services.clock.now() {
         return Ok(None);
     }
     Ok(serde_json::from_str(&token.data)
@@ -535,7 +535,7 @@ pub async fn finish_pending(
         .services
         .db
         .tenant(&org.id)
-        .consume_one_time_token(&hash, PENDING_PURPOSE, time_now())
+        .consume_one_time_token(&hash, PENDING_PURPOSE, provider.services.clock.now())
         .await?)
 }
 
@@ -576,7 +576,13 @@ pub async fn record_consent(
         .services
         .db
         .tenant(&org.id)
-        .save_consent(&user.id, &req.app.id, &scope, time_now(), &audit)
+        .save_consent(
+            &user.id,
+            &req.app.id,
+            &scope,
+            provider.services.clock.now(),
+            &audit,
+        )
         .await?;
     Ok(())
 }
@@ -591,7 +597,7 @@ pub async fn issue_code(
     client: &ClientInfo,
 ) -> Result<String, OAuthError> {
     let config = &provider.services.config;
-    let now = time_now();
+    let now = provider.services.clock.now();
     let code = crypto::random_token();
     let grant = Grant {
         id: crate::kernel::GrantId::generate(),

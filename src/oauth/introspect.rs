@@ -15,7 +15,6 @@ use super::provider::Provider;
 use super::verified::{Verified, VerifiedTokens};
 use crate::kernel::{ClientId, UserId};
 use crate::orgs::Organization;
-use crate::time_now;
 use crate::users::User;
 
 pub struct ValidAccessToken {
@@ -31,7 +30,7 @@ pub async fn validate_access_token(
     token: &str,
 ) -> Result<Option<ValidAccessToken>, OAuthError> {
     let services = &provider.services;
-    let now = time_now();
+    let now = provider.services.clock.now();
     let Some(claims) = verified_claims(provider, org, token, now).await? else {
         return Ok(None);
     };
@@ -236,7 +235,7 @@ async fn describe_refresh_token(
     token: &str,
 ) -> Result<Option<Introspection>, OAuthError> {
     let services = &provider.services;
-    let now = time_now();
+    let now = provider.services.clock.now();
     let Some(stored) = services
         .db
         .tenant(&org.id)

@@ -164,7 +164,7 @@ impl KeyRing {
 
     pub async fn reload(&self, services: &Services, org_id: &OrgId) -> Result<Arc<OrgKeys>> {
         let records = services.db.tenant(org_id).signing_keys().await?;
-        let keys = Arc::new(build(services, &records, crate::time_now())?);
+        let keys = Arc::new(build(services, &records, services.clock.now())?);
         if let Ok(mut map) = self.orgs.write() {
             map.insert(org_id.to_string(), keys.clone());
         }

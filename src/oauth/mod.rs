@@ -10,7 +10,7 @@ pub mod jwt;
 pub mod keyring;
 pub mod logout;
 pub mod provider;
-pub mod records;
+pub use crate::model::grants as records;
 pub mod revocation;
 pub mod rs256;
 pub mod scopes;

@@ -249,7 +249,7 @@ impl Provider {
             .services
             .db
             .system()
-            .revoked_access_tokens(crate::time_now())
+            .revoked_access_tokens(self.services.clock.now())
             .await?;
         let mut fresh: HashSet<String> = list.into_iter().collect();
         if let Ok(mut recent) = self.recent_revocations.write() {

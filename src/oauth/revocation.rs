@@ -12,7 +12,6 @@ use super::token::revoke_grant;
 use crate::apps::Application;
 use crate::audit::{Actor, NewAuditEvent};
 use crate::orgs::Organization;
-use crate::time_now;
 
 pub async fn revoke(
     provider: &Provider,
@@ -41,7 +40,13 @@ pub async fn revoke(
     }
     // Access token? Only the client it was issued to may revoke it.
     let Ok(VerifiedJwt { claims, .. }) = provider
-        .verify_jwt(org, token, ACCESS_TOKEN_TYP, time_now(), false)
+        .verify_jwt(
+            org,
+            token,
+            ACCESS_TOKEN_TYP,
+            provider.services.clock.now(),
+            false,
+        )
         .await?
     else {
         return Ok(());

@@ -1,75 +1,13 @@
 //! Organizations: tenants, each with its own user pool, applications, signing keys and issuer.
 
+pub use crate::model::orgs::{OrgSettings, Organization, Role};
+
 use crate::kernel::OrgId;
-use serde::{Deserialize, Serialize};
 
 use crate::audit::{Actor, NewAuditEvent};
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::service::Services;
-use crate::{keys, time_now};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Organization {
-    pub id: OrgId,
-    pub slug: String,
-    pub name: String,
-    pub settings: OrgSettings,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Per-organization policy. Every field has a default so new settings never need a data migration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct OrgSettings {
-    pub self_registration: bool,
-    pub session_idle_timeout_secs: u64,
-    pub session_absolute_lifetime_secs: u64,
-    pub rate_limits: crate::ratelimit::RateLimits,
-    pub password_policy: crate::accounts::policy::PasswordPolicy,
-    pub mfa: crate::mfa::MfaSettings,
-}
-
-impl Default for OrgSettings {
-    fn default() -> Self {
-        Self {
-            self_registration: true,
-            session_idle_timeout_secs: 30 * 60,
-            session_absolute_lifetime_secs: 12 * 3600,
-            rate_limits: Default::default(),
-            password_policy: Default::default(),
-            mfa: Default::default(),
-        }
-    }
-}
-
-/// A member's role inside an organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "owner" => Some(Role::Owner),
-            "admin" => Some(Role::Admin),
-            "member" => Some(Role::Member),
-            _ => None,
-        }
-    }
-}
 
 /// Slugs appear in issuer URLs, so they are short, lower-case and URL-safe.
 pub fn validate_slug(slug: &str) -> Result<()> {
@@ -110,7 +48,7 @@ pub async fn create(
 ) -> Result<Organization> {
     validate_slug(input.slug)?;
     let name = validate_name("name", input.name)?;
-    let now = time_now();
+    let now = services.clock.now();
     let org = Organization {
         id: OrgId::generate(),
         slug: input.slug.to_string(),
@@ -185,7 +123,7 @@ pub async fn update(
     let org = Organization {
         name,
         settings,
-        updated_at: time_now(),
+        updated_at: services.clock.now(),
         ..before.clone()
     };
     let audit = NewAuditEvent::new(&org.id, actor, "org.updated")

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::orgs::Organization;
 use crate::service::Services;
 use crate::users::{CredentialKind, User, normalize_email};
-use crate::{crypto, oauth, time_now};
+use crate::{crypto, oauth};
 
 /// Where the request came from, for the session record and the audit log.
 #[derive(Debug, Clone, Default)]
@@ -358,7 +358,7 @@ pub fn new_session(
     acr: &str,
     client: &ClientInfo,
 ) -> (Session, String) {
-    let now = time_now();
+    let now = services.clock.now();
     let token = crypto::random_token();
     let session = Session {
         id_hash: services.secrets.token_hash(&token),
@@ -412,7 +412,7 @@ pub async fn from_cookie(
     let Some(session) = services.db.tenant(&org.id).session_by_hash(&hash).await? else {
         return Ok(None);
     };
-    let now = time_now();
+    let now = services.clock.now();
     let idle_limit = org.settings.session_idle_timeout_secs as i64;
     if session.revoked_at.is_some()
         || session.expires_at <= now
@@ -465,7 +465,7 @@ pub async fn end(
         .revoke_session(
             &hash,
             KeepGrants::after(SignOut::Session).scopes(),
-            time_now(),
+            services.clock.now(),
             &audit,
         )
         .await?)
@@ -481,7 +481,7 @@ fn is_live(org: &Organization, user: &User, session: &Session, now: i64) -> bool
 
 /// The user's live sessions, newest first.
 pub async fn list(services: &Services, org: &Organization, user: &User) -> Result<Vec<Session>> {
-    let now = time_now();
+    let now = services.clock.now();
     Ok(services
         .db
         .tenant(&org.id)
@@ -509,7 +509,7 @@ pub async fn revoke(
             &user.id,
             public_id,
             KeepGrants::after(SignOut::Session).scopes(),
-            time_now(),
+            services.clock.now(),
             &audit,
         )
         .await?)
@@ -533,7 +533,7 @@ pub async fn revoke_others(
             &user.id,
             keep,
             KeepGrants::after(SignOut::OtherSessions).scopes(),
-            time_now(),
+            services.clock.now(),
             &audit,
         )
         .await?)

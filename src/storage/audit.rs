@@ -85,7 +85,7 @@ macro_rules! audit_queries {
                     .await?;
                     let last_seq: i64 = head.try_get("seq")?;
                     let mut prev_hash: String = head.try_get("hash")?;
-                    let now = $crate::time_now();
+                    let now = sealing.clock.now();
                     let mut sealed = Vec::with_capacity(events.len());
                     for (i, event) in events.iter().enumerate() {
                         let e = event.seal(&sealing.audit, last_seq - events.len() as i64 + 1 + i as i64, now, &prev_hash);

@@ -176,11 +176,13 @@ impl Db {
     }
 }
 
-/// What the store needs from the master key: the sealer for email bodies in the outbox and the key that
-/// links the audit chain. Both are computed inside the store's transactions.
+/// What the store computes inside its transactions: the sealer for email bodies in the outbox, the key that
+/// links the audit chain, and the clock that stamps audit events and version bumps (the same clock the
+/// domain reads, so a test that advances it sees consistent times everywhere).
 pub struct StoreSealing {
     pub secrets: Arc<crate::crypto::SecretBox>,
     pub audit: crate::crypto::AuditKeys,
+    pub clock: crate::kernel::Clock,
 }
 
 /// Connects to the database named by the configuration.
@@ -209,16 +211,16 @@ mod prelude {
     pub(super) use super::{
         StoreError, StoreResult, StoreSealing, belongs, conflict_or, json_list, parse_json,
     };
-    pub(super) use crate::apps::{Application, ClientType, GrantType};
     pub(super) use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
-    pub(super) use crate::email::{OutboxEntry, OutgoingEmail, body_aad};
     pub(super) use crate::kernel::*;
-    pub(super) use crate::keys::{KeyState, SigningKeyRecord};
-    pub(super) use crate::oauth::records::{AuthorizationCode, Grant, RefreshToken};
-    pub(super) use crate::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
-    pub(super) use crate::orgs::{Organization, Role};
-    pub(super) use crate::sessions::Session;
-    pub(super) use crate::users::{Credential, CredentialKind, Member, User};
+    pub(super) use crate::model::apps::{Application, ClientType, GrantType};
+    pub(super) use crate::model::email::{OutboxEntry, OutgoingEmail, body_aad};
+    pub(super) use crate::model::grants::{AuthorizationCode, Grant, RefreshToken};
+    pub(super) use crate::model::keys::{KeyState, SigningKeyRecord};
+    pub(super) use crate::model::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
+    pub(super) use crate::model::orgs::{Organization, Role};
+    pub(super) use crate::model::sessions::Session;
+    pub(super) use crate::model::users::{Credential, CredentialKind, Member, User};
     pub(super) use sqlx::Row as _;
 }
 

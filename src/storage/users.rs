@@ -196,7 +196,7 @@ macro_rules! user_queries {
 
                 pub(in crate::storage) async fn bump_session_version(&self, org: &OrgId, user_id: &UserId, audit: &NewAuditEvent) -> StoreResult<i64> {
                     let mut tx = self.write_pool().begin().await?;
-                    let version = Self::bump_session_version_tx(&mut tx, org, user_id, $crate::time_now()).await?;
+                    let version = Self::bump_session_version_tx(&mut tx, org, user_id, self.sealing.clock.now()).await?;
                     Self::append_audit_tx(&mut tx, &self.sealing, org, audit).await?;
                     tx.commit().await?;
                     Ok(version)

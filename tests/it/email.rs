@@ -131,6 +131,7 @@ async fn make_org(services: &Services, slug: &str) -> Organization {
 /// An email whose body holds a one-time link and code, as the account flows send.
 fn code_email(org: &Organization, to: &str, n: usize) -> OutgoingEmail {
     let mut email = OutgoingEmail::new(
+        latchkey::time_now(),
         &org.id,
         to,
         &format!("Your sign-in code ({n})"),

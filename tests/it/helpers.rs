@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use latchkey::config::Config;
+use latchkey::kernel::Clock;
 use latchkey::server::Server;
 use latchkey::service::Services;
 use sqlx::Connection;
@@ -357,6 +358,9 @@ pub struct TestApp {
     pub base: String,
     pub addr: SocketAddr,
     pub services: Services,
+    /// The server's clock: `app.clock.advance(secs)` moves time forward for every domain operation, so
+    /// a test crosses an expiry or a window without sleeping or rewriting timestamps in SQL.
+    pub clock: Clock,
     /// A client that does not follow redirects.
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -399,7 +403,10 @@ impl TestApp {
                 vec![("LATCHKEY_LISTEN", &listen), ("LATCHKEY_PUBLIC_URL", &base)];
             vars.extend_from_slice(extra);
             let config = test_config_with(&db, &vars);
-            let services = Services::open(config).await.expect("services open");
+            let clock = Clock::adjustable();
+            let services = Services::open_with_clock(config, clock.clone())
+                .await
+                .expect("services open");
             let server = match Server::bind(services.clone()).await {
                 Ok(server) => server,
                 Err(e) => {
@@ -423,6 +430,7 @@ impl TestApp {
                 base,
                 addr,
                 services,
+                clock,
                 http,
                 shutdown: Some(tx),
                 task: Some(task),

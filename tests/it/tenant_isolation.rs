@@ -7,8 +7,8 @@ use latchkey::apps::{self, ClientType, GrantType, NewApplication};
 use latchkey::audit::{Actor, NewAuditEvent};
 use latchkey::email::OutgoingEmail;
 use latchkey::kernel::{GrantId, OrgId, SessionId};
+use latchkey::model::onetime::OneTimeToken;
 use latchkey::oauth::records::{AuthorizationCode, Grant, RefreshToken};
-use latchkey::onetime::OneTimeToken;
 use latchkey::orgs::{self, NewOrganization, Organization, Role};
 use latchkey::service::Services;
 use latchkey::sessions::Session;
@@ -575,7 +575,13 @@ async fn keys_outbox_and_audit_of_another_organization_are_invisible(backend: Ba
             .all(|ka| b_keys.iter().all(|kb| kb.kid != ka.kid))
     );
 
-    let email = OutgoingEmail::new(&t.b.id, "b@example.com", "Beta only", "secret link".into());
+    let email = OutgoingEmail::new(
+        latchkey::time_now(),
+        &t.b.id,
+        "b@example.com",
+        "Beta only",
+        "secret link".into(),
+    );
     b.enqueue_email(&email).await.unwrap();
     assert!(a.list_outbox(100).await.unwrap().is_empty());
     assert_eq!(a.outbox_entry(&email.id).await.unwrap(), None);

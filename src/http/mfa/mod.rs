@@ -97,7 +97,7 @@ pub(crate) async fn fresh_factors(
     let factors = mfa::factors(&state.services, &me.user)
         .await
         .map_err(|e| PageError::failed(org, &e))?;
-    match step_ups::prove(org, &me.session, &factors, crate::time_now()) {
+    match step_ups::prove(org, &me.session, &factors, state.services.clock.now()) {
         Ok(proof) => Ok((factors, proof)),
         Err(_) => Err(step_up(state, org, &me.session, &me.user, after).await),
     }

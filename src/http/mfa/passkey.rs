@@ -206,7 +206,7 @@ pub async fn passkey_setup_options(
         Ok(f) => f,
         Err(e) => return json_failure(&e),
     };
-    let now = crate::time_now();
+    let now = state.services.clock.now();
     let Ok(proof) = mfa::step_up::prove(&org, &me.session, &factors, now) else {
         let message = "Confirm it is you first: reload the page.";
         return json_refusal(StatusCode::FORBIDDEN, message);

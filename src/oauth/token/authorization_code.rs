@@ -7,12 +7,12 @@ use super::issue::{self, Issue};
 use super::{TokenRequest, TokenResponse};
 use crate::apps::Application;
 use crate::audit::{Actor, NewAuditEvent};
+use crate::crypto;
 use crate::oauth::provider::Provider;
 use crate::oauth::records::{AuthorizationCode, Grant};
 use crate::oauth::{OAuthError, s256};
 use crate::orgs::Organization;
 use crate::users::User;
-use crate::{crypto, time_now};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct AuthorizationCodeGrant {
@@ -46,7 +46,7 @@ impl AuthorizationCodeGrant {
         actor: Actor,
     ) -> Result<TokenResponse, OAuthError> {
         let store = provider.services.db.tenant(&org.id);
-        let now = time_now();
+        let now = provider.services.clock.now();
         let code_hash = provider.services.secrets.token_hash(&self.code);
         let (stored, grant, user) = self
             .redeemable(provider, org, app, &actor, &code_hash, now)

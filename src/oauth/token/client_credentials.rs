@@ -11,7 +11,6 @@ use crate::oauth::provider::Provider;
 use crate::oauth::records::Grant;
 use crate::oauth::{OAuthError, parse_scope, scopes};
 use crate::orgs::Organization;
-use crate::time_now;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClientCredentialsGrant {
@@ -39,7 +38,7 @@ impl ClientCredentialsGrant {
             ));
         }
         check_scope(&self.scope)?;
-        let now = time_now();
+        let now = provider.services.clock.now();
         let grant = Grant {
             id: crate::kernel::GrantId::generate(),
             org_id: org.id.clone(),

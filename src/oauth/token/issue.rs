@@ -6,13 +6,13 @@ use serde_json::json;
 use super::TokenResponse;
 use crate::apps::{Application, GrantType};
 use crate::audit::{Actor, NewAuditEvent};
+use crate::crypto;
 use crate::oauth::claims::{AccessClaims, IdClaims, UserClaims};
 use crate::oauth::provider::Provider;
 use crate::oauth::records::{Grant, RefreshToken};
 use crate::oauth::{OAuthError, at_hash, has_scope, jwt};
 use crate::orgs::Organization;
 use crate::users::User;
-use crate::{crypto, time_now};
 
 /// Who the client is acting for, as far as audit entries are concerned.
 pub(super) fn client_actor(
@@ -69,7 +69,7 @@ pub async fn revoke_grant(
         .services
         .db
         .tenant(&org.id)
-        .revoke_grant(&grant.id, time_now(), reason, &audit)
+        .revoke_grant(&grant.id, provider.services.clock.now(), reason, &audit)
         .await?;
     if revoked {
         tracing::warn!(org = %org.slug, grant = %grant.id, reason, "grant revoked");

@@ -11,7 +11,6 @@ use crate::oauth::provider::Provider;
 use crate::oauth::records::Grant;
 use crate::oauth::{OAuthError, has_scope, parse_scope};
 use crate::orgs::Organization;
-use crate::time_now;
 use crate::users::User;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -41,7 +40,7 @@ impl RefreshTokenGrant {
         actor: Actor,
     ) -> Result<TokenResponse, OAuthError> {
         let store = provider.services.db.tenant(&org.id);
-        let now = time_now();
+        let now = provider.services.clock.now();
         let hash = provider.services.secrets.token_hash(&self.refresh_token);
         let (grant, user) = usable(provider, org, app, &actor, &hash, now).await?;
         let mut effective = grant.clone();

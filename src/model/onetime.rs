@@ -2,6 +2,11 @@
 //! email codes. Stored as keyed hashes, single use, with an expiry and an attempt counter.
 
 use crate::kernel::{OrgId, UserId};
+
+/// Purposes, one per kind of token.
+pub const VERIFY_EMAIL_PURPOSE: &str = "verify_email";
+pub const PASSWORD_RESET_PURPOSE: &str = "password_reset";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneTimeToken {
     pub token_hash: Vec<u8>,
@@ -15,7 +20,3 @@ pub struct OneTimeToken {
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
 }
-
-/// Purposes, one per kind of token.
-pub const VERIFY_EMAIL_PURPOSE: &str = "verify_email";
-pub const PASSWORD_RESET_PURPOSE: &str = "password_reset";
