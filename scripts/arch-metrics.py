@@ -182,7 +182,7 @@ handlers.sort(reverse=True)
 statuses = sum(len(re.findall(r"StatusCode::[A-Z_]+", t)) for t in sources.values())
 
 print(f"modules in import cycles: {in_cycles} ({'; '.join(' '.join(c) for c in sccs) or 'none'})")
-print(f"upward imports: {len(upward)}")
+print(f"upward imports: {len(upward)} {sorted(upward)}")
 print(f"store methods without an organization scope: {len(unscoped)} of {len(unscoped) + len(scoped)}")
 print(f"hand-written organization checks outside storage: {len(checks)} {checks}")
 print(f"largest file: {largest.relative_to(root)} ({len(largest.read_text().splitlines())} lines)")

@@ -5,12 +5,14 @@
 //! `http` is the thin web edge; `cli` the command line.
 
 pub mod accounts;
+pub mod app;
 pub mod apps;
 pub mod audit;
 pub mod cli;
 pub mod client_addr;
 pub mod config;
 pub mod crypto;
+pub mod deps;
 pub mod email;
 pub mod ephemeral;
 pub mod error;
@@ -22,9 +24,8 @@ pub mod model;
 pub mod oauth;
 pub mod orgs;
 pub mod ratelimit;
-pub mod server;
-pub mod service;
 pub mod sessions;
+pub mod signin;
 pub mod storage;
 pub mod telemetry;
 pub mod uri;

@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    latchkey::cli::main()
+    latchkey::app::main()
 }

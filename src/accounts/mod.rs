@@ -6,67 +6,41 @@
 //! (sign-up) and one database transaction, so timing does not tell either.
 
 pub mod password;
-pub mod policy;
+pub use crate::users::password_policy as policy;
 pub mod reset;
 pub mod signup;
 pub mod verification;
 
-use crate::audit::Actor;
-use crate::crypto::password::PasswordError;
+use crate::audit::Action;
+use crate::deps::{HasClock, HasDb, HasMailer, HasSecrets};
 use crate::error::Error;
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::ratelimit;
-use crate::service::Services;
 use crate::sessions::service::ClientInfo;
-use crate::users::User;
 
-/// An absolute link to a page of the organization's hosted pages, e.g. `reset-password?…`.
-pub fn page_url(services: &Services, org: &Organization, path_and_query: &str) -> String {
-    format!("{}/{path_and_query}", services.config.issuer_for(&org.slug))
-}
+pub use crate::orgs::page_url;
 
-pub use crate::sessions::service::user_actor;
+pub use crate::model::audit::user_actor;
 
-/// The actor for a request from someone not signed in.
-pub fn anonymous_actor(client: &ClientInfo) -> Actor {
-    Actor {
-        actor_type: "anonymous".into(),
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-        ..Default::default()
-    }
-}
+pub use crate::model::audit::anonymous_actor;
 
 /// A short keyed fingerprint of an email address for audit entries about addresses that may not belong
 /// to anyone: the log must not become a list of addresses people typed.
-pub fn email_fingerprint(services: &Services, email: &str) -> String {
+pub fn email_fingerprint(deps: &impl HasSecrets, email: &str) -> String {
     hex::encode(
-        &services
-            .secrets
+        &deps
+            .secrets()
             .token_hash(&crate::users::identity_key(email))[..8],
     )
 }
 
-pub(crate) fn hashing_error(e: PasswordError) -> Error {
-    match e {
-        PasswordError::Busy => Error::Busy,
-        other => Error::Internal(other.to_string()),
-    }
-}
-
-/// Checks a new password against the organization's policy; the error names the rule it breaks.
-pub fn check_password(
-    org: &Organization,
-    password: &str,
-    email: &str,
-    name: Option<&str>,
-) -> Result<(), Error> {
-    policy::check(&org.settings.password_policy, password, email, name)
-}
+pub use crate::users::check_password;
+pub(crate) use crate::users::hashing_error;
 
 /// Tells the delivery worker that mail is waiting (it also polls, so this only saves latency).
-pub fn wake_mailer(services: &Services) {
-    services.wake_email_delivery();
+pub fn wake_mailer(deps: &impl HasMailer) {
+    deps.wake_email_delivery();
 }
 
 /// One sentence describing the organization's password rules, for the forms that set a password.
@@ -76,7 +50,7 @@ pub fn describe_password_rules(org: &Organization) -> String {
 
 /// Sets the user's display name (empty clears it).
 pub async fn update_name(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     org: &Organization,
     user: &User,
     name: &str,
@@ -87,16 +61,15 @@ pub async fn update_name(
         n => Some(crate::orgs::validate_name("name", n)?),
     };
     let audit =
-        crate::audit::NewAuditEvent::new(&org.id, &user_actor(user, client), "user.updated")
+        crate::audit::NewAuditEvent::new(&org.id, &user_actor(user, client), Action::UserUpdated)
             .target("user", &user.id)
             .change(
                 Some(serde_json::json!({"name": user.name})),
                 Some(serde_json::json!({"name": name})),
             );
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
-        .update_user_name(&user.id, name.as_deref(), services.clock.now(), &audit)
+        .update_user_name(&user.id, name.as_deref(), deps.now(), &audit)
         .await?;
     Ok(())
 }
@@ -140,7 +113,7 @@ pub(crate) fn per_client_rule<'a>(
 /// An hourly limit per email address, keyed by a fingerprint of its canonical form, so it counts the same
 /// whether or not the address is registered and however the address was spelled.
 pub(crate) fn per_address_rule(
-    services: &Services,
+    deps: &impl HasSecrets,
     org: &Organization,
     policy: &'static str,
     canonical_email: &str,
@@ -151,7 +124,7 @@ pub(crate) fn per_address_rule(
         key: format!(
             "{policy}:{}:{}",
             org.id,
-            ratelimit::key_part(services, canonical_email)
+            ratelimit::key_part(deps, canonical_email)
         ),
         limit,
         window: ratelimit::HOUR,

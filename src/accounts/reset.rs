@@ -14,31 +14,31 @@ use super::{
     anonymous_actor, check_password, email_fingerprint, hashing_error, page_url, user_actor,
     wake_mailer,
 };
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
 use crate::crypto;
-use crate::email::OutgoingEmail;
+use crate::deps::{HasClock, HasConfig, HasDb, HasEphemeral, HasMailer, HasPasswords, HasSecrets};
 use crate::error::{Error, Result};
+use crate::model::email::OutgoingEmail;
 use crate::model::onetime::{OneTimeToken, PASSWORD_RESET_PURPOSE};
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
+use crate::model::users::{Credential, User};
 use crate::ratelimit;
-use crate::service::Services;
 use crate::sessions::service::ClientInfo;
-use crate::users::{Credential, User, normalize_email};
+use crate::users::normalize_email;
 
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
 /// Wrong codes after which a reset session is locked for good.
 pub const MAX_CODE_ATTEMPTS: i64 = 5;
 
-fn code_hash(services: &Services, session_id: &str, code: &str) -> Vec<u8> {
-    services
-        .secrets
+fn code_hash(deps: &impl HasSecrets, session_id: &str, code: &str) -> Vec<u8> {
+    deps.secrets()
         .token_hash(&format!("reset-code:{session_id}:{code}"))
 }
 
 /// Opens a reset session and returns its id (for the requesting browser). Only an invalid address is an
 /// error; known or not, everything else looks the same.
 pub async fn request(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasEphemeral + HasMailer + HasSecrets),
     org: &Organization,
     email: &str,
     app_client_id: Option<&str>,
@@ -49,13 +49,13 @@ pub async fn request(
     let network = ratelimit::client_network(client.ip.as_deref());
     // Narrowest first: the shared per-application budget only counts what these let through.
     ratelimit::enforce(
-        services,
+        deps,
         org,
         &anonymous_actor(client),
         &[
             super::per_client_rule(org, "reset-ip", &network, limits.reset_per_ip_per_hour),
             super::per_address_rule(
-                services,
+                deps,
                 org,
                 "reset-email",
                 &normalized,
@@ -65,22 +65,21 @@ pub async fn request(
         ],
     )
     .await?;
-    let user = services
-        .db
+    let user = deps
+        .db()
         .tenant(&org.id)
         .user_by_email(&normalized)
         .await?
         .filter(|u| !u.disabled);
     let session_id = crypto::random_token();
     let code = format!("{:06}", OsRng.gen_range(0..1_000_000u32));
-    let now = services.clock.now();
+    let now = deps.now();
     let token = OneTimeToken {
-        token_hash: services.secrets.token_hash(&session_id),
+        token_hash: deps.secrets().token_hash(&session_id),
         org_id: org.id.clone(),
         user_id: user.as_ref().map(|u| u.id.clone()),
         purpose: PASSWORD_RESET_PURPOSE.into(),
-        data: json!({ "code_hash": hex::encode(code_hash(services, &session_id, &code)) })
-            .to_string(),
+        data: json!({ "code_hash": hex::encode(code_hash(deps, &session_id, &code)) }).to_string(),
         attempts: 0,
         created_at: now,
         expires_at: now + SESSION_TTL_SECS,
@@ -89,16 +88,16 @@ pub async fn request(
     let mut audit = NewAuditEvent::new(
         &org.id,
         &anonymous_actor(client),
-        "password_reset.requested",
+        Action::PasswordResetRequested,
     )
     .change(
         None,
-        Some(json!({"email_fingerprint": email_fingerprint(services, &normalized)})),
+        Some(json!({"email_fingerprint": email_fingerprint(deps, &normalized)})),
     );
     let message = user.as_ref().map(|user| {
         audit = audit.clone().target("user", &user.id);
         let link = page_url(
-            services,
+            deps,
             org,
             &format!("reset-password?session={session_id}&code={code}"),
         );
@@ -109,20 +108,19 @@ pub async fn request(
             org = org.name,
         );
         OutgoingEmail::new(
-            services.clock.now(),
+            deps.now(),
             &org.id,
             &user.email,
             &format!("Reset your {} password", org.name),
             body,
         )
     });
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .issue_one_time_token(Some(&token), message.as_ref(), &audit)
         .await?;
     if message.is_some() {
-        wake_mailer(services);
+        wake_mailer(deps);
     }
     Ok(session_id)
 }
@@ -154,41 +152,43 @@ impl From<crate::storage::StoreError> for ResetError {
 }
 
 /// Whether a reset session can still be used (for showing the form before anything is typed).
-pub async fn is_open(services: &Services, org: &Organization, session_id: &str) -> Result<bool> {
-    let token = services
-        .db
+pub async fn is_open(
+    deps: &(impl HasClock + HasDb + HasSecrets),
+    org: &Organization,
+    session_id: &str,
+) -> Result<bool> {
+    let token = deps
+        .db()
         .tenant(&org.id)
         .one_time_token(
-            &services.secrets.token_hash(session_id),
+            &deps.secrets().token_hash(session_id),
             PASSWORD_RESET_PURPOSE,
         )
         .await?;
     Ok(token.is_some_and(|t| {
-        t.consumed_at.is_none()
-            && t.expires_at > services.clock.now()
-            && t.attempts < MAX_CODE_ATTEMPTS
+        t.consumed_at.is_none() && t.expires_at > deps.now() && t.attempts < MAX_CODE_ATTEMPTS
     }))
 }
 
 /// Checks the code and sets the new password. On success the user is signed out everywhere.
 pub async fn complete(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasMailer + HasPasswords + HasSecrets),
     org: &Organization,
     session_id: &str,
     code: &str,
     new_password: &str,
     client: &ClientInfo,
 ) -> Result<User, ResetError> {
-    let hash = services.secrets.token_hash(session_id);
-    let Some(token) = services
-        .db
+    let hash = deps.secrets().token_hash(session_id);
+    let Some(token) = deps
+        .db()
         .tenant(&org.id)
         .one_time_token(&hash, PASSWORD_RESET_PURPOSE)
         .await?
     else {
         return Err(ResetError::Expired);
     };
-    let now = services.clock.now();
+    let now = deps.now();
     if token.consumed_at.is_some() || token.expires_at <= now {
         return Err(ResetError::Expired);
     }
@@ -198,8 +198,8 @@ pub async fn complete(
     // The attempt is counted before the code is compared, so guesses sent in parallel cannot compare more
     // codes than the limit (counting after the comparison let every request that read the token before
     // the fifth count compare its code, and a right one among them win).
-    let Some(attempts) = services
-        .db
+    let Some(attempts) = deps
+        .db()
         .tenant(&org.id)
         .count_token_attempt(&hash, PASSWORD_RESET_PURPOSE, MAX_CODE_ATTEMPTS, now)
         .await?
@@ -217,9 +217,9 @@ pub async fn complete(
         .unwrap_or_default();
     let code = code.trim();
     let code_ok = token.user_id.is_some()
-        && crypto::constant_time_eq(&code_hash(services, session_id, code), &stored_code);
+        && crypto::constant_time_eq(&code_hash(deps, session_id, code), &stored_code);
     let user = match &token.user_id {
-        Some(id) if code_ok => services.db.tenant(&org.id).user_by_id(id).await?,
+        Some(id) if code_ok => deps.db().tenant(&org.id).user_by_id(id).await?,
         _ => None,
     };
     let Some(user) = user else {
@@ -227,16 +227,16 @@ pub async fn complete(
         let mut audit = NewAuditEvent::new(
             &org.id,
             &anonymous_actor(client),
-            "password_reset.code_failed",
+            Action::PasswordResetCodeFailed,
         )
         .change(None, Some(json!({"attempts_left": left})));
         if let Some(id) = &token.user_id {
             audit = audit.target("user", id);
         }
         if left == 0 {
-            audit.action = "password_reset.locked".into();
+            audit.action = Action::PasswordResetLocked;
         }
-        services.db.tenant(&org.id).append_audit(&audit).await?;
+        deps.db().tenant(&org.id).append_audit(&audit).await?;
         return Err(if left == 0 {
             ResetError::Locked
         } else {
@@ -247,21 +247,20 @@ pub async fn complete(
     };
     if let Err(e) = check_password(org, new_password, &user.email, user.name.as_deref()) {
         // The code was right: a password the policy refuses does not cost an attempt.
-        services
-            .db
+        deps.db()
             .tenant(&org.id)
             .release_token_attempt(&hash, PASSWORD_RESET_PURPOSE)
             .await?;
         return Err(ResetError::Invalid(e));
     }
-    let secret = services
-        .passwords
+    let secret = deps
+        .passwords()
         .hash(new_password)
         .await
         .map_err(hashing_error)?;
     let credential = Credential::password(&user.id, secret, now);
     let notice = OutgoingEmail::new(
-        services.clock.now(),
+        deps.now(),
         &org.id,
         &user.email,
         &format!("Your {} password was changed", org.name),
@@ -269,18 +268,18 @@ pub async fn complete(
             "The password of your {org} account was reset just now, and every device was signed out.\n\n\
              If this was not you, reset your password again at once:\n{reset}\n",
             org = org.name,
-            reset = page_url(services, org, "forgot-password"),
+            reset = page_url(deps, org, "forgot-password"),
         ),
     );
     let audit = NewAuditEvent::new(
         &org.id,
         &user_actor(&user, client),
-        "password_reset.completed",
+        Action::PasswordResetCompleted,
     )
     .target("user", &user.id)
     .change(None, Some(json!({"signed_out_everywhere": true})));
-    let done = services
-        .db
+    let done = deps
+        .db()
         .tenant(&org.id)
         .replace_password(
             &user.id,
@@ -296,6 +295,6 @@ pub async fn complete(
     if done.is_none() {
         return Err(ResetError::Expired);
     }
-    wake_mailer(services);
+    wake_mailer(deps);
     Ok(user)
 }

@@ -3,6 +3,7 @@
 //! Sign-ups are limited per client address and per email address (the same either way), so nobody can
 //! flood an address with these messages or send verification mail to hundreds of addresses.
 
+use crate::deps::{HasClock, HasConfig, HasDb, HasEphemeral, HasMailer, HasPasswords, HasSecrets};
 use crate::kernel::UserId;
 use serde_json::json;
 
@@ -11,15 +12,15 @@ use super::{
     anonymous_actor, check_password, email_fingerprint, hashing_error, page_url, per_address_rule,
     per_client_rule, user_actor, wake_mailer,
 };
-use crate::audit::NewAuditEvent;
-use crate::email::OutgoingEmail;
+use crate::audit::{Action, NewAuditEvent};
 use crate::error::{Error, Result};
-use crate::orgs::Organization;
+use crate::model::email::OutgoingEmail;
+use crate::model::orgs::Organization;
+use crate::model::users::{Credential, User};
 use crate::ratelimit;
-use crate::service::Services;
 use crate::sessions::service::ClientInfo;
 use crate::storage::StoreError;
-use crate::users::{Credential, User, normalize_email};
+use crate::users::normalize_email;
 
 pub struct SignUp<'a> {
     pub email: &'a str,
@@ -32,7 +33,7 @@ pub struct SignUp<'a> {
 /// Registers a new account, or (for a known address) tells its owner. Input errors come back as
 /// `Error::Invalid` naming the field; everything else looks like success to the caller.
 pub async fn sign_up(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasEphemeral + HasMailer + HasPasswords + HasSecrets),
     org: &Organization,
     input: SignUp<'_>,
     client: &ClientInfo,
@@ -51,13 +52,13 @@ pub async fn sign_up(
     let limits = &org.settings.rate_limits;
     let network = ratelimit::client_network(client.ip.as_deref());
     ratelimit::enforce(
-        services,
+        deps,
         org,
         &anonymous_actor(client),
         &[
             per_client_rule(org, "signup-ip", &network, limits.signup_per_ip_per_hour),
             per_address_rule(
-                services,
+                deps,
                 org,
                 "signup-email",
                 &email_normalized,
@@ -67,20 +68,20 @@ pub async fn sign_up(
     )
     .await?;
     // The slow hash runs before the lookup's outcome matters, so both paths cost the same.
-    let hash = services
-        .passwords
+    let hash = deps
+        .passwords()
         .hash(input.password)
         .await
         .map_err(hashing_error)?;
-    if let Some(existing) = services
-        .db
+    if let Some(existing) = deps
+        .db()
         .tenant(&org.id)
         .user_by_email(&email_normalized)
         .await?
     {
-        return notify_existing(services, org, &existing, client).await;
+        return notify_existing(deps, org, &existing, client).await;
     }
-    let now = services.clock.now();
+    let now = deps.now();
     let user = User {
         id: UserId::generate(),
         org_id: org.id.clone(),
@@ -94,32 +95,31 @@ pub async fn sign_up(
         updated_at: now,
     };
     let password = Credential::password(&user.id, hash, now);
-    let (token, email_message) =
-        verification::new_link(services, org, &user, input.continue_request);
+    let (token, email_message) = verification::new_link(deps, org, &user, input.continue_request);
     let mut after = serde_json::to_value(&user).unwrap_or_default();
     after["has_password"] = json!(true);
     after["self_registered"] = json!(true);
-    let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "user.signed_up")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), Action::UserSignedUp)
         .target("user", &user.id)
         .change(None, Some(after));
-    match services
-        .db
+    match deps
+        .db()
         .tenant(&org.id)
         .register_user(&user, &[password], &token, &email_message, &audit)
         .await
     {
         Ok(()) => {
-            wake_mailer(services);
+            wake_mailer(deps);
             Ok(())
         }
         // Someone registered the same address a moment ago: answer as for any known address.
-        Err(StoreError::Conflict(_)) => match services
-            .db
+        Err(StoreError::Conflict(_)) => match deps
+            .db()
             .tenant(&org.id)
             .user_by_email(&user.email_normalized)
             .await?
         {
-            Some(existing) => notify_existing(services, org, &existing, client).await,
+            Some(existing) => notify_existing(deps, org, &existing, client).await,
             None => Err(Error::Internal("sign-up conflict without a user".into())),
         },
         Err(e) => Err(e.into()),
@@ -127,7 +127,7 @@ pub async fn sign_up(
 }
 
 async fn notify_existing(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasMailer + HasSecrets),
     org: &Organization,
     existing: &User,
     client: &ClientInfo,
@@ -138,27 +138,30 @@ async fn notify_existing(
          Forgot your password? Reset it here:\n{reset}\n\n\
          If this was not you, you can ignore this message; nothing has changed.\n",
         org = org.name,
-        signin = page_url(services, org, "account"),
-        reset = page_url(services, org, "forgot-password"),
+        signin = page_url(deps, org, "account"),
+        reset = page_url(deps, org, "forgot-password"),
     );
     let message = OutgoingEmail::new(
-        services.clock.now(),
+        deps.now(),
         &org.id,
         &existing.email,
         &format!("You already have a {} account", org.name),
         body,
     );
-    let audit = NewAuditEvent::new(&org.id, &anonymous_actor(client), "signup.existing_email")
-        .target("user", &existing.id)
-        .change(
-            None,
-            Some(json!({"email_fingerprint": email_fingerprint(services, &existing.email)})),
-        );
-    services
-        .db
+    let audit = NewAuditEvent::new(
+        &org.id,
+        &anonymous_actor(client),
+        Action::SignupExistingEmail,
+    )
+    .target("user", &existing.id)
+    .change(
+        None,
+        Some(json!({"email_fingerprint": email_fingerprint(deps, &existing.email)})),
+    );
+    deps.db()
         .tenant(&org.id)
         .issue_one_time_token(None, Some(&message), &audit)
         .await?;
-    wake_mailer(services);
+    wake_mailer(deps);
     Ok(())
 }

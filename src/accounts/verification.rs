@@ -7,31 +7,32 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use super::{anonymous_actor, email_fingerprint, page_url, user_actor, wake_mailer};
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
 use crate::crypto;
-use crate::email::OutgoingEmail;
+use crate::deps::{HasClock, HasConfig, HasDb, HasEphemeral, HasMailer, HasSecrets};
 use crate::error::Result;
+use crate::model::email::OutgoingEmail;
 use crate::model::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::ratelimit;
-use crate::service::Services;
 use crate::sessions::service::ClientInfo;
-use crate::users::{User, normalize_email};
+use crate::users::normalize_email;
 
 pub const LINK_TTL_SECS: i64 = 30 * 60;
 
 /// A fresh verification token for `user` and the email that carries its link. Nothing is stored yet: the
 /// caller stores both with the action that needs them.
 pub fn new_link(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasSecrets),
     org: &Organization,
     user: &User,
     continue_request: Option<&str>,
 ) -> (OneTimeToken, OutgoingEmail) {
     let secret = URL_SAFE_NO_PAD.encode(crypto::random_bytes(16));
-    let now = services.clock.now();
+    let now = deps.now();
     let token = OneTimeToken {
-        token_hash: services.secrets.token_hash(&secret),
+        token_hash: deps.secrets().token_hash(&secret),
         org_id: org.id.clone(),
         user_id: Some(user.id.clone()),
         purpose: VERIFY_EMAIL_PURPOSE.into(),
@@ -41,14 +42,14 @@ pub fn new_link(
         expires_at: now + LINK_TTL_SECS,
         consumed_at: None,
     };
-    let link = page_url(services, org, &format!("verify-email?token={secret}"));
+    let link = page_url(deps, org, &format!("verify-email?token={secret}"));
     let body = format!(
         "Welcome to {org}.\n\nTo confirm your email address, open this link within 30 minutes and press the button on the page:\n{link}\n\n\
          If you did not create an account, ignore this message.\n",
         org = org.name,
     );
     let email = OutgoingEmail::new(
-        services.clock.now(),
+        deps.now(),
         &org.id,
         &user.email,
         &format!("Confirm your email for {}", org.name),
@@ -67,24 +68,24 @@ pub struct Verified {
 
 /// The open link `secret` and its user: `None` when the link is unknown, expired, used or foreign.
 async fn open_link(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     secret: &str,
 ) -> Result<Option<(OneTimeToken, User)>> {
-    let hash = services.secrets.token_hash(secret);
-    let Some(token) = services
-        .db
+    let hash = deps.secrets().token_hash(secret);
+    let Some(token) = deps
+        .db()
         .tenant(&org.id)
         .one_time_token(&hash, VERIFY_EMAIL_PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.consumed_at.is_some() || token.expires_at <= services.clock.now() {
+    if token.consumed_at.is_some() || token.expires_at <= deps.now() {
         return Ok(None);
     }
     let user = match &token.user_id {
-        Some(id) => services.db.tenant(&org.id).user_by_id(id).await?,
+        Some(id) => deps.db().tenant(&org.id).user_by_id(id).await?,
         None => None,
     };
     Ok(user.map(|user| (token, user)))
@@ -94,36 +95,34 @@ async fn open_link(
 /// click ([`verify`]): mail scanners and link previews fetch links by themselves, and if that confirmed
 /// the address, whoever signed up with someone else's address would get that account.
 pub async fn pending(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     secret: &str,
 ) -> Result<Option<User>> {
-    Ok(open_link(services, org, secret)
-        .await?
-        .map(|(_, user)| user))
+    Ok(open_link(deps, org, secret).await?.map(|(_, user)| user))
 }
 
 /// Consumes a verification link (the person's click). `None` when the link is unknown, expired or
 /// already used.
 pub async fn verify(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     secret: &str,
     client: &ClientInfo,
 ) -> Result<Option<Verified>> {
-    let Some((token, user)) = open_link(services, org, secret).await? else {
+    let Some((token, user)) = open_link(deps, org, secret).await? else {
         return Ok(None);
     };
     let hash = token.token_hash.clone();
-    let now = services.clock.now();
-    let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "email.verified")
+    let now = deps.now();
+    let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), Action::EmailVerified)
         .target("user", &user.id)
         .change(
             Some(json!({"email_verified": user.email_verified})),
             Some(json!({"email_verified": true})),
         );
-    if !services
-        .db
+    if !deps
+        .db()
         .tenant(&org.id)
         .verify_email(&hash, &user.id, now, &audit)
         .await?
@@ -143,7 +142,7 @@ pub async fn verify(
 
 /// Sends a new link to an unverified account. The caller answers the same whatever happened here.
 pub async fn resend(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasEphemeral + HasMailer + HasSecrets),
     org: &Organization,
     email: &str,
     continue_request: Option<&str>,
@@ -155,7 +154,7 @@ pub async fn resend(
     let network = ratelimit::client_network(client.ip.as_deref());
     // Narrowest first: the shared per-application budget only counts what these let through.
     ratelimit::enforce(
-        services,
+        deps,
         org,
         &anonymous_actor(client),
         &[
@@ -166,7 +165,7 @@ pub async fn resend(
                 limits.reset_per_ip_per_hour,
             ),
             super::per_address_rule(
-                services,
+                deps,
                 org,
                 "verify-email",
                 &normalized,
@@ -176,35 +175,29 @@ pub async fn resend(
         ],
     )
     .await?;
-    let user = services
-        .db
-        .tenant(&org.id)
-        .user_by_email(&normalized)
-        .await?;
+    let user = deps.db().tenant(&org.id).user_by_email(&normalized).await?;
     let audit = NewAuditEvent::new(
         &org.id,
         &anonymous_actor(client),
-        "email.verification_requested",
+        Action::EmailVerificationRequested,
     )
     .change(
         None,
-        Some(json!({"email_fingerprint": email_fingerprint(services, &normalized)})),
+        Some(json!({"email_fingerprint": email_fingerprint(deps, &normalized)})),
     );
     match user.filter(|u| !u.email_verified && !u.disabled) {
         Some(user) => {
-            let (token, message) = new_link(services, org, &user, continue_request);
+            let (token, message) = new_link(deps, org, &user, continue_request);
             let audit = audit.target("user", &user.id);
-            services
-                .db
+            deps.db()
                 .tenant(&org.id)
                 .issue_one_time_token(Some(&token), Some(&message), &audit)
                 .await?;
-            wake_mailer(services);
+            wake_mailer(deps);
         }
         // One transaction either way, so the timing does not tell.
         None => {
-            services
-                .db
+            deps.db()
                 .tenant(&org.id)
                 .issue_one_time_token(None, None, &audit)
                 .await?;

@@ -2,15 +2,16 @@
 
 pub use crate::model::apps::{AppSettings, Application, ClientType, GrantType};
 
+use crate::deps::{HasClock, HasDb, HasSecrets};
 use crate::kernel::{AppId, ClientId};
 use serde::Serialize;
 use url::Url;
 
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::orgs::{Organization, validate_name};
-use crate::service::Services;
+use crate::model::orgs::Organization;
+use crate::orgs::validate_name;
 
 pub struct NewApplication {
     pub name: String,
@@ -143,7 +144,7 @@ pub fn validate(input: &NewApplication) -> Result<()> {
 }
 
 pub async fn create(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
     mut input: NewApplication,
@@ -170,10 +171,10 @@ pub async fn create(
     grant_types.dedup();
 
     if let Some(alg) = input.signing_alg.as_deref() {
-        crate::keys::ensure_alg(services, actor, org, alg).await?;
+        crate::keys::ensure_alg(deps, actor, org, alg).await?;
     }
     let client_secret = (input.client_type == ClientType::Confidential).then(crypto::random_token);
-    let now = services.clock.now();
+    let now = deps.now();
     let app = Application {
         id: AppId::generate(),
         org_id: org.id.clone(),
@@ -182,7 +183,7 @@ pub async fn create(
         client_type: input.client_type,
         client_secret_hash: client_secret
             .as_deref()
-            .map(|s| services.secrets.token_hash(s)),
+            .map(|s| deps.secrets().token_hash(s)),
         redirect_uris,
         post_logout_redirect_uris,
         grant_types,
@@ -196,10 +197,10 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let audit = NewAuditEvent::new(&org.id, actor, "app.created")
+    let audit = NewAuditEvent::new(&org.id, actor, Action::AppCreated)
         .target("application", &app.id)
         .change(None, Some(serde_json::to_value(&app).unwrap_or_default()));
-    services.db.tenant(&org.id).create_app(&app, &audit).await?;
+    deps.db().tenant(&org.id).create_app(&app, &audit).await?;
     Ok(CreatedApplication { app, client_secret })
 }
 
@@ -213,37 +214,37 @@ pub struct AppChanges {
 
 /// Changes an application of `org`, found by its client_id.
 pub async fn update(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     actor: &Actor,
     org: &Organization,
     client_id: &str,
     changes: AppChanges,
 ) -> Result<Application> {
-    let before = services
-        .db
+    let before = deps
+        .db()
         .tenant(&org.id)
         .app_by_client_id(client_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("application {client_id}")))?;
     let app = Application {
         first_party: changes.first_party.unwrap_or(before.first_party),
-        updated_at: services.clock.now(),
+        updated_at: deps.now(),
         ..before.clone()
     };
-    let audit = NewAuditEvent::new(&org.id, actor, "app.updated")
+    let audit = NewAuditEvent::new(&org.id, actor, Action::AppUpdated)
         .target("application", &app.id)
         .change(
             Some(serde_json::to_value(&before).unwrap_or_default()),
             Some(serde_json::to_value(&app).unwrap_or_default()),
         );
-    services.db.tenant(&org.id).update_app(&app, &audit).await?;
+    deps.db().tenant(&org.id).update_app(&app, &audit).await?;
     Ok(app)
 }
 
 /// Gives a confidential application a new client secret (256 bits, returned this once) and replaces the
 /// stored hash, so the old secret is refused from the next request on.
 pub async fn rotate_secret(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
     client_id: &str,
@@ -255,8 +256,8 @@ pub async fn rotate_secret(
             org.slug
         ))
     };
-    let mut app = services
-        .db
+    let mut app = deps
+        .db()
         .tenant(&org.id)
         .app_by_client_id(client_id)
         .await?
@@ -268,13 +269,12 @@ pub async fn rotate_secret(
         ));
     }
     let secret = crypto::random_token();
-    let hash = services.secrets.token_hash(&secret);
-    let now = services.clock.now();
-    let audit = NewAuditEvent::new(&org.id, actor, "app.secret_rotated")
+    let hash = deps.secrets().token_hash(&secret);
+    let now = deps.now();
+    let audit = NewAuditEvent::new(&org.id, actor, Action::AppSecretRotated)
         .target("application", &app.id)
         .change(None, Some(serde_json::json!({"client_id": app.client_id})));
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .replace_client_secret(&app.id, &hash, now, &audit)
         .await?;

@@ -6,207 +6,12 @@
 //! recompute it. Events written before the chain was keyed (`chain_version` 1) used plain SHA-256; they
 //! are accepted only as a prefix closed by a keyed `audit.chain_keyed` event (see [`ChainVerifier`]).
 
-use crate::kernel::OrgId;
 pub mod service;
 pub mod writer;
 
-use serde::Serialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+pub use crate::model::audit::*;
 
 use crate::crypto::AuditKeys;
-
-/// The hash that precedes the first event of every chain.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Events hashed with plain SHA-256, before the chain was keyed.
-pub const CHAIN_LEGACY: i64 = 1;
-/// Events linked with HMAC-SHA-256 under the master key's audit chain key.
-pub const CHAIN_KEYED: i64 = 2;
-/// The first keyed event after a legacy prefix: it links to the legacy head under the key, so that
-/// prefix can no longer be rewritten without breaking the chain.
-pub const CHAIN_KEYED_ACTION: &str = "audit.chain_keyed";
-
-/// The keyed event that closes an organization's legacy (unkeyed) chain whose head was `seq`, `hash`.
-pub fn chain_keyed_event(org_id: &str, seq: i64, hash: &str) -> NewAuditEvent {
-    NewAuditEvent::new(org_id, &Actor::system(), CHAIN_KEYED_ACTION)
-        .target("audit_chain", org_id)
-        .change(
-            None,
-            Some(serde_json::json!({"legacy_seq": seq, "legacy_head": hash, "chain_version": CHAIN_KEYED})),
-        )
-}
-
-/// Who did something, from where.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Actor {
-    /// `operator` (the CLI), `user`, `client`, `api_key` or `system`.
-    pub actor_type: String,
-    pub id: Option<String>,
-    pub role: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl Actor {
-    /// The person at the command line. The OS user name is the best identity the CLI has.
-    pub fn operator() -> Self {
-        let who = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| os_uid());
-        Actor {
-            actor_type: "operator".into(),
-            id: Some(format!("cli:{who}")),
-            role: Some("operator".into()),
-            ip: None,
-            user_agent: Some(format!("latchkey-cli/{}", env!("CARGO_PKG_VERSION"))),
-        }
-    }
-
-    pub fn system() -> Self {
-        Actor {
-            actor_type: "system".into(),
-            id: Some("latchkey".into()),
-            ..Default::default()
-        }
-    }
-}
-
-/// The numeric user id when no user name is in the environment (cron, containers).
-fn os_uid() -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(meta) = std::fs::metadata("/proc/self") {
-            return format!("uid={}", meta.uid());
-        }
-    }
-    "unknown".into()
-}
-
-/// An event about to be appended; the store assigns `seq`, `at`, `prev_hash` and `hash`.
-#[derive(Debug, Clone)]
-pub struct NewAuditEvent {
-    pub org_id: OrgId,
-    pub actor: Actor,
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-impl NewAuditEvent {
-    pub fn new(org_id: &str, actor: &Actor, action: &str) -> Self {
-        Self {
-            org_id: OrgId::from(org_id),
-            actor: actor.clone(),
-            action: action.to_string(),
-            target_type: None,
-            target_id: None,
-            before: None,
-            after: None,
-        }
-    }
-
-    pub fn target(mut self, kind: &str, id: &str) -> Self {
-        self.target_type = Some(kind.to_string());
-        self.target_id = Some(id.to_string());
-        self
-    }
-
-    /// Records state before and after; secrets are redacted on the way in.
-    pub fn change(mut self, before: Option<Value>, after: Option<Value>) -> Self {
-        self.before = before.map(redact);
-        self.after = after.map(redact);
-        self
-    }
-
-    /// Builds the stored event that follows `prev_hash` at position `seq`, keyed under `keys`.
-    pub fn seal(&self, keys: &AuditKeys, seq: i64, at: i64, prev_hash: &str) -> AuditEvent {
-        let mut event = AuditEvent {
-            org_id: self.org_id.clone(),
-            seq,
-            at,
-            actor_type: self.actor.actor_type.clone(),
-            actor_id: self.actor.id.clone(),
-            actor_role: self.actor.role.clone(),
-            ip: self.actor.ip.clone(),
-            user_agent: self.actor.user_agent.clone(),
-            action: self.action.clone(),
-            target_type: self.target_type.clone(),
-            target_id: self.target_id.clone(),
-            before_state: self.before.as_ref().map(Value::to_string),
-            after_state: self.after.as_ref().map(Value::to_string),
-            prev_hash: prev_hash.to_string(),
-            hash: String::new(),
-            chain_version: CHAIN_KEYED,
-        };
-        event.hash = event
-            .compute_hash(keys)
-            .expect("a keyed event has a known version");
-        event
-    }
-}
-
-/// A stored audit event. `before_state`/`after_state` hold the JSON text exactly as hashed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditEvent {
-    pub org_id: OrgId,
-    pub seq: i64,
-    pub at: i64,
-    pub actor_type: String,
-    pub actor_id: Option<String>,
-    pub actor_role: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub action: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub before_state: Option<String>,
-    pub after_state: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
-    /// [`CHAIN_LEGACY`] or [`CHAIN_KEYED`]: how `hash` was computed.
-    pub chain_version: i64,
-}
-
-impl AuditEvent {
-    /// What `hash` should be, by the event's chain version; `None` for a version this build does not know.
-    pub fn compute_hash(&self, keys: &AuditKeys) -> Option<String> {
-        match self.chain_version {
-            CHAIN_LEGACY => Some(hex::encode(Sha256::digest(
-                self.canonical("latchkey-audit-v1").as_bytes(),
-            ))),
-            CHAIN_KEYED => Some(hex::encode(
-                keys.chain_mac(self.canonical("latchkey-audit-v2").as_bytes()),
-            )),
-            _ => None,
-        }
-    }
-
-    fn canonical(&self, label: &str) -> String {
-        // A JSON array of plain strings, numbers and nulls serializes deterministically.
-        serde_json::json!([
-            label,
-            self.org_id,
-            self.seq,
-            self.at,
-            self.actor_type,
-            self.actor_id,
-            self.actor_role,
-            self.ip,
-            self.user_agent,
-            self.action,
-            self.target_type,
-            self.target_id,
-            self.before_state,
-            self.after_state,
-            self.prev_hash,
-        ])
-        .to_string()
-    }
-}
 
 /// Where and why a chain stops being valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -316,47 +121,6 @@ impl<'k> ChainVerifier<'k> {
     }
 }
 
-/// Fields whose values never enter the audit log.
-const SECRET_MARKERS: &[&str] = &[
-    "secret",
-    "password",
-    "token",
-    "private",
-    "code",
-    "hash",
-    "key_material",
-];
-
-/// Fields that match a marker but hold settings, not secrets: their contents are still redacted key by key.
-const NOT_SECRET: &[&str] = &["password_policy"];
-
-pub fn redact(mut value: Value) -> Value {
-    redact_in_place(&mut value);
-    value
-}
-
-fn redact_in_place(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map.iter_mut() {
-                let lower = key.to_ascii_lowercase();
-                // Flags and counts (`has_password: true`) say nothing secret; strings and structures might.
-                let may_hold_secret = !(inner.is_null() || inner.is_boolean() || inner.is_number());
-                if may_hold_secret
-                    && !NOT_SECRET.contains(&lower.as_str())
-                    && SECRET_MARKERS.iter().any(|m| lower.contains(m))
-                {
-                    *inner = Value::String("[redacted]".into());
-                } else {
-                    redact_in_place(inner);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_in_place),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,7 +136,7 @@ mod tests {
         let mut prev = GENESIS_HASH.to_string();
         (1..=n)
             .map(|seq| {
-                let e = NewAuditEvent::new("org_1", &Actor::system(), "thing.done").seal(
+                let e = NewAuditEvent::new("org_1", &Actor::system(), Action::OrgCreated).seal(
                     &keys,
                     seq,
                     1_700_000_000 + seq,
@@ -462,7 +226,7 @@ mod tests {
         assert_eq!(verify(&events).unwrap().0, 3);
         // Any other keyed event right after the legacy prefix is refused.
         let mut other = events.clone();
-        other[2] = NewAuditEvent::new("org_1", &Actor::system(), "thing.done").seal(
+        other[2] = NewAuditEvent::new("org_1", &Actor::system(), Action::OrgCreated).seal(
             &keys,
             3,
             1_700_000_003,

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{AuditEvent, ChainBreak, ChainVerifier};
+use crate::deps::{HasAuditKeys, HasClock, HasDb};
 use crate::error::{Error, Result};
 use crate::kernel::OrgId;
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::orgs::Organization;
 use crate::storage::{Db, StoreResult};
 
 const PAGE: i64 = 1000;
@@ -40,23 +40,26 @@ impl Verification {
 }
 
 /// Verifies `org`'s chain; see [`verify_org_id`].
-pub async fn verify(services: &Services, org: &Organization) -> Result<Verification> {
-    verify_org_id(services, &org.id, &org.slug).await
+pub async fn verify(
+    deps: &(impl HasAuditKeys + HasDb),
+    org: &Organization,
+) -> Result<Verification> {
+    verify_org_id(deps, &org.id, &org.slug).await
 }
 
 /// Walks the whole chain page by page under the audit key, then checks that it ends exactly at the
 /// recorded head, which catches rows deleted from the end as well as edits and gaps in the middle. An
 /// organization with no history at all fails: its creation is always recorded.
 pub async fn verify_org_id(
-    services: &Services,
+    deps: &(impl HasAuditKeys + HasDb),
     org_id: &OrgId,
     label: &str,
 ) -> Result<Verification> {
-    let mut verifier = ChainVerifier::new(&services.audit_keys);
+    let mut verifier = ChainVerifier::new(deps.audit_keys());
     let mut outcome: std::result::Result<(), ChainBreak> = Ok(());
     loop {
-        let page = services
-            .db
+        let page = deps
+            .db()
             .tenant(org_id)
             .audit_events(verifier.seq, PAGE)
             .await?;
@@ -73,7 +76,7 @@ pub async fn verify_org_id(
     }
     if outcome.is_ok() {
         let (seq, hash) = (verifier.seq, &verifier.hash);
-        outcome = match services.db.tenant(org_id).audit_head().await? {
+        outcome = match deps.db().tenant(org_id).audit_head().await? {
             None => Err(ChainBreak {
                 seq: seq + 1,
                 reason: "the organization has no chain head (removed)".into(),
@@ -106,13 +109,13 @@ pub async fn verify_org_id(
 }
 
 pub async fn list(
-    services: &Services,
+    deps: &impl HasDb,
     org: &Organization,
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditEvent>> {
-    Ok(services
-        .db
+    Ok(deps
+        .db()
         .tenant(&org.id)
         .audit_events(after_seq, limit.clamp(1, PAGE))
         .await?)
@@ -148,20 +151,22 @@ impl Checkpoint {
         json!([CHECKPOINT_LABEL, org_id, seq, head, at]).to_string()
     }
 
-    fn is_authentic(&self, services: &Services) -> bool {
+    fn is_authentic(&self, deps: &impl HasAuditKeys) -> bool {
         let Ok(tag) = hex::decode(&self.mac) else {
             return false;
         };
         let text = Self::signed_text(&self.org_id, self.seq, &self.head, self.at);
-        services
-            .audit_keys
-            .checkpoint_matches(text.as_bytes(), &tag)
+        deps.audit_keys().checkpoint_matches(text.as_bytes(), &tag)
     }
 }
 
 /// Verifies the chain and signs its head. A broken chain gets no checkpoint.
-pub async fn checkpoint(services: &Services, org_id: &OrgId, label: &str) -> Result<Checkpoint> {
-    let report = verify_org_id(services, org_id, label).await?;
+pub async fn checkpoint(
+    deps: &(impl HasAuditKeys + HasClock + HasDb),
+    org_id: &OrgId,
+    label: &str,
+) -> Result<Checkpoint> {
+    let report = verify_org_id(deps, org_id, label).await?;
     if !report.ok {
         return Err(Error::Conflict(format!(
             "audit chain of {label} is BROKEN at event {}: {}; no checkpoint made",
@@ -169,7 +174,7 @@ pub async fn checkpoint(services: &Services, org_id: &OrgId, label: &str) -> Res
             report.reason.unwrap_or_default()
         )));
     }
-    let at = services.clock.now();
+    let at = deps.now();
     let text = Checkpoint::signed_text(org_id, report.events, &report.head_hash, at);
     Ok(Checkpoint {
         org: label.to_string(),
@@ -177,13 +182,13 @@ pub async fn checkpoint(services: &Services, org_id: &OrgId, label: &str) -> Res
         seq: report.events,
         head: report.head_hash,
         at,
-        mac: hex::encode(services.audit_keys.checkpoint_mac(text.as_bytes())),
+        mac: hex::encode(deps.audit_keys().checkpoint_mac(text.as_bytes())),
     })
 }
 
 /// Reads checkpoints, one JSON object a line (blank lines skipped). A line that does not parse, or whose
 /// signature does not verify under this master key, is an error naming the line.
-pub fn parse_checkpoints(services: &Services, text: &str) -> Result<Vec<Checkpoint>> {
+pub fn parse_checkpoints(deps: &impl HasAuditKeys, text: &str) -> Result<Vec<Checkpoint>> {
     let mut list = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -195,7 +200,7 @@ pub fn parse_checkpoints(services: &Services, text: &str) -> Result<Vec<Checkpoi
                 format!("line {}: not a checkpoint: {e}", n + 1),
             )
         })?;
-        if !checkpoint.is_authentic(services) {
+        if !checkpoint.is_authentic(deps) {
             return Err(Error::invalid(
                 "checkpoint",
                 format!(
@@ -215,7 +220,7 @@ pub fn parse_checkpoints(services: &Services, text: &str) -> Result<Vec<Checkpoi
 /// Checks that a verified chain still contains the checkpointed head at the checkpointed position: a
 /// chain cut back (and its head moved) or rewritten since the checkpoint fails here.
 pub async fn check_against(
-    services: &Services,
+    deps: &impl HasDb,
     report: &mut Verification,
     checkpoint: &Checkpoint,
 ) -> Result<()> {
@@ -235,8 +240,8 @@ pub async fn check_against(
         });
         return Ok(());
     }
-    let event = services
-        .db
+    let event = deps
+        .db()
         .tenant(&checkpoint.org_id)
         .audit_events(checkpoint.seq - 1, 1)
         .await?;

@@ -1,6 +1,6 @@
 //! The delivery worker: started by `latchkey serve` when `smtp_host` is set, stopped on shutdown.
 //!
-//! It polls the outbox every second, and at once when woken ([`Services::wake_email_delivery`]). Each pass
+//! It polls the outbox every second, and at once when woken ([`HasMailer::wake_email_delivery`](crate::deps::HasMailer::wake_email_delivery)). Each pass
 //! claims due messages for a lease (safe with several instances sharing PostgreSQL), sends them, and marks
 //! each sent or failed. A failure is retried with exponential backoff; after `max_attempts` the message
 //! is marked failed and kept. Logs name the message id and organization, never the body, subject,
@@ -9,12 +9,13 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::OutboxEntry;
 use super::smtp::{Mailer, SendError};
-use crate::service::Services;
+use crate::deps::{HasClock, HasDb, HasSecrets};
 use crate::storage::StoreResult;
 
 /// How delivery paces itself. [`Default`] is what the server uses; tests shorten the backoff.
@@ -60,21 +61,22 @@ impl DeliveryOptions {
     }
 }
 
-/// Starts the worker; it finishes the message in hand and exits once `stop` turns true.
+/// Starts the worker; it finishes the message in hand and exits once `stop` turns true. `wakeup` is the
+/// signal behind [`HasMailer::wake_email_delivery`](crate::deps::HasMailer).
 pub fn spawn(
-    services: Services,
+    deps: impl HasDb + HasClock + HasSecrets + Send + Sync + 'static,
+    wakeup: Arc<tokio::sync::Notify>,
     mailer: Mailer,
     options: DeliveryOptions,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!(relay = mailer.relay(), "email delivery started");
-        let wakeup = services.email_wakeup.clone();
         loop {
             if *stop.borrow() {
                 break;
             }
-            if let Err(e) = deliver_due(&services, &mailer, &options, &stop).await {
+            if let Err(e) = deliver_due(&deps, &mailer, &options, &stop).await {
                 tracing::warn!(error = %e, "email delivery: cannot read the outbox; retrying");
             }
             tokio::select! {
@@ -89,16 +91,16 @@ pub fn spawn(
 
 /// Sends everything due now, a batch at a time; returns how many messages were handed over.
 pub async fn deliver_due(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     mailer: &Mailer,
     options: &DeliveryOptions,
     stop: &watch::Receiver<bool>,
 ) -> StoreResult<usize> {
     let mut delivered = 0;
     loop {
-        let now = services.clock.now();
-        let claimed = services
-            .db
+        let now = deps.now();
+        let claimed = deps
+            .db()
             .system()
             .claim_due_emails(now, now + options.lease_secs(), options.batch.max(1))
             .await?;
@@ -106,7 +108,7 @@ pub async fn deliver_due(
         let outcomes = join_all(
             claimed
                 .iter()
-                .map(|entry| deliver_one(services, mailer, options, entry)),
+                .map(|entry| deliver_one(deps, mailer, options, entry)),
         )
         .await;
         for outcome in outcomes {
@@ -120,7 +122,7 @@ pub async fn deliver_due(
 
 /// Sends one claimed message and records the outcome; true when it was handed over.
 async fn deliver_one(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     mailer: &Mailer,
     options: &DeliveryOptions,
     entry: &OutboxEntry,
@@ -133,11 +135,11 @@ async fn deliver_one(
             options.send_timeout.as_secs()
         ))),
     };
-    let now = services.clock.now();
+    let now = deps.now();
     let attempt = entry.attempts + 1;
     match result {
         Ok(()) => {
-            services.db.system().mark_email_sent(&email.id, now).await?;
+            deps.db().system().mark_email_sent(&email.id, now).await?;
             tracing::info!(
                 email_id = %email.id,
                 org_id = %email.org_id,
@@ -152,8 +154,7 @@ async fn deliver_one(
             let give_up =
                 matches!(e, SendError::Undeliverable(_)) || attempt >= options.max_attempts;
             if give_up {
-                services
-                    .db
+                deps.db()
                     .system()
                     .mark_email_failed(&email.id, &message, now, Some(now))
                     .await?;
@@ -166,8 +167,7 @@ async fn deliver_one(
                 );
             } else {
                 let wait = options.backoff_secs(attempt);
-                services
-                    .db
+                deps.db()
                     .system()
                     .mark_email_failed(&email.id, &message, now + wait, None)
                     .await?;

@@ -20,8 +20,8 @@ use super::views::account::{self as views, Notes};
 use crate::accounts;
 use crate::error::Error;
 use crate::kernel::SessionId;
-use crate::orgs::Organization;
-use crate::sessions::Session;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo};
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,15 +51,15 @@ async fn render(
     me: &SignedIn,
     notes: Notes<'_>,
 ) -> PageResult<Page> {
-    let list = sessions::list(&state.services, org, &me.user)
+    let list = sessions::list(&state.deps, org, &me.user)
         .await
         .map_err(|e| PageError::domain(org, &e, "Please try again in a moment."))?;
-    let factors = crate::mfa::factors(&state.services, &me.user)
+    let factors = crate::mfa::factors(&state.deps, &me.user)
         .await
         .map_err(|e| PageError::failed(org, &e))?;
     let factors = super::views::mfa::FactorsView {
         factors: &factors,
-        passkeys_on: state.services.webauthn.is_some(),
+        passkeys_on: state.deps.webauthn().is_some(),
     };
     let csrf = me.csrf(state);
     Ok(views::account(
@@ -80,10 +80,10 @@ pub async fn account(
     Query(query): Query<AccountQuery>,
 ) -> PageResult<Page> {
     // A session from before the organization required a second factor proves one (or enrols) first.
-    let required = crate::mfa::required_by_policy(&state.services, &org, &me.user)
+    let required = crate::mfa::required_by_policy(&state.deps, &org, &me.user)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
-    if required && me.session.acr.as_deref() != Some(crate::oauth::ACR_MFA) {
+    if required && me.session.acr.as_deref() != Some(crate::model::sessions::ACR_MFA) {
         let after = format!("/o/{}/account", org.slug);
         return Err(super::mfa::step_up(&state, &org, &me.session, &me.user, &after).await);
     }
@@ -117,7 +117,7 @@ pub async fn profile_submit(
     SessionForm { form, me }: SessionForm<ProfileForm>,
 ) -> PageResult {
     let name = form.name.unwrap_or_default();
-    match accounts::update_name(&state.services, &org, &me.user, &name, &client).await {
+    match accounts::update_name(&state.deps, &org, &me.user, &name, &client).await {
         Ok(()) => Ok(back(&org, "profile", vec![])),
         Err(Error::Invalid { message, .. }) => {
             let text = format!("Name {message}.");
@@ -181,9 +181,9 @@ pub async fn password_submit(
             "fields must both be filled in: your current password and a new one",
         ))
     } else {
-        let services = &state.services;
+        let deps = &state.deps;
         accounts::password::change(
-            services,
+            deps,
             &org,
             &proof,
             &me.session,
@@ -208,7 +208,7 @@ pub async fn password_submit(
         }
         Err(Err(e)) => return Err(PageError::failed(&org, &e)),
     };
-    let cookie = pages::session_cookie(&state.services.config, &org, &new_token);
+    let cookie = pages::session_cookie(state.deps.config(), &org, &new_token);
     Ok(back(&org, "password", vec![cookie]))
 }
 
@@ -235,7 +235,7 @@ pub async fn revoke_submit(
         // Signing out this device is the sign-out button's job; do the same here.
         return sign_out(&state, &org, &me.token, &client).await;
     }
-    let revoked = sessions::revoke(&state.services, &org, &me.user, &target, &client)
+    let revoked = sessions::revoke(&state.deps, &org, &me.user, &target, &client)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     if !revoked {
@@ -256,7 +256,7 @@ pub async fn revoke_others_submit(
     SessionForm { me, .. }: SessionForm<CsrfOnly>,
 ) -> PageResult {
     let keep = &me.session.public_id;
-    sessions::revoke_others(&state.services, &org, &me.user, keep, &client)
+    sessions::revoke_others(&state.deps, &org, &me.user, keep, &client)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     Ok(back(&org, "revoked-others", vec![]))
@@ -277,10 +277,10 @@ async fn sign_out(
     token: &str,
     client: &ClientInfo,
 ) -> PageResult {
-    sessions::end(&state.services, org, token, client)
+    sessions::end(&state.deps, org, token, client)
         .await
         .map_err(|e| PageError::failed(org, &e))?;
-    let config = &state.services.config;
+    let config = state.deps.config();
     let clear = pages::clear_cookie(config, &pages::session_cookie_name(config, &org.slug));
     let mut page = views::signed_out(org);
     page.cookies.push(clear);
@@ -311,7 +311,7 @@ fn no_store(body: Value) -> Response {
 }
 
 pub async fn api_list_sessions(State(state): State<AppState>, me: TokenUser) -> ApiResult {
-    let list = sessions::list(&state.services, &me.org, &me.user).await?;
+    let list = sessions::list(&state.deps, &me.org, &me.user).await?;
     let items: Vec<Value> = list
         .iter()
         .map(|s| session_json(s, me.sid.as_deref()))
@@ -326,7 +326,7 @@ pub async fn api_revoke_session(
     Client(client): Client,
 ) -> ApiResult {
     if !sessions::revoke(
-        &state.services,
+        &state.deps,
         &me.org,
         &me.user,
         &SessionId::from(id),
@@ -350,6 +350,6 @@ pub async fn api_revoke_other_sessions(
             "this access token does not come from a browser session, so there is no 'other'",
         ));
     };
-    let count = sessions::revoke_others(&state.services, &me.org, &me.user, &sid, &client).await?;
+    let count = sessions::revoke_others(&state.deps, &me.org, &me.user, &sid, &client).await?;
     Ok(no_store(json!({ "revoked": count })))
 }

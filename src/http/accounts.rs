@@ -16,7 +16,7 @@ use super::views::accounts::{self as views, EmailView, ResetView, SignUpView};
 use crate::accounts::reset::{self, ResetError};
 use crate::accounts::{signup, verification};
 use crate::error::Error;
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
 
 /// What a form says about a domain error; causes we must not show were logged by [`Kind::of`].
 fn form_message(e: &Error) -> String {
@@ -98,7 +98,7 @@ pub async fn signup_form(
         req: query.req.as_deref(),
         error,
     };
-    let config = &state.services.config;
+    let config = state.deps.config();
     Ok(pages::with_csrf(config, &headers, |csrf| {
         views::signup(&org, csrf, view(None))
     }))
@@ -139,7 +139,7 @@ pub async fn signup_submit(
         name: Some(&name),
         continue_request: req.as_deref(),
     };
-    match signup::sign_up(&state.services, &org, input, &client).await {
+    match signup::sign_up(&state.deps, &org, input, &client).await {
         Ok(()) => Ok(views::signup_sent(&org, email.trim())),
         Err(e) => Err(form_again(&e, |message| {
             let csrf = form.csrf.as_deref().unwrap_or_default();
@@ -181,8 +181,8 @@ pub async fn verify_email(
     if !plausible_token(&token) {
         return Err(link_expired(&org));
     }
-    match verification::pending(&state.services, &org, &token).await {
-        Ok(Some(user)) => Ok(pages::with_csrf(&state.services.config, &headers, |csrf| {
+    match verification::pending(&state.deps, &org, &token).await {
+        Ok(Some(user)) => Ok(pages::with_csrf(state.deps.config(), &headers, |csrf| {
             views::confirm_email(&org, csrf, &token, &user.email)
         })),
         Ok(None) => Err(link_expired(&org)),
@@ -212,7 +212,7 @@ pub async fn verify_email_submit(
     if !plausible_token(&token) {
         return Err(link_expired(&org));
     }
-    let verified = verification::verify(&state.services, &org, &token, &client)
+    let verified = verification::verify(&state.deps, &org, &token, &client)
         .await
         .map_err(|e| failed(&org, &e))?
         .ok_or_else(|| link_expired(&org))?;
@@ -242,7 +242,7 @@ pub async fn resend_form(
         req: query.req.as_deref().filter(|r| !r.is_empty()),
         error: None,
     };
-    pages::with_csrf(&state.services.config, &headers, |csrf| {
+    pages::with_csrf(state.deps.config(), &headers, |csrf| {
         views::resend(&org, csrf, view)
     })
 }
@@ -289,9 +289,9 @@ pub async fn resend_submit(
     let req = form.req.as_deref().filter(|r| !r.is_empty());
     let app = app_of_request(&state, &org, req).await;
     let continue_request = req.filter(|_| app.is_some());
-    let services = &state.services;
+    let deps = &state.deps;
     verification::resend(
-        services,
+        deps,
         &org,
         &email,
         continue_request,
@@ -307,7 +307,7 @@ pub async fn resend_submit(
 
 /// The reset session id of the browser that asked for it. Strict, so no other site's request carries it.
 fn reset_cookie_name(state: &AppState) -> &'static str {
-    if state.services.config.is_https() {
+    if state.deps.config().is_https() {
         "__Host-latchkey-reset"
     } else {
         "latchkey-reset"
@@ -325,7 +325,7 @@ pub async fn forgot_form(
         req: query.req.as_deref().filter(|r| !r.is_empty()),
         error: None,
     };
-    pages::with_csrf(&state.services.config, &headers, |csrf| {
+    pages::with_csrf(state.deps.config(), &headers, |csrf| {
         views::forgot(&org, csrf, view)
     })
 }
@@ -339,11 +339,11 @@ pub async fn forgot_submit(
     let email = form.email.clone().unwrap_or_default();
     let req = form.req.as_deref().filter(|r| !r.is_empty());
     let app = app_of_request(&state, &org, req).await;
-    let session_id = reset::request(&state.services, &org, &email, app.as_deref(), &client)
+    let session_id = reset::request(&state.deps, &org, &email, app.as_deref(), &client)
         .await
         .map_err(|e| form.again(&org, &e, views::forgot))?;
     let cookie = pages::set_cookie(
-        &state.services.config,
+        state.deps.config(),
         reset_cookie_name(&state),
         &session_id,
         Some(reset::SESSION_TTL_SECS),
@@ -385,7 +385,7 @@ pub async fn reset_form(
         .or_else(|| pages::cookie_value(&headers, reset_cookie_name(&state)))
         .unwrap_or_default();
     plausible_session(&org, &session)?;
-    let open = reset::is_open(&state.services, &org, &session).await;
+    let open = reset::is_open(&state.deps, &org, &session).await;
     if !open.map_err(|e| failed(&org, &e))? {
         return Err(reset_closed(&org, RESET_EXPIRED));
     }
@@ -395,7 +395,7 @@ pub async fn reset_form(
         req: query.req.as_deref().filter(|r| !r.is_empty()),
         error: None,
     };
-    Ok(pages::with_csrf(&state.services.config, &headers, |csrf| {
+    Ok(pages::with_csrf(state.deps.config(), &headers, |csrf| {
         views::reset(&org, csrf, view)
     }))
 }
@@ -467,10 +467,10 @@ pub async fn reset_submit(
         let message = "Enter the code and a new password.";
         return Err(form.again(&org, Kind::BadRequest, message, true));
     }
-    reset::complete(&state.services, &org, session, code, password, &client)
+    reset::complete(&state.deps, &org, session, code, password, &client)
         .await
         .map_err(|e| form.refused(&org, e))?;
-    let clear = pages::clear_cookie(&state.services.config, reset_cookie_name(&state));
+    let clear = pages::clear_cookie(state.deps.config(), reset_cookie_name(&state));
     let req = form.req.as_deref().filter(|r| !r.is_empty());
     let mut page = views::password_changed(&org, req);
     page.cookies.push(clear);

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::pages::{Page, see_other};
 use crate::error::Error;
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
 use crate::ratelimit::Limited;
 use crate::storage::StoreError;
 

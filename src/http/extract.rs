@@ -18,11 +18,11 @@ use super::pages;
 use super::problem::{ApiError, Problem};
 use crate::config::Config;
 use crate::kernel::SessionId;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 use crate::oauth::{OAuthError, OAuthErrorKind, introspect, scopes};
-use crate::orgs::Organization;
-use crate::sessions::Session;
 use crate::sessions::service::{self as sessions, ClientInfo};
-use crate::users::User;
 
 /// The organization named by the path's `{slug}` (404 when there is none). Kept in the request's
 /// extensions, so the extractors below that need it do not look it up again.
@@ -80,7 +80,7 @@ pub struct SignedIn {
 impl SignedIn {
     /// The CSRF token of this session's forms.
     pub fn csrf(&self, state: &AppState) -> String {
-        pages::session_csrf(&state.services.secrets, &self.token)
+        pages::session_csrf(state.deps.secrets(), &self.token)
     }
 }
 
@@ -97,11 +97,11 @@ impl FromRequestParts<AppState> for SignedIn {
                 slug = org.slug
             ))
         };
-        let cookie = pages::session_cookie_name(&state.services.config, &org.slug);
+        let cookie = pages::session_cookie_name(state.deps.config(), &org.slug);
         let Some(token) = pages::cookie_value(&parts.headers, &cookie) else {
             return Err(to_login());
         };
-        match sessions::from_cookie(&state.services, &org, &token).await {
+        match sessions::from_cookie(&state.deps, &org, &token).await {
             Ok(Some((session, user))) => Ok(SignedIn {
                 session,
                 user,
@@ -123,11 +123,11 @@ pub async fn current_session(
     org: &Organization,
     headers: &HeaderMap,
 ) -> crate::error::Result<Option<(Session, User)>> {
-    let cookie = pages::session_cookie_name(&state.services.config, &org.slug);
+    let cookie = pages::session_cookie_name(state.deps.config(), &org.slug);
     let Some(token) = pages::cookie_value(headers, &cookie) else {
         return Ok(None);
     };
-    sessions::from_cookie(&state.services, org, &token).await
+    sessions::from_cookie(&state.deps, org, &token).await
 }
 
 /// A posted form's CSRF field, and what to say when the form cannot be parsed.
@@ -192,7 +192,7 @@ impl<T: DeserializeOwned + CsrfField + Send> FromRequest<AppState> for PageForm<
             .map_err(PageError::answer)?;
         let headers = parts.headers.clone();
         let form: T = parse_form(parts, body, &org, state).await?;
-        let config = &state.services.config;
+        let config = state.deps.config();
         if !form_verified(config, &headers, Expected::BrowserCookie, form.csrf()) {
             return Err(PageError::say(&org, Kind::Forbidden, UNVERIFIED));
         }
@@ -219,7 +219,7 @@ impl<T: DeserializeOwned + CsrfField + Send> FromRequest<AppState> for SessionFo
         let headers = parts.headers.clone();
         let form: T = parse_form(parts, body, &org, state).await?;
         let token = me.csrf(state);
-        let config = &state.services.config;
+        let config = state.deps.config();
         if !form_verified(config, &headers, Expected::Session(&token), form.csrf()) {
             return Err(PageError::say(&org, Kind::Forbidden, UNVERIFIED));
         }

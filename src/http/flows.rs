@@ -15,13 +15,14 @@ use maud::html;
 
 use super::pages::{self, Page, see_other};
 use super::views::signin::{self as views, After};
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 use crate::oauth::authorize::{self, AuthorizeParams, Refusal, Step, ValidRequest};
 use crate::oauth::logout::{self, LogoutError, LogoutParams};
 use crate::oauth::{OAuthError, OAuthErrorKind, parse_scope};
-use crate::orgs::Organization;
-use crate::sessions::Session;
-use crate::sessions::service::{self as sessions, ClientInfo, LoginError, SignIn};
-use crate::users::User;
+use crate::sessions::service::ClientInfo;
+use crate::signin::{self, LoginError, SignIn};
 
 fn page_error(org: &Organization, status: StatusCode, message: &str) -> Response {
     Page::error(&org.name, status, message).into_response()
@@ -120,7 +121,7 @@ async fn browser(
     req: &ValidRequest,
     headers: &HeaderMap,
 ) -> PageResult<Browser> {
-    let services = &state.provider.services;
+    let deps = &state.deps;
     let session = current_session(state, org, headers)
         .await
         .map_err(|e| lookup_failed(org, &e))?;
@@ -131,13 +132,13 @@ async fn browser(
             mfa_required: false,
         });
     };
-    let consented = services
-        .db
+    let consented = deps
+        .db()
         .tenant(&org.id)
         .consent_scope(&user.id, &req.app.id)
         .await;
     let consented = consented.map_err(|e| lookup_failed(org, &e.into()))?;
-    let mfa_required = crate::mfa::required_by_policy(services, org, user)
+    let mfa_required = crate::mfa::required_by_policy(deps, org, user)
         .await
         .map_err(|e| lookup_failed(org, &e))?;
     Ok(Browser {
@@ -197,7 +198,7 @@ async fn proceed(
         browser.consented.as_deref(),
         request.resumed_from,
         consent_just_given,
-        state.services.clock.now(),
+        state.deps.now(),
     );
     let base = format!("/o/{}", org.slug);
     match step {
@@ -364,11 +365,11 @@ pub async fn login_form(
     headers: HeaderMap,
     Query(query): Query<LoginQuery>,
 ) -> PageResult<Page> {
-    let passkeys = state.services.webauthn.is_some();
+    let passkeys = state.deps.webauthn().is_some();
     let (req, return_to) = (query.req.as_deref(), query.return_to.as_deref());
     let (after, targets, hint) = after_sign_in(&state, &org, req, return_to).await?;
     let hint = hint.unwrap_or_default();
-    Ok(pages::with_csrf(&state.services.config, &headers, |csrf| {
+    Ok(pages::with_csrf(state.deps.config(), &headers, |csrf| {
         views::login(&org, &after, csrf, &hint, None, targets, passkeys)
     }))
 }
@@ -439,7 +440,7 @@ pub async fn login_submit(
 ) -> PageResult {
     let (req, return_to) = (form.req.as_deref(), form.return_to.as_deref());
     let (after, targets, _) = after_sign_in(&state, &org, req, return_to).await?;
-    let passkeys = state.services.webauthn.is_some();
+    let passkeys = state.deps.webauthn().is_some();
     let again = LoginAgain {
         org: &org,
         after: &after,
@@ -458,11 +459,11 @@ pub async fn login_submit(
         After::Page(Some(to)) => to.clone(),
         After::Page(None) => format!("/o/{}/account", org.slug),
     };
-    let services = &state.services;
-    match sessions::password_login(services, &org, email, password, &location, &client).await {
+    let deps = &state.deps;
+    match signin::password_login(deps, &org, email, password, &location, &client).await {
         Ok(SignIn::Session(_, token)) => Ok(signed_in(&state, &org, &location, &token)),
         Ok(SignIn::SecondFactor(challenge)) => {
-            Ok(super::mfa::to_challenge(&services.config, &org, &challenge))
+            Ok(super::mfa::to_challenge(deps.config(), &org, &challenge))
         }
         Err(e) => Err(login_refused(&org, again, e)),
     }
@@ -471,7 +472,7 @@ pub async fn login_submit(
 /// The session cookie of a new sign-in, and on to `location`.
 fn signed_in(state: &AppState, org: &Organization, location: &str, token: &str) -> Response {
     // A new session id at every sign-in: nothing set before login survives it (no fixation).
-    let config = &state.services.config;
+    let config = state.deps.config();
     let cookie = pages::session_cookie(config, org, token);
     see_other(location, vec![cookie])
 }
@@ -514,7 +515,7 @@ pub async fn consent_form(
         ));
     };
     let scopes = parse_scope(&req.scope);
-    let mut page = pages::with_csrf(&state.services.config, &headers, |csrf| {
+    let mut page = pages::with_csrf(state.deps.config(), &headers, |csrf| {
         super::views::consent::consent(&org, &req.app.name, &scopes, &user.email, &req_id, csrf)
     });
     page.form_targets = pages::csp_source(&req.redirect_uri).into_iter().collect();
@@ -612,20 +613,13 @@ pub async fn logout(
         user_id: &user.id,
         session_id: &s.public_id,
     });
-    let plan = match logout::check(
-        &state.provider,
-        &org,
-        &params,
-        signed_in,
-        state.services.clock.now(),
-    )
-    .await
-    {
-        Ok(plan) => plan,
-        Err(LogoutError::Failed(e)) => return failed(&org, "checking the logout hint", &e),
-        Err(refused) => return page_error(&org, StatusCode::BAD_REQUEST, refused.message()),
-    };
-    let config = &state.services.config;
+    let plan =
+        match logout::check(&state.provider, &org, &params, signed_in, state.deps.now()).await {
+            Ok(plan) => plan,
+            Err(LogoutError::Failed(e)) => return failed(&org, "checking the logout hint", &e),
+            Err(refused) => return page_error(&org, StatusCode::BAD_REQUEST, refused.message()),
+        };
+    let config = state.deps.config();
     let cookie_name = pages::session_cookie_name(config, &org.slug);
     let session_token = pages::cookie_value(&headers, &cookie_name);
     let confirmed = is_post && logout_confirmed(config, &headers, &params);
@@ -679,7 +673,7 @@ fn logout_confirmation(
     headers: &HeaderMap,
     plan: &logout::Logout,
 ) -> Response {
-    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, headers);
+    let (csrf, csrf_cookie) = pages::csrf_token(state.deps.config(), headers);
     let optional = |name: &str, value: &Option<String>| match value {
         Some(v) => pages::hidden(name, v),
         None => html! {},

@@ -63,10 +63,10 @@ async fn database_check(store: &crate::storage::Db) -> &'static str {
 
 /// Whether Redis answers, when one is configured.
 async fn redis_check(state: &AppState) -> &'static str {
-    if state.services.config.redis_url.is_none() {
+    if state.deps.config().redis_url.is_none() {
         return "not_configured";
     }
-    match state.services.ephemeral.ping().await {
+    match state.deps.ephemeral().ping().await {
         Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "readiness: redis check failed");
@@ -81,7 +81,7 @@ async fn redis_check(state: &AppState) -> &'static str {
 /// `degraded` (still 200): instances keep serving with local limits, and a 503 here would make a load
 /// balancer drain every instance at once.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let store = &state.services.db;
+    let store = state.deps.db();
     let database = database_check(store).await;
     let writes = if database == "ok" {
         state.write_probe.check(store).await
@@ -105,7 +105,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "checks": {
             "database": database,
             "database_writes": writes,
-            "database_backend": state.services.db.backend(),
+            "database_backend": state.deps.db().backend(),
             "revoked_tokens": revocations,
             "redis": redis,
         },

@@ -26,14 +26,24 @@ use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::deps::{HasAuditKeys, HasMailer, HasPasswords, HasWebauthn};
 use crate::oauth::provider::Provider;
-use crate::service::Services;
+use crate::oauth::provider::ProviderDeps;
 use problem::Problem;
+
+/// Every capability the handlers hand down to the domain: each domain operation takes only the ones it
+/// names, so a handler passes `&state.deps` and the operation's signature limits what it can touch.
+pub trait EdgeDeps: ProviderDeps + HasPasswords + HasMailer + HasWebauthn + HasAuditKeys {}
+
+impl<T: ProviderDeps + HasPasswords + HasMailer + HasWebauthn + HasAuditKeys> EdgeDeps for T {}
+
+/// The capabilities as the handlers hold them: one shared pointer, so the edge is not generic.
+pub type Deps = Arc<dyn EdgeDeps>;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Services,
+    pub deps: Deps,
     pub provider: Arc<Provider>,
     /// The readiness check's last database write probe.
     pub(crate) write_probe: Arc<health::WriteProbe>,
@@ -43,8 +53,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const DEGRADED: HeaderName = HeaderName::from_static("x-auth-degraded");
 
 pub fn router(state: AppState) -> Router {
-    let config = state.services.config.clone();
-    let state_ephemeral = state.services.ephemeral.clone();
+    let config = state.deps.config().clone();
+    let state_ephemeral = state.deps.ephemeral().clone();
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -14,14 +14,14 @@ use serde_json::json;
 
 use super::AppState;
 use super::problem::Problem;
-use crate::apps::Application;
 use crate::audit::Actor;
 use crate::error::Error;
+use crate::model::apps::Application;
+use crate::model::orgs::Organization;
 use crate::oauth::claims::{UserClaims, UserInfo};
 use crate::oauth::client_auth::{self, Presented};
 use crate::oauth::token::{RequestMeta, TokenGrant, TokenRequest, TokenResponse};
 use crate::oauth::{OAuthError, OAuthErrorKind, has_scope, introspect, revocation, token};
-use crate::orgs::Organization;
 use crate::ratelimit;
 use crate::sessions::service::ClientInfo;
 
@@ -218,7 +218,7 @@ fn json_no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
 // only the calling client's.
 
 async fn org_origins(state: &AppState, org: &Organization) -> Vec<String> {
-    match state.services.db.tenant(&org.id).list_apps().await {
+    match state.deps.db().tenant(&org.id).list_apps().await {
         Ok(apps) => apps.into_iter().flat_map(|a| a.cors_origins).collect(),
         Err(_) => Vec::new(),
     }
@@ -300,7 +300,7 @@ pub async fn jwks(
     OrgFromPath(org): OrgFromPath,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let keys = state.provider.keys.get(&state.services, &org.id).await?;
+    let keys = state.provider.keys.get(&state.deps, &org.id).await?;
     let mut response = keys.jwks.clone().into_response();
     let h = response.headers_mut();
     h.insert(
@@ -370,14 +370,8 @@ async fn client_rate(
         (Presented::None { .. }, Some(ip)) => format!("{policy}:{}:{}:{ip}", org.id, app.client_id),
         _ => format!("{policy}:{}:{}", org.id, app.client_id),
     };
-    let actor = Actor {
-        actor_type: "client".into(),
-        id: Some(app.client_id.to_string()),
-        role: None,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
-    ratelimit::enforce_client_rate(&state.services, org, &actor, policy, &key, limit)
+    let actor = Actor::client(&app.client_id, client.ip.clone(), client.user_agent.clone());
+    ratelimit::enforce_client_rate(&state.deps, org, &actor, policy, &key, limit)
         .await
         .map_err(|e| match e {
             Error::RateLimited(limited) => OAuthError::client_rate_limited(limited).into(),
@@ -498,13 +492,7 @@ pub async fn revocation_endpoint(
     let (client_id, secret) = (params.client_id.as_deref(), params.client_secret.as_deref());
     let (app, _) = authenticated_client(&state, &org, &headers, client_id, secret).await?;
     let client = client_info(&addr, &headers);
-    let actor = Actor {
-        actor_type: "client".into(),
-        id: Some(app.client_id.to_string()),
-        role: None,
-        ip: client.ip,
-        user_agent: client.user_agent,
-    };
+    let actor = Actor::client(&app.client_id, client.ip, client.user_agent);
     let token = params.token.unwrap_or_default();
     let revoked = revocation::revoke(&state.provider, &org, &app, &actor, &token)
         .await

@@ -151,7 +151,11 @@ pub fn set_cookie(
 }
 
 /// The session cookie for a new session `token` of `org`, living as long as the session may.
-pub fn session_cookie(config: &Config, org: &crate::orgs::Organization, token: &str) -> String {
+pub fn session_cookie(
+    config: &Config,
+    org: &crate::model::orgs::Organization,
+    token: &str,
+) -> String {
     set_cookie(
         config,
         &session_cookie_name(config, &org.slug),

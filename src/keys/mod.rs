@@ -7,16 +7,16 @@
 
 pub use crate::model::keys::{KeyState, SigningKeyRecord};
 
+use crate::deps::{HasClock, HasConfig, HasDb, HasSecrets};
 use crate::kernel::{KeyId, OrgId};
 use josekit::jwk::KeyPair;
 use josekit::jwk::alg::ed::EdCurve;
 use serde::Serialize;
 
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::orgs::Organization;
 
 /// Generates a key pair for `alg` (RS256: RSA-2048; ES256: P-256; EdDSA: Ed25519) using OpenSSL.
 fn generate_key_pair(alg: &str) -> Result<Box<dyn KeyPair>> {
@@ -48,7 +48,7 @@ fn internal(e: josekit::JoseError) -> Error {
 
 /// Makes a new key record; generation runs off the async runtime (RSA key generation takes ~100 ms).
 pub async fn generate(
-    services: &Services,
+    deps: &impl HasSecrets,
     org_id: &str,
     alg: &str,
     state: KeyState,
@@ -65,7 +65,7 @@ pub async fn generate(
     jwk.set_key_use("sig");
     let private_der = pair.to_der_private_key();
     Ok(SigningKeyRecord {
-        private_key_sealed: services.secrets.seal(&kid, &private_der),
+        private_key_sealed: deps.secrets().seal(&kid, &private_der),
         kid: KeyId::from(kid),
         org_id: OrgId::from(org_id),
         alg: alg.to_string(),
@@ -80,19 +80,19 @@ pub async fn generate(
 
 /// The keys a new organization starts with: an active RS256 key and its published successor.
 pub async fn initial_key_pair(
-    services: &Services,
+    deps: &impl HasSecrets,
     org_id: &str,
     now: i64,
 ) -> Result<Vec<SigningKeyRecord>> {
     Ok(vec![
-        generate(services, org_id, "RS256", KeyState::Active, now).await?,
-        generate(services, org_id, "RS256", KeyState::Next, now).await?,
+        generate(deps, org_id, "RS256", KeyState::Active, now).await?,
+        generate(deps, org_id, "RS256", KeyState::Next, now).await?,
     ])
 }
 
 /// How long a retired key stays published: the longest token lifetime plus the JWKS cache lifetime.
-pub fn retired_publish_secs(services: &Services) -> i64 {
-    let config = &services.config;
+pub fn retired_publish_secs(deps: &impl HasConfig) -> i64 {
+    let config = deps.config();
     (config.access_token_ttl_secs.max(config.id_token_ttl_secs) + JWKS_MAX_AGE_SECS) as i64
 }
 
@@ -109,12 +109,12 @@ pub struct Rotation {
 
 /// Rotates every algorithm the organization signs with.
 pub async fn rotate(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
 ) -> Result<Vec<Rotation>> {
-    let now = services.clock.now();
-    let existing = services.db.tenant(&org.id).signing_keys().await?;
+    let now = deps.now();
+    let existing = deps.db().tenant(&org.id).signing_keys().await?;
     let mut algs: Vec<String> = existing
         .iter()
         .filter(|k| k.state != KeyState::Retired)
@@ -139,13 +139,13 @@ pub async fn rotate(
         let promoted = match next {
             Some(k) => k.kid.clone(),
             None => {
-                let k = generate(services, &org.id, &alg, KeyState::Next, now).await?;
+                let k = generate(deps, &org.id, &alg, KeyState::Next, now).await?;
                 let kid = k.kid.clone();
                 new_keys.push(k);
                 kid
             }
         };
-        let successor = generate(services, &org.id, &alg, KeyState::Next, now).await?;
+        let successor = generate(deps, &org.id, &alg, KeyState::Next, now).await?;
         let rotation = Rotation {
             alg: alg.clone(),
             activated: promoted.to_string(),
@@ -153,15 +153,14 @@ pub async fn rotate(
             next: successor.kid.to_string(),
         };
         new_keys.push(successor);
-        let audit = NewAuditEvent::new(&org.id, actor, "keys.rotated")
+        let audit = NewAuditEvent::new(&org.id, actor, Action::KeysRotated)
             .target("signing_key", &promoted)
             .change(
                 current.map(|k| serde_json::json!({"active": k.kid})),
                 Some(serde_json::to_value(&rotation).unwrap_or_default()),
             );
-        let publish_until = now + retired_publish_secs(services);
-        services
-            .db
+        let publish_until = now + retired_publish_secs(deps);
+        deps.db()
             .tenant(&org.id)
             .rotate_signing_keys(&alg, &promoted, &new_keys, now, publish_until, &audit)
             .await?;
@@ -171,20 +170,20 @@ pub async fn rotate(
 }
 
 /// Rotates the keys of every organization whose active key is older than `key_rotation_days`.
-pub async fn rotate_due(services: &Services) -> Result<()> {
-    let days = services.config.key_rotation_days;
+pub async fn rotate_due(deps: &(impl HasClock + HasConfig + HasDb + HasSecrets)) -> Result<()> {
+    let days = deps.config().key_rotation_days;
     if days == 0 {
         return Ok(());
     }
-    let cutoff = services.clock.now() - (days * 86_400) as i64;
-    for org in services.db.system().list_orgs().await? {
-        let keys = services.db.tenant(&org.id).signing_keys().await?;
+    let cutoff = deps.now() - (days * 86_400) as i64;
+    for org in deps.db().system().list_orgs().await? {
+        let keys = deps.db().tenant(&org.id).signing_keys().await?;
         let due = keys
             .iter()
             .filter(|k| k.state == KeyState::Active)
             .any(|k| k.activated_at.unwrap_or(k.created_at) < cutoff);
         if due {
-            match rotate(services, &Actor::system(), &org).await {
+            match rotate(deps, &Actor::system(), &org).await {
                 Ok(_) => tracing::info!(org = %org.slug, "signing keys rotated on schedule"),
                 // Another instance rotated first: nothing to do.
                 Err(Error::Conflict(_)) => {}
@@ -197,24 +196,24 @@ pub async fn rotate_due(services: &Services) -> Result<()> {
 
 /// Makes sure the organization can sign with `alg`, generating an active and a next key if it has none.
 pub async fn ensure_alg(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
     alg: &str,
 ) -> Result<()> {
-    let keys = services.db.tenant(&org.id).signing_keys().await?;
+    let keys = deps.db().tenant(&org.id).signing_keys().await?;
     if keys
         .iter()
         .any(|k| k.alg == alg && k.state == KeyState::Active)
     {
         return Ok(());
     }
-    let now = services.clock.now();
+    let now = deps.now();
     let new_keys = vec![
-        generate(services, &org.id, alg, KeyState::Active, now).await?,
-        generate(services, &org.id, alg, KeyState::Next, now).await?,
+        generate(deps, &org.id, alg, KeyState::Active, now).await?,
+        generate(deps, &org.id, alg, KeyState::Next, now).await?,
     ];
-    let audit = NewAuditEvent::new(&org.id, actor, "keys.created")
+    let audit = NewAuditEvent::new(&org.id, actor, Action::KeysCreated)
         .target("signing_key", &new_keys[0].kid)
         .change(
             None,
@@ -222,8 +221,7 @@ pub async fn ensure_alg(
                 serde_json::json!({"alg": alg, "active": new_keys[0].kid, "next": new_keys[1].kid}),
             ),
         );
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .add_signing_keys(&new_keys, &audit)
         .await?;

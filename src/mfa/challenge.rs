@@ -9,15 +9,15 @@ use serde_json::json;
 
 use super::step_up::{self, StepUp};
 use super::{AMR_MFA, Method};
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
+use crate::crypto;
+use crate::deps::{HasClock, HasDb, HasSecrets};
 use crate::error::Result;
 use crate::model::onetime::OneTimeToken;
-use crate::orgs::Organization;
-use crate::service::Services;
-use crate::sessions::Session;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 use crate::sessions::service::{self as sessions, ClientInfo, user_actor};
-use crate::users::User;
-use crate::{crypto, oauth};
 
 pub const PURPOSE: &str = "mfa_challenge";
 pub const TTL_SECS: i64 = 10 * 60;
@@ -36,18 +36,17 @@ pub struct Challenge {
 
 /// Opens a challenge for `user`; returns its id (for the cookie).
 pub async fn start(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     user: &User,
     challenge: &Challenge,
 ) -> Result<String> {
     let id = crypto::random_token();
-    let now = services.clock.now();
-    services
-        .db
+    let now = deps.now();
+    deps.db()
         .tenant(&org.id)
         .insert_one_time_token(&OneTimeToken {
-            token_hash: services.secrets.token_hash(&id),
+            token_hash: deps.secrets().token_hash(&id),
             org_id: org.id.clone(),
             user_id: Some(user.id.clone()),
             purpose: PURPOSE.into(),
@@ -63,19 +62,19 @@ pub async fn start(
 
 /// The open challenge `id` and its user; `None` when unknown, expired, used or the user is disabled.
 pub async fn load(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     id: &str,
 ) -> Result<Option<(Challenge, User)>> {
-    let Some(token) = services
-        .db
+    let Some(token) = deps
+        .db()
         .tenant(&org.id)
-        .one_time_token(&services.secrets.token_hash(id), PURPOSE)
+        .one_time_token(&deps.secrets().token_hash(id), PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.consumed_at.is_some() || token.expires_at <= services.clock.now() {
+    if token.consumed_at.is_some() || token.expires_at <= deps.now() {
         return Ok(None);
     }
     let Ok(challenge) = serde_json::from_str::<Challenge>(&token.data) else {
@@ -84,8 +83,8 @@ pub async fn load(
     let Some(user_id) = token.user_id else {
         return Ok(None);
     };
-    let user = services
-        .db
+    let user = deps
+        .db()
         .tenant(&org.id)
         .user_by_id(&user_id)
         .await?
@@ -97,18 +96,18 @@ pub async fn load(
 /// from the store again (a `Challenge` value alone proves nothing, anyone can build one), and only
 /// while the user still has no factor. `None` when the challenge is not that.
 pub async fn enrolment_proof(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     id: &str,
     user: &User,
 ) -> Result<Option<StepUp>> {
-    let Some((open, owner)) = load(services, org, id).await? else {
+    let Some((open, owner)) = load(deps, org, id).await? else {
         return Ok(None);
     };
     if !open.enrol || owner.id != user.id {
         return Ok(None);
     }
-    let factors = super::factors(services, &owner).await?;
+    let factors = super::factors(deps, &owner).await?;
     Ok(step_up::for_enrolment_challenge(org, &owner, &factors).ok())
 }
 
@@ -134,7 +133,7 @@ fn merged_amr(first: &[String], method: Method) -> Vec<String> {
 
 /// Finishes challenge `id` after `method` was proved.
 pub async fn finish(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     id: &str,
     challenge: &Challenge,
@@ -142,11 +141,11 @@ pub async fn finish(
     method: Method,
     client: &ClientInfo,
 ) -> Result<Finished> {
-    let now = services.clock.now();
-    if !services
-        .db
+    let now = deps.now();
+    if !deps
+        .db()
         .tenant(&org.id)
-        .consume_one_time_token(&services.secrets.token_hash(id), PURPOSE, now)
+        .consume_one_time_token(&deps.secrets().token_hash(id), PURPOSE, now)
         .await?
     {
         return Ok(Finished::Gone);
@@ -154,22 +153,17 @@ pub async fn finish(
     match &challenge.step_up_of {
         Some(hash_hex) => {
             let id_hash = hex::decode(hash_hex).unwrap_or_default();
-            let Some(session) = services
-                .db
-                .tenant(&org.id)
-                .session_by_hash(&id_hash)
-                .await?
-            else {
+            let Some(session) = deps.db().tenant(&org.id).session_by_hash(&id_hash).await? else {
                 return Ok(Finished::Gone);
             };
             let amr = merged_amr(&session.amr, method);
-            let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.step_up")
+            let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaStepUp)
                 .target("session", &session.public_id)
                 .change(None, Some(json!({"method": method.as_str(), "amr": amr})));
-            let done = services
-                .db
+            let done = deps
+                .db()
                 .tenant(&org.id)
-                .record_second_factor(&id_hash, &amr, oauth::ACR_MFA, now, &audit)
+                .record_second_factor(&id_hash, &amr, crate::model::sessions::ACR_MFA, now, &audit)
                 .await?;
             Ok(if done {
                 Finished::SteppedUp
@@ -179,8 +173,15 @@ pub async fn finish(
         }
         None => {
             let amr = merged_amr(&challenge.amr, method);
-            let (session, token) =
-                sessions::start(services, org, user, amr, oauth::ACR_MFA, client).await?;
+            let (session, token) = sessions::start(
+                deps,
+                org,
+                user,
+                amr,
+                crate::model::sessions::ACR_MFA,
+                client,
+            )
+            .await?;
             Ok(Finished::SignedIn(Box::new(session), token))
         }
     }

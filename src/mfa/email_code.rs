@@ -7,17 +7,16 @@ use rand::rngs::OsRng;
 use serde_json::json;
 
 use super::ProofError;
-use crate::accounts::wake_mailer;
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
 use crate::crypto::password::PasswordError;
-use crate::email::OutgoingEmail;
+use crate::deps::{HasClock, HasDb, HasEphemeral, HasMailer, HasPasswords, HasSecrets};
 use crate::error::{Error, Result};
+use crate::model::email::OutgoingEmail;
 use crate::model::onetime::OneTimeToken;
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::ratelimit::{self, Rule};
-use crate::service::Services;
 use crate::sessions::service::{ClientInfo, user_actor};
-use crate::users::User;
 
 pub const PURPOSE: &str = "mfa_email_code";
 pub const TTL_SECS: i64 = 5 * 60;
@@ -26,8 +25,8 @@ pub const BCRYPT_COST: u32 = 10;
 /// Codes sent to one user per hour.
 pub const SENDS_PER_HOUR: u32 = 5;
 
-fn token_hash(services: &Services, binding: &str) -> Vec<u8> {
-    services.secrets.token_hash(&format!("mfa-email:{binding}"))
+fn token_hash(deps: &impl HasSecrets, binding: &str) -> Vec<u8> {
+    deps.secrets().token_hash(&format!("mfa-email:{binding}"))
 }
 
 fn busy(e: PasswordError) -> Error {
@@ -39,14 +38,14 @@ fn busy(e: PasswordError) -> Error {
 
 /// Emails a new code for the challenge `binding`, replacing any earlier one.
 pub async fn send(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasEphemeral + HasMailer + HasPasswords + HasSecrets),
     org: &Organization,
     user: &User,
     binding: &str,
     client: &ClientInfo,
 ) -> Result<()> {
     ratelimit::enforce(
-        services,
+        deps,
         org,
         &user_actor(user, client),
         &[Rule {
@@ -59,14 +58,14 @@ pub async fn send(
     )
     .await?;
     let code = format!("{:06}", OsRng.gen_range(0..1_000_000u32));
-    let code_hash = services
-        .passwords
+    let code_hash = deps
+        .passwords()
         .hash_code(&code, BCRYPT_COST)
         .await
         .map_err(busy)?;
-    let now = services.clock.now();
+    let now = deps.now();
     let token = OneTimeToken {
-        token_hash: token_hash(services, binding),
+        token_hash: token_hash(deps, binding),
         org_id: org.id.clone(),
         user_id: Some(user.id.clone()),
         purpose: PURPOSE.into(),
@@ -77,7 +76,7 @@ pub async fn send(
         consumed_at: None,
     };
     let message = OutgoingEmail::new(
-        services.clock.now(),
+        deps.now(),
         &org.id,
         &user.email,
         &format!("Your {} sign-in code", org.name),
@@ -87,35 +86,34 @@ pub async fn send(
             org = org.name,
         ),
     );
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.email_code.sent")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaEmailCodeSent)
         .target("user", &user.id);
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .reissue_one_time_token(&token, Some(&message), Some(&audit))
         .await?;
-    wake_mailer(services);
+    deps.wake_email_delivery();
     Ok(())
 }
 
 /// Checks a code sent for the challenge `binding`; a right one is used up.
 pub(super) async fn check(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasPasswords + HasSecrets),
     org: &Organization,
     user: &User,
     binding: &str,
     code: &str,
 ) -> std::result::Result<(), ProofError> {
-    let hash = token_hash(services, binding);
-    let Some(token) = services
-        .db
+    let hash = token_hash(deps, binding);
+    let Some(token) = deps
+        .db()
         .tenant(&org.id)
         .one_time_token(&hash, PURPOSE)
         .await?
     else {
         return Err(ProofError::Wrong);
     };
-    let now = services.clock.now();
+    let now = deps.now();
     if token.user_id.as_ref() != Some(&user.id)
         || token.consumed_at.is_some()
         || token.expires_at <= now
@@ -123,8 +121,8 @@ pub(super) async fn check(
         return Err(ProofError::Wrong);
     }
     // Counted before the comparison: parallel guesses cannot compare more than MAX_ATTEMPTS codes.
-    if services
-        .db
+    if deps
+        .db()
         .tenant(&org.id)
         .count_token_attempt(&hash, PURPOSE, MAX_ATTEMPTS, now)
         .await?
@@ -143,14 +141,14 @@ pub(super) async fn check(
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ProofError::Wrong);
     }
-    let ok = services
-        .passwords
+    let ok = deps
+        .passwords()
         .verify_code(code, &stored)
         .await
         .map_err(|e| ProofError::from(busy(e)))?;
     if ok
-        && services
-            .db
+        && deps
+            .db()
             .tenant(&org.id)
             .consume_one_time_token(&hash, PURPOSE, now)
             .await?

@@ -20,23 +20,20 @@ pub mod totp;
 
 use serde_json::json;
 
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
+use crate::deps::{
+    HasClock, HasConfig, HasDb, HasEphemeral, HasMailer, HasPasswords, HasSecrets, HasWebauthn,
+};
 use crate::error::{Error, Result};
-use crate::orgs::{Organization, Role};
+use crate::model::orgs::{Organization, Role};
+use crate::model::users::{Credential, CredentialKind, User};
 use crate::ratelimit::{self, Limited};
-use crate::service::Services;
 use crate::sessions::service::{ClientInfo, user_actor};
-use crate::users::{Credential, CredentialKind, User};
 use step_up::StepUp;
 
-/// `amr` values (RFC 8176 where one fits): every session that proved a second factor carries `mfa`.
-pub const AMR_MFA: &str = "mfa";
-pub const AMR_PASSWORD: &str = "pwd";
-pub const AMR_TOTP: &str = "otp";
-pub const AMR_EMAIL: &str = "email";
-pub const AMR_RECOVERY: &str = "recovery";
-/// A passkey with user verification: a hardware- or platform-held key and the user's presence.
-pub const AMR_PASSKEY: &str = "hwk";
+pub use crate::model::sessions::{
+    AMR_EMAIL, AMR_MFA, AMR_PASSKEY, AMR_PASSWORD, AMR_RECOVERY, AMR_TOTP,
+};
 
 impl MfaSettings {
     pub fn validate(&self) -> Result<()> {
@@ -140,9 +137,9 @@ impl Factors {
     }
 }
 
-pub async fn factors(services: &Services, user: &User) -> Result<Factors> {
-    let credentials = services
-        .db
+pub async fn factors(deps: &impl HasDb, user: &User) -> Result<Factors> {
+    let credentials = deps
+        .db()
         .tenant(&user.org_id)
         .user_credentials(&user.id)
         .await?
@@ -154,7 +151,7 @@ pub async fn factors(services: &Services, user: &User) -> Result<Factors> {
 
 /// Whether the organization's policy makes this user use a second factor.
 pub async fn required_by_policy(
-    services: &Services,
+    deps: &impl HasDb,
     org: &Organization,
     user: &User,
 ) -> Result<bool> {
@@ -162,7 +159,7 @@ pub async fn required_by_policy(
         MfaPolicy::Optional => false,
         MfaPolicy::Everyone => true,
         MfaPolicy::Admins => matches!(
-            services.db.tenant(&org.id).member_role(&user.id).await?,
+            deps.db().tenant(&org.id).member_role(&user.id).await?,
             Some(Role::Owner | Role::Admin)
         ),
     })
@@ -214,7 +211,16 @@ pub struct Proof<'a> {
 /// parallel guesses cannot slip past the limit); a success forgets them. Successes and failures are
 /// audited.
 pub async fn prove(
-    services: &Services,
+    deps: &(
+         impl HasClock
+         + HasConfig
+         + HasDb
+         + HasEphemeral
+         + HasMailer
+         + HasPasswords
+         + HasSecrets
+         + HasWebauthn
+     ),
     org: &Organization,
     user: &User,
     factors: &Factors,
@@ -236,48 +242,47 @@ pub async fn prove(
         window: std::time::Duration::from_secs(limits.mfa_window_secs),
         max_lock: std::time::Duration::from_secs(limits.mfa_lockout_max_secs),
     };
-    if let Some(locked) = ratelimit::hit_with_lockout(services, &rule).await? {
-        let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "rate_limited").change(
-            None,
-            Some(json!({
-                "policy": "mfa",
-                "subject": user.id,
-                "retry_after_secs": locked.retry_after.as_secs(),
-                "lockout_started": locked.strike,
-            })),
-        );
-        services.db.tenant(&org.id).append_audit(&audit).await?;
+    if let Some(locked) = ratelimit::hit_with_lockout(deps, &rule).await? {
+        let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::RateLimited)
+            .change(
+                None,
+                Some(json!({
+                    "policy": "mfa",
+                    "subject": user.id,
+                    "retry_after_secs": locked.retry_after.as_secs(),
+                    "lockout_started": locked.strike,
+                })),
+            );
+        deps.db().tenant(&org.id).append_audit(&audit).await?;
         return Err(ProofError::Locked(locked.limited("mfa", &rule)));
     }
     let code = code.trim();
     let outcome = match method {
         Method::Totp => match factors.totp() {
-            Some(credential) => totp::check(services, credential, code).await,
+            Some(credential) => totp::check(deps, credential, code).await,
             None => Err(ProofError::Unavailable),
         },
         Method::Email => match factors.email() {
-            Some(_) => email_code::check(services, org, user, binding, code).await,
+            Some(_) => email_code::check(deps, org, user, binding, code).await,
             None => Err(ProofError::Unavailable),
         },
-        Method::Recovery => recovery::consume(services, org, user, factors, code, client).await,
-        Method::Passkey => {
-            passkey::check(services, org, user, factors, binding, code, client).await
-        }
+        Method::Recovery => recovery::consume(deps, org, user, factors, code, client).await,
+        Method::Passkey => passkey::check(deps, org, user, factors, binding, code, client).await,
     };
     let actor = user_actor(user, client);
     match &outcome {
         Ok(()) => {
-            ratelimit::forget_lockout(services, &limit_key).await;
-            let audit = NewAuditEvent::new(&org.id, &actor, "mfa.succeeded")
+            ratelimit::forget_lockout(deps, &limit_key).await;
+            let audit = NewAuditEvent::new(&org.id, &actor, Action::MfaSucceeded)
                 .target("user", &user.id)
                 .change(None, Some(json!({"method": method.as_str()})));
-            services.db.tenant(&org.id).append_audit(&audit).await?;
+            deps.db().tenant(&org.id).append_audit(&audit).await?;
         }
         Err(ProofError::Wrong | ProofError::Unavailable) => {
-            let audit = NewAuditEvent::new(&org.id, &actor, "mfa.failed")
+            let audit = NewAuditEvent::new(&org.id, &actor, Action::MfaFailed)
                 .target("user", &user.id)
                 .change(None, Some(json!({"method": method.as_str()})));
-            services.db.tenant(&org.id).append_audit(&audit).await?;
+            deps.db().tenant(&org.id).append_audit(&audit).await?;
         }
         Err(_) => {}
     }
@@ -286,7 +291,7 @@ pub async fn prove(
 
 /// Enables email codes as a factor for a user with a verified address.
 pub async fn enable_email(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     org: &Organization,
     proof: &StepUp,
     user: &User,
@@ -307,14 +312,13 @@ pub async fn enable_email(
         name: None,
         secret: Vec::new(),
         data: "{}".into(),
-        created_at: services.clock.now(),
+        created_at: deps.now(),
         last_used_at: None,
     };
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.enrolled")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaEnrolled)
         .target("credential", &credential.id)
         .change(None, Some(json!({"factor": "email"})));
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .add_credentials(&user.id, &[credential], &[], &audit)
         .await?;
@@ -356,7 +360,7 @@ impl From<crate::storage::StoreError> for RemoveError {
 /// asks: that is [`RemoveError::LastRequiredFactor`], and nothing changes.
 #[allow(clippy::too_many_arguments)]
 pub async fn remove_factor(
-    services: &Services,
+    deps: &impl HasDb,
     org: &Organization,
     proof: &StepUp,
     user: &User,
@@ -379,20 +383,20 @@ pub async fn remove_factor(
         .iter()
         .filter(|c| c.id != credential.id && is_factor(c.kind))
         .count();
-    if remaining == 0 && required_by_policy(services, org, user).await? {
+    if remaining == 0 && required_by_policy(deps, org, user).await? {
         return Err(RemoveError::LastRequiredFactor);
     }
     if remaining == 0 {
         ids.extend(factors.recovery_codes().iter().map(|c| c.id.clone()));
     }
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.removed")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaRemoved)
         .target("credential", &credential.id)
         .change(
             Some(json!({"factor": kind.as_str()})),
             Some(json!({"mfa_enrolled": remaining > 0})),
         );
-    Ok(services
-        .db
+    Ok(deps
+        .db()
         .tenant(&org.id)
         .delete_credentials(&user.id, &ids, &audit)
         .await?

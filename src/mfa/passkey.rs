@@ -6,6 +6,7 @@
 //! which makes a passkey multi-factor on its own. Ceremony state stays on the server in a single-use,
 //! 5-minute record (webauthn-rs itself does not stop a replayed response).
 
+use crate::deps::{HasClock, HasDb, HasSecrets, HasWebauthn};
 use crate::kernel::UserId;
 use std::sync::Arc;
 
@@ -21,14 +22,13 @@ use webauthn_rs_proto::{
 
 use super::step_up::StepUp;
 use super::{Factors, ProofError, recovery};
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::model::onetime::OneTimeToken;
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::orgs::Organization;
+use crate::model::users::{Credential, CredentialKind, User};
 use crate::sessions::service::{ClientInfo, user_actor};
-use crate::users::{Credential, CredentialKind, User};
 
 pub const REGISTER_PURPOSE: &str = "webauthn_register";
 pub const AUTH_PURPOSE: &str = "webauthn_mfa";
@@ -55,10 +55,8 @@ pub fn relying_party(public_url: &Url) -> Option<Arc<Webauthn>> {
     }
 }
 
-fn webauthn(services: &Services) -> Result<&Webauthn> {
-    services
-        .webauthn
-        .as_deref()
+fn webauthn(deps: &impl HasWebauthn) -> Result<&Webauthn> {
+    deps.webauthn()
         .ok_or_else(|| Error::invalid("passkey", "passkeys need a public URL with a domain name"))
 }
 
@@ -93,16 +91,16 @@ fn passkeys(factors: &Factors) -> Vec<(&Credential, Passkey)> {
 }
 
 async fn save_state(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     user: Option<&User>,
     key: &str,
     purpose: &str,
     state: String,
 ) -> Result<()> {
-    let now = services.clock.now();
+    let now = deps.now();
     let token = OneTimeToken {
-        token_hash: services.secrets.token_hash(&format!("{purpose}:{key}")),
+        token_hash: deps.secrets().token_hash(&format!("{purpose}:{key}")),
         org_id: org.id.clone(),
         user_id: user.map(|u| u.id.clone()),
         purpose: purpose.into(),
@@ -113,8 +111,7 @@ async fn save_state(
         consumed_at: None,
     };
     // A newer ceremony for the same key replaces the older one.
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .reissue_one_time_token(&token, None, None)
         .await?;
@@ -123,22 +120,22 @@ async fn save_state(
 
 /// Takes a ceremony's state once: `None` if unknown, expired, already used or not this user's.
 async fn take_state(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     user: Option<&User>,
     key: &str,
     purpose: &str,
 ) -> Result<Option<String>> {
-    let hash = services.secrets.token_hash(&format!("{purpose}:{key}"));
-    let Some(token) = services
-        .db
+    let hash = deps.secrets().token_hash(&format!("{purpose}:{key}"));
+    let Some(token) = deps
+        .db()
         .tenant(&org.id)
         .one_time_token(&hash, purpose)
         .await?
     else {
         return Ok(None);
     };
-    let now = services.clock.now();
+    let now = deps.now();
     if token.consumed_at.is_some()
         || token.expires_at <= now
         || token.user_id.as_deref() != user.map(|u| u.id.as_str())
@@ -146,8 +143,8 @@ async fn take_state(
         return Ok(None);
     }
     // Consumed before the response is checked: a replayed response finds no state.
-    if !services
-        .db
+    if !deps
+        .db()
         .tenant(&org.id)
         .consume_one_time_token(&hash, purpose, now)
         .await?
@@ -159,14 +156,14 @@ async fn take_state(
 
 /// Starts registering a passkey for `user`: returns (state id, options JSON for the browser).
 pub async fn begin_registration(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets + HasWebauthn),
     org: &Organization,
     proof: &StepUp,
     user: &User,
     factors: &Factors,
 ) -> Result<(String, serde_json::Value)> {
     proof.check(org, user)?;
-    let webauthn = webauthn(services)?;
+    let webauthn = webauthn(deps)?;
     let handle =
         user_handle(user).ok_or_else(|| Error::Internal("user id is not a handle".into()))?;
     let exclude = passkeys(factors)
@@ -190,7 +187,7 @@ pub async fn begin_registration(
     });
     let id = crypto::random_token();
     let state = serde_json::to_string(&state).map_err(|e| Error::Internal(e.to_string()))?;
-    save_state(services, org, Some(user), &id, REGISTER_PURPOSE, state).await?;
+    save_state(deps, org, Some(user), &id, REGISTER_PURPOSE, state).await?;
     let options = serde_json::to_value(&options).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((id, options))
 }
@@ -207,7 +204,7 @@ pub struct Registration<'a> {
 /// Finishes a registration with the browser's response; returns recovery codes to show when this is
 /// the user's first factor.
 pub async fn finish_registration(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets + HasWebauthn),
     org: &Organization,
     proof: &StepUp,
     user: &User,
@@ -221,7 +218,7 @@ pub async fn finish_registration(
         response,
         name,
     } = registration;
-    let webauthn = webauthn(services)?;
+    let webauthn = webauthn(deps)?;
     let name: String = name.trim().chars().take(MAX_NAME_CHARS).collect();
     let name = if name.is_empty() {
         "Passkey".to_string()
@@ -229,8 +226,7 @@ pub async fn finish_registration(
         name
     };
     let rejected = || Error::invalid("passkey", "the passkey could not be registered; try again");
-    let Some(state) = take_state(services, org, Some(user), state_id, REGISTER_PURPOSE).await?
-    else {
+    let Some(state) = take_state(deps, org, Some(user), state_id, REGISTER_PURPOSE).await? else {
         return Err(rejected());
     };
     let state: PasskeyRegistration = serde_json::from_str(&state).map_err(|_| rejected())?;
@@ -242,7 +238,7 @@ pub async fn finish_registration(
             tracing::info!(error = %e, "passkey registration refused");
             rejected()
         })?;
-    let now = services.clock.now();
+    let now = deps.now();
     let credential = Credential {
         id: crate::kernel::CredentialId::generate(),
         user_id: user.id.clone(),
@@ -257,7 +253,7 @@ pub async fn finish_registration(
     };
     let mut credentials = vec![credential.clone()];
     let codes = if factors.recovery_codes().is_empty() {
-        let (plain, stored) = recovery::generate(services, user, now);
+        let (plain, stored) = recovery::generate(deps, user, now);
         credentials.extend(stored);
         Some(plain)
     } else {
@@ -268,14 +264,13 @@ pub async fn finish_registration(
     } else {
         &[]
     };
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.enrolled")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaEnrolled)
         .target("credential", &credential.id)
         .change(
             None,
             Some(json!({"factor": "passkey", "name": name, "recovery_codes_generated": codes.is_some()})),
         );
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .add_credentials(&user.id, &credentials, replace, &audit)
         .await?;
@@ -284,13 +279,13 @@ pub async fn finish_registration(
 
 /// Starts a passkey assertion as the second factor of challenge `binding`: options JSON for the browser.
 pub async fn begin_second_factor(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets + HasWebauthn),
     org: &Organization,
     user: &User,
     factors: &Factors,
     binding: &str,
 ) -> Result<serde_json::Value> {
-    let webauthn = webauthn(services)?;
+    let webauthn = webauthn(deps)?;
     let keys: Vec<Passkey> = passkeys(factors).into_iter().map(|(_, p)| p).collect();
     if keys.is_empty() {
         return Err(Error::invalid("passkey", "no passkey is registered"));
@@ -299,13 +294,13 @@ pub async fn begin_second_factor(
         .start_passkey_authentication(&keys)
         .map_err(|e| Error::Internal(format!("webauthn: {e}")))?;
     let state = serde_json::to_string(&state).map_err(|e| Error::Internal(e.to_string()))?;
-    save_state(services, org, Some(user), binding, AUTH_PURPOSE, state).await?;
+    save_state(deps, org, Some(user), binding, AUTH_PURPOSE, state).await?;
     serde_json::to_value(&options).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Records a successful use: the new signature counter and backup flags, and the time.
 async fn record_use(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     org: &Organization,
     user: &User,
     credential: &Credential,
@@ -316,19 +311,18 @@ async fn record_use(
     passkey.update_credential(result);
     let data =
         serde_json::to_string(&Stored { passkey }).map_err(|e| Error::Internal(e.to_string()))?;
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.passkey.used")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaPasskeyUsed)
         .target("credential", &credential.id);
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
-        .update_credential_use(&credential.id, &data, services.clock.now(), &audit)
+        .update_credential_use(&credential.id, &data, deps.now(), &audit)
         .await?;
     Ok(())
 }
 
 /// Checks a passkey assertion (JSON from the browser) for the second factor of challenge `binding`.
 pub(super) async fn check(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets + HasWebauthn),
     org: &Organization,
     user: &User,
     factors: &Factors,
@@ -336,8 +330,8 @@ pub(super) async fn check(
     response: &str,
     client: &ClientInfo,
 ) -> std::result::Result<(), ProofError> {
-    let webauthn = webauthn(services).map_err(|_| ProofError::Unavailable)?;
-    let Some(state) = take_state(services, org, Some(user), binding, AUTH_PURPOSE).await? else {
+    let webauthn = webauthn(deps).map_err(|_| ProofError::Unavailable)?;
+    let Some(state) = take_state(deps, org, Some(user), binding, AUTH_PURPOSE).await? else {
         return Err(ProofError::Wrong);
     };
     let state: PasskeyAuthentication =
@@ -356,16 +350,16 @@ pub(super) async fn check(
     else {
         return Err(ProofError::Wrong);
     };
-    record_use(services, org, user, credential, passkey, &result, client).await?;
+    record_use(deps, org, user, credential, passkey, &result, client).await?;
     Ok(())
 }
 
 /// Starts a passwordless sign-in: (state id, options JSON for the browser).
 pub async fn begin_sign_in(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets + HasWebauthn),
     org: &Organization,
 ) -> Result<(String, serde_json::Value)> {
-    let webauthn = webauthn(services)?;
+    let webauthn = webauthn(deps)?;
     let (mut options, state) = webauthn
         .start_discoverable_authentication()
         .map_err(|e| Error::Internal(format!("webauthn: {e}")))?;
@@ -373,7 +367,7 @@ pub async fn begin_sign_in(
     options.mediation = None;
     let id = crypto::random_token();
     let state = serde_json::to_string(&state).map_err(|e| Error::Internal(e.to_string()))?;
-    save_state(services, org, None, &id, LOGIN_PURPOSE, state).await?;
+    save_state(deps, org, None, &id, LOGIN_PURPOSE, state).await?;
     let options = serde_json::to_value(&options).map_err(|e| Error::Internal(e.to_string()))?;
     Ok((id, options))
 }
@@ -382,16 +376,16 @@ pub async fn begin_sign_in(
 /// that does not check out (unknown or used state, a passkey of another organization's user, a bad
 /// signature, passkeys being off on this server), all alike: each is the client's mistake, not a fault.
 pub async fn finish_sign_in(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets + HasWebauthn),
     org: &Organization,
     state_id: &str,
     response: &str,
     client: &ClientInfo,
 ) -> Result<Option<User>> {
-    let Some(webauthn) = services.webauthn.as_deref() else {
+    let Some(webauthn) = deps.webauthn() else {
         return Ok(None);
     };
-    let Some(state) = take_state(services, org, None, state_id, LOGIN_PURPOSE).await? else {
+    let Some(state) = take_state(deps, org, None, state_id, LOGIN_PURPOSE).await? else {
         return Ok(None);
     };
     let Ok(state) = serde_json::from_str::<DiscoverableAuthentication>(&state) else {
@@ -403,8 +397,8 @@ pub async fn finish_sign_in(
     let Ok((handle, _)) = webauthn.identify_discoverable_authentication(&response) else {
         return Ok(None);
     };
-    let Some(user) = services
-        .db
+    let Some(user) = deps
+        .db()
         .tenant(&org.id)
         .user_by_id(&UserId::from(user_id_from_handle(&handle)))
         .await?
@@ -412,7 +406,7 @@ pub async fn finish_sign_in(
     else {
         return Ok(None);
     };
-    let factors = super::factors(services, &user).await?;
+    let factors = super::factors(deps, &user).await?;
     let keys = passkeys(&factors);
     let discoverable: Vec<DiscoverableKey> =
         keys.iter().map(|(_, p)| DiscoverableKey::from(p)).collect();
@@ -421,10 +415,11 @@ pub async fn finish_sign_in(
         Ok(result) => result,
         Err(e) => {
             tracing::info!(error = %e, "passkey sign-in refused");
-            let audit = NewAuditEvent::new(&org.id, &user_actor(&user, client), "login.failed")
-                .target("user", &user.id)
-                .change(None, Some(json!({"method": "passkey"})));
-            services.db.tenant(&org.id).append_audit(&audit).await?;
+            let audit =
+                NewAuditEvent::new(&org.id, &user_actor(&user, client), Action::LoginFailed)
+                    .target("user", &user.id)
+                    .change(None, Some(json!({"method": "passkey"})));
+            deps.db().tenant(&org.id).append_audit(&audit).await?;
             return Ok(None);
         }
     };
@@ -434,6 +429,6 @@ pub async fn finish_sign_in(
     else {
         return Ok(None);
     };
-    record_use(services, org, &user, credential, passkey, &result, client).await?;
+    record_use(deps, org, &user, credential, passkey, &result, client).await?;
     Ok(Some(user))
 }

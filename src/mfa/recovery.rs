@@ -8,15 +8,15 @@ use serde_json::json;
 
 use super::step_up::StepUp;
 use super::{Factors, ProofError};
-use crate::accounts::{page_url, wake_mailer};
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
 use crate::crypto;
-use crate::email::OutgoingEmail;
+use crate::deps::{HasClock, HasConfig, HasDb, HasMailer, HasSecrets};
 use crate::error::Result;
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::email::OutgoingEmail;
+use crate::model::orgs::Organization;
+use crate::model::users::{Credential, CredentialKind, User};
+use crate::orgs::page_url;
 use crate::sessions::service::{ClientInfo, user_actor};
-use crate::users::{Credential, CredentialKind, User};
 
 pub const COUNT: usize = 10;
 /// No look-alikes (0/o, 1/l/i): codes are read off paper. 31 symbols, 10 per code: about 49 bits.
@@ -30,14 +30,13 @@ fn normalize(code: &str) -> String {
         .collect()
 }
 
-fn hash(services: &Services, user_id: &str, code: &str) -> Vec<u8> {
-    services
-        .secrets
+fn hash(deps: &impl HasSecrets, user_id: &str, code: &str) -> Vec<u8> {
+    deps.secrets()
         .token_hash(&format!("recovery:{user_id}:{}", normalize(code)))
 }
 
 /// A new set: the codes to show (as `xxxxx-xxxxx`) and the credentials to store.
-pub fn generate(services: &Services, user: &User, now: i64) -> (Vec<String>, Vec<Credential>) {
+pub fn generate(deps: &impl HasSecrets, user: &User, now: i64) -> (Vec<String>, Vec<Credential>) {
     let mut rng = OsRng;
     let codes: Vec<String> = (0..COUNT)
         .map(|_| {
@@ -54,7 +53,7 @@ pub fn generate(services: &Services, user: &User, now: i64) -> (Vec<String>, Vec
             user_id: user.id.clone(),
             kind: CredentialKind::RecoveryCode,
             name: None,
-            secret: hash(services, &user.id, code),
+            secret: hash(deps, &user.id, code),
             data: "{}".into(),
             created_at: now,
             last_used_at: None,
@@ -65,23 +64,22 @@ pub fn generate(services: &Services, user: &User, now: i64) -> (Vec<String>, Vec
 
 /// Replaces the user's recovery codes with a new set and returns it (to be shown once).
 pub async fn regenerate(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     proof: &StepUp,
     user: &User,
     client: &ClientInfo,
 ) -> Result<Vec<String>> {
     proof.check(org, user)?;
-    let (codes, credentials) = generate(services, user, services.clock.now());
+    let (codes, credentials) = generate(deps, user, deps.now());
     let audit = NewAuditEvent::new(
         &org.id,
         &user_actor(user, client),
-        "mfa.recovery_codes.generated",
+        Action::MfaRecoveryCodesGenerated,
     )
     .target("user", &user.id)
     .change(None, Some(json!({"count": codes.len()})));
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .add_credentials(
             &user.id,
@@ -95,7 +93,7 @@ pub async fn regenerate(
 
 /// Uses up a recovery code of the user.
 pub(super) async fn consume(
-    services: &Services,
+    deps: &(impl HasClock + HasConfig + HasDb + HasMailer + HasSecrets),
     org: &Organization,
     user: &User,
     factors: &Factors,
@@ -106,7 +104,7 @@ pub(super) async fn consume(
     if codes.is_empty() {
         return Err(ProofError::Unavailable);
     }
-    let presented = hash(services, &user.id, code);
+    let presented = hash(deps, &user.id, code);
     // Compared with every stored code, in constant time.
     let mut found = None;
     for credential in &codes {
@@ -119,7 +117,7 @@ pub(super) async fn consume(
     };
     let remaining = codes.len() - 1;
     let notice = OutgoingEmail::new(
-        services.clock.now(),
+        deps.now(),
         &org.id,
         &user.email,
         &format!("A recovery code was used for your {} account", org.name),
@@ -128,22 +126,26 @@ pub(super) async fn consume(
              codes remain.\n\nIf this was not you, change your password and create new recovery codes \
              at once:\n{account}\n",
             org = org.name,
-            account = page_url(services, org, "account"),
+            account = page_url(deps, org, "account"),
         ),
     );
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.recovery_code.used")
-        .target("credential", &id)
-        .change(None, Some(json!({"remaining": remaining})));
-    if !services
-        .db
+    let audit = NewAuditEvent::new(
+        &org.id,
+        &user_actor(user, client),
+        Action::MfaRecoveryCodeUsed,
+    )
+    .target("credential", &id)
+    .change(None, Some(json!({"remaining": remaining})));
+    if !deps
+        .db()
         .tenant(&org.id)
-        .use_credential(&id, true, services.clock.now(), Some(&notice), &audit)
+        .use_credential(&id, true, deps.now(), Some(&notice), &audit)
         .await?
     {
         // Another request used it first.
         return Err(ProofError::Wrong);
     }
-    wake_mailer(services);
+    deps.wake_email_delivery();
     Ok(())
 }
 

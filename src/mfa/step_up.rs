@@ -15,9 +15,9 @@
 use super::Factors;
 use crate::error::{Error, Result};
 use crate::kernel::{OrgId, SessionId, UserId};
-use crate::orgs::Organization;
-use crate::sessions::Session;
-use crate::users::User;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 
 /// Proof that a sensitive operation may go ahead for one user. No public constructor: see [`prove`].
 ///

@@ -12,14 +12,14 @@ use totp_rs::{Algorithm, TOTP};
 
 use super::step_up::StepUp;
 use super::{ProofError, recovery};
-use crate::audit::NewAuditEvent;
+use crate::audit::{Action, NewAuditEvent};
 use crate::crypto;
+use crate::deps::{HasClock, HasDb, HasEphemeral, HasSecrets};
 use crate::error::{Error, Result};
 use crate::model::onetime::OneTimeToken;
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::orgs::Organization;
+use crate::model::users::{Credential, CredentialKind, User};
 use crate::sessions::service::{ClientInfo, user_actor};
-use crate::users::{Credential, CredentialKind, User};
 
 pub const DIGITS: usize = 6;
 pub const STEP_SECS: u64 = 30;
@@ -80,21 +80,24 @@ struct Pending {
 }
 
 /// Starts an enrolment: a new seed, sealed, kept pending for 15 minutes.
-pub async fn begin(services: &Services, org: &Organization, user: &User) -> Result<Enrolment> {
+pub async fn begin(
+    deps: &(impl HasClock + HasDb + HasSecrets),
+    org: &Organization,
+    user: &User,
+) -> Result<Enrolment> {
     let credential_id = crypto::random_id("cred");
     let seed = crypto::random_bytes(SEED_BYTES);
-    let sealed = services.secrets.seal(&credential_id, &seed);
+    let sealed = deps.secrets().seal(&credential_id, &seed);
     let id = crypto::random_token();
-    let now = services.clock.now();
+    let now = deps.now();
     let pending = Pending {
         credential_id,
         sealed_seed: hex::encode(sealed),
     };
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .insert_one_time_token(&OneTimeToken {
-            token_hash: services.secrets.token_hash(&id),
+            token_hash: deps.secrets().token_hash(&id),
             org_id: org.id.clone(),
             user_id: Some(user.id.clone()),
             purpose: ENROL_PURPOSE.into(),
@@ -110,22 +113,22 @@ pub async fn begin(services: &Services, org: &Organization, user: &User) -> Resu
 
 /// The usable pending enrolment `id` of this user, with its seed opened.
 async fn load_pending(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     user: &User,
     id: &str,
 ) -> Result<Option<(Pending, Vec<u8>)>> {
-    let Some(token) = services
-        .db
+    let Some(token) = deps
+        .db()
         .tenant(&org.id)
-        .one_time_token(&services.secrets.token_hash(id), ENROL_PURPOSE)
+        .one_time_token(&deps.secrets().token_hash(id), ENROL_PURPOSE)
         .await?
     else {
         return Ok(None);
     };
     if token.user_id.as_ref() != Some(&user.id)
         || token.consumed_at.is_some()
-        || token.expires_at <= services.clock.now()
+        || token.expires_at <= deps.now()
         || token.attempts >= MAX_ENROL_ATTEMPTS
     {
         return Ok(None);
@@ -134,8 +137,8 @@ async fn load_pending(
         return Ok(None);
     };
     let sealed = hex::decode(&pending.sealed_seed).unwrap_or_default();
-    let seed = services
-        .secrets
+    let seed = deps
+        .secrets()
         .open(&pending.credential_id, &sealed)
         .map_err(|e| Error::Internal(format!("totp seed: {e}")))?;
     Ok(Some((pending, seed)))
@@ -143,12 +146,12 @@ async fn load_pending(
 
 /// The enrolment again (to show it once more after a wrong code); `None` once it is no longer usable.
 pub async fn pending(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     org: &Organization,
     user: &User,
     id: &str,
 ) -> Result<Option<Enrolment>> {
-    match load_pending(services, org, user, id).await? {
+    match load_pending(deps, org, user, id).await? {
         Some((_, seed)) => Ok(Some(enrolment(id, seed, org, user)?)),
         None => Ok(None),
     }
@@ -177,7 +180,7 @@ impl From<crate::storage::StoreError> for ConfirmError {
 /// Completes an enrolment with a code from the app. Replaces an earlier authenticator app, and creates
 /// recovery codes if the user has none: those are returned, to be shown once.
 pub async fn confirm(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasEphemeral + HasSecrets),
     org: &Organization,
     proof: &StepUp,
     user: &User,
@@ -186,14 +189,14 @@ pub async fn confirm(
     client: &ClientInfo,
 ) -> std::result::Result<Option<Vec<String>>, ConfirmError> {
     proof.check(org, user)?;
-    let Some((pending, seed)) = load_pending(services, org, user, id).await? else {
+    let Some((pending, seed)) = load_pending(deps, org, user, id).await? else {
         return Err(ConfirmError::Expired);
     };
-    let hash = services.secrets.token_hash(id);
-    let now = services.clock.now();
+    let hash = deps.secrets().token_hash(id);
+    let now = deps.now();
     // Counted before the comparison, so parallel guesses cannot exceed the limit.
-    if services
-        .db
+    if deps
+        .db()
         .tenant(&org.id)
         .count_token_attempt(&hash, ENROL_PURPOSE, MAX_ENROL_ATTEMPTS, now)
         .await?
@@ -201,11 +204,11 @@ pub async fn confirm(
     {
         return Err(ConfirmError::Expired);
     }
-    if !code_matches(services, &pending.credential_id, &seed, code).await {
+    if !code_matches(deps, &pending.credential_id, &seed, code).await {
         return Err(ConfirmError::Wrong);
     }
-    if !services
-        .db
+    if !deps
+        .db()
         .tenant(&org.id)
         .consume_one_time_token(&hash, ENROL_PURPOSE, now)
         .await?
@@ -222,14 +225,14 @@ pub async fn confirm(
         created_at: now,
         last_used_at: None,
     };
-    let has_codes = !super::factors(services, user)
+    let has_codes = !super::factors(deps, user)
         .await?
         .recovery_codes()
         .is_empty();
     let (codes, mut credentials) = if has_codes {
         (None, vec![])
     } else {
-        let (plain, stored) = recovery::generate(services, user, now);
+        let (plain, stored) = recovery::generate(deps, user, now);
         (Some(plain), stored)
     };
     credentials.insert(0, credential);
@@ -237,14 +240,13 @@ pub async fn confirm(
     if codes.is_some() {
         replace.push(CredentialKind::RecoveryCode);
     }
-    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), "mfa.enrolled")
+    let audit = NewAuditEvent::new(&org.id, &user_actor(user, client), Action::MfaEnrolled)
         .target("credential", &pending.credential_id)
         .change(
             None,
             Some(json!({"factor": "totp", "recovery_codes_generated": codes.is_some()})),
         );
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .add_credentials(&user.id, &credentials, &replace, &audit)
         .await?;
@@ -252,7 +254,12 @@ pub async fn confirm(
 }
 
 /// Whether `code` is valid for `seed` now (±1 step) and has not been accepted before.
-async fn code_matches(services: &Services, credential_id: &str, seed: &[u8], code: &str) -> bool {
+async fn code_matches(
+    deps: &(impl HasClock + HasEphemeral),
+    credential_id: &str,
+    seed: &[u8],
+    code: &str,
+) -> bool {
     let code = code.trim();
     if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return false;
@@ -267,7 +274,7 @@ async fn code_matches(services: &Services, credential_id: &str, seed: &[u8], cod
         None,
         String::new(),
     );
-    let now = services.clock.now().max(0) as u64;
+    let now = deps.now().max(0) as u64;
     let mut matched = None;
     for offset in -i64::from(SKEW)..=i64::from(SKEW) {
         let at = now.saturating_add_signed(offset * STEP_SECS as i64);
@@ -281,8 +288,7 @@ async fn code_matches(services: &Services, credential_id: &str, seed: &[u8], cod
     };
     // Remembered for longer than the code can be valid (its step, plus the drift allowance).
     let ttl = Duration::from_secs(STEP_SECS * (2 * u64::from(SKEW) + 2));
-    services
-        .ephemeral
+    deps.ephemeral()
         .remember_once(&format!("totp:{credential_id}:{step}"), ttl)
         .await
         .unwrap_or(false)
@@ -290,15 +296,15 @@ async fn code_matches(services: &Services, credential_id: &str, seed: &[u8], cod
 
 /// Checks a code against an enrolled authenticator app.
 pub(super) async fn check(
-    services: &Services,
+    deps: &(impl HasClock + HasEphemeral + HasSecrets),
     credential: &Credential,
     code: &str,
 ) -> std::result::Result<(), ProofError> {
-    let seed = services
-        .secrets
+    let seed = deps
+        .secrets()
         .open(&credential.id, &credential.secret)
         .map_err(|e| ProofError::Other(Error::Internal(format!("totp seed: {e}"))))?;
-    if code_matches(services, &credential.id, &seed, code).await {
+    if code_matches(deps, &credential.id, &seed, code).await {
         Ok(())
     } else {
         Err(ProofError::Wrong)

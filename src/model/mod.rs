@@ -2,6 +2,7 @@
 //! the store in the layers, so the store can name them without importing the features that use them.
 
 pub mod apps;
+pub mod audit;
 pub mod email;
 pub mod grants;
 pub mod keys;

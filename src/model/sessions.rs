@@ -4,6 +4,26 @@ use serde::Serialize;
 
 use crate::kernel::{OrgId, SessionId, UserId};
 
+/// `amr` values (RFC 8176 where one fits): every session that proved a second factor carries `mfa`.
+pub const AMR_MFA: &str = "mfa";
+pub const AMR_PASSWORD: &str = "pwd";
+pub const AMR_TOTP: &str = "otp";
+pub const AMR_EMAIL: &str = "email";
+pub const AMR_RECOVERY: &str = "recovery";
+/// A passkey with user verification: a hardware- or platform-held key and the user's presence.
+pub const AMR_PASSKEY: &str = "hwk";
+
+/// `acr` values: what kind of authentication happened.
+pub const ACR_PASSWORD: &str = "urn:latchkey:acr:password";
+pub const ACR_MFA: &str = "urn:latchkey:acr:mfa";
+
+/// Where a request came from, for the session record and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Session {
     #[serde(skip)]

@@ -13,14 +13,14 @@ use url::Url;
 use super::provider::Provider;
 use super::records::{AuthorizationCode, Grant};
 use super::{ACR_MFA, ACR_PASSWORD, OAuthError, SUPPORTED_SCOPES, has_scope, parse_scope};
-use crate::apps::{Application, ClientType, GrantType};
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::crypto;
+use crate::model::apps::{Application, ClientType, GrantType};
 use crate::model::onetime::OneTimeToken;
-use crate::orgs::Organization;
-use crate::sessions::Session;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 use crate::sessions::service::ClientInfo;
-use crate::users::User;
 
 pub const PENDING_PURPOSE: &str = "authorize";
 /// How long a user may take to sign in and consent.
@@ -479,9 +479,9 @@ pub async fn save_pending(
     params: &AuthorizeParams,
 ) -> Result<String, OAuthError> {
     let id = crypto::random_token();
-    let now = provider.services.clock.now();
+    let now = provider.deps.now();
     let token = OneTimeToken {
-        token_hash: provider.services.secrets.token_hash(&id),
+        token_hash: provider.deps.secrets().token_hash(&id),
         org_id: org.id.clone(),
         user_id: None,
         purpose: PENDING_PURPOSE.into(),
@@ -492,8 +492,8 @@ pub async fn save_pending(
         consumed_at: None,
     };
     provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
         .insert_one_time_token(&token)
         .await?;
@@ -506,17 +506,17 @@ pub async fn load_pending(
     org: &Organization,
     id: &str,
 ) -> Result<Option<(AuthorizeParams, i64)>, OAuthError> {
-    let hash = provider.services.secrets.token_hash(id);
+    let hash = provider.deps.secrets().token_hash(id);
     let Some(token) = provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
         .one_time_token(&hash, PENDING_PURPOSE)
         .await?
     else {
         return Ok(None);
     };
-    if token.consumed_at.is_some() || token.expires_at <= provider.services.clock.now() {
+    if token.consumed_at.is_some() || token.expires_at <= provider.deps.now() {
         return Ok(None);
     }
     Ok(serde_json::from_str(&token.data)
@@ -530,12 +530,12 @@ pub async fn finish_pending(
     org: &Organization,
     id: &str,
 ) -> Result<bool, OAuthError> {
-    let hash = provider.services.secrets.token_hash(id);
+    let hash = provider.deps.secrets().token_hash(id);
     Ok(provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
-        .consume_one_time_token(&hash, PENDING_PURPOSE, provider.services.clock.now())
+        .consume_one_time_token(&hash, PENDING_PURPOSE, provider.deps.now())
         .await?)
 }
 
@@ -547,8 +547,8 @@ pub async fn record_consent(
     client: &ClientInfo,
 ) -> Result<(), OAuthError> {
     let previous = provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
         .consent_scope(&user.id, &req.app.id)
         .await?;
@@ -559,30 +559,18 @@ pub async fn record_consent(
         }
     }
     let scope = scopes.join(" ");
-    let actor = Actor {
-        actor_type: "user".into(),
-        id: Some(user.id.to_string()),
-        role: None,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
-    let audit = NewAuditEvent::new(&org.id, &actor, "consent.granted")
+    let actor = Actor::user(&user.id, client.ip.clone(), client.user_agent.clone());
+    let audit = NewAuditEvent::new(&org.id, &actor, Action::ConsentGranted)
         .target("application", &req.app.id)
         .change(
             previous.map(|p| json!({"scope": p})),
             Some(json!({"scope": scope})),
         );
     provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
-        .save_consent(
-            &user.id,
-            &req.app.id,
-            &scope,
-            provider.services.clock.now(),
-            &audit,
-        )
+        .save_consent(&user.id, &req.app.id, &scope, provider.deps.now(), &audit)
         .await?;
     Ok(())
 }
@@ -596,8 +584,8 @@ pub async fn issue_code(
     user: &User,
     client: &ClientInfo,
 ) -> Result<String, OAuthError> {
-    let config = &provider.services.config;
-    let now = provider.services.clock.now();
+    let config = provider.deps.config();
+    let now = provider.deps.now();
     let code = crypto::random_token();
     let grant = Grant {
         id: crate::kernel::GrantId::generate(),
@@ -616,7 +604,7 @@ pub async fn issue_code(
         revoked_reason: None,
     };
     let record = AuthorizationCode {
-        code_hash: provider.services.secrets.token_hash(&code),
+        code_hash: provider.deps.secrets().token_hash(&code),
         grant_id: grant.id.clone(),
         redirect_uri: req.redirect_uri.clone(),
         nonce: req.nonce.clone(),
@@ -625,22 +613,16 @@ pub async fn issue_code(
         expires_at: now + config.authorization_code_ttl_secs as i64,
         consumed_at: None,
     };
-    let actor = Actor {
-        actor_type: "user".into(),
-        id: Some(user.id.to_string()),
-        role: None,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
-    let audit = NewAuditEvent::new(&org.id, &actor, "grant.created")
+    let actor = Actor::user(&user.id, client.ip.clone(), client.user_agent.clone());
+    let audit = NewAuditEvent::new(&org.id, &actor, Action::GrantCreated)
         .target("grant", &grant.id)
         .change(
             None,
             Some(json!({"client_id": req.app.client_id, "scope": grant.scope})),
         );
     provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
         .create_grant(&grant, Some(&record), &audit)
         .await?;

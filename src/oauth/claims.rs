@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::has_scope;
 use crate::kernel::{ClientId, GrantId, SessionId};
-use crate::users::User;
+use crate::model::users::User;
 
 /// An access token's claims. Every claim is optional when read (see the module comment); tokens we issue
 /// carry `iss`, `sub`, `aud`, `client_id`, `iat`, `exp`, `jti` and `scope`, and user tokens the rest.

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::OAuthError;
 use super::provider::Provider;
-use crate::apps::{Application, ClientType};
-use crate::orgs::Organization;
+use crate::model::apps::{Application, ClientType};
+use crate::model::orgs::Organization;
 
 /// What the request presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub async fn authenticate(
         _ => {
             // Spend the same work as a real check so timing does not reveal which client_ids exist.
             if let Presented::Basic { secret, .. } | Presented::Post { secret, .. } = presented {
-                let _ = provider.services.secrets.token_hash(secret);
+                let _ = provider.deps.secrets().token_hash(secret);
             }
             return Err(unknown());
         }
@@ -131,7 +131,7 @@ pub async fn authenticate(
         ) => {
             let matches = |app: &Application| {
                 let stored = app.client_secret_hash.as_deref().unwrap_or_default();
-                provider.services.secrets.token_matches(secret, stored)
+                provider.deps.secrets().token_matches(secret, stored)
             };
             if matches(&app) {
                 return Ok(app);

@@ -2,7 +2,7 @@
 //! The HTTP status for each kind is chosen in one place, at the edge (`http::oauth::OAuthResponse`).
 
 use crate::error::Error;
-use crate::ratelimit::Limited;
+use crate::error::Limited;
 
 /// What went wrong. Every kind but [`OAuthErrorKind::ServerError`] is the client's to fix or to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

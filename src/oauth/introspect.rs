@@ -14,8 +14,8 @@ use super::jwt::{ACCESS_TOKEN_TYP, VerifiedJwt};
 use super::provider::Provider;
 use super::verified::{Verified, VerifiedTokens};
 use crate::kernel::{ClientId, UserId};
-use crate::orgs::Organization;
-use crate::users::User;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 
 pub struct ValidAccessToken {
     pub claims: Arc<AccessClaims>,
@@ -29,8 +29,8 @@ pub async fn validate_access_token(
     org: &Organization,
     token: &str,
 ) -> Result<Option<ValidAccessToken>, OAuthError> {
-    let services = &provider.services;
-    let now = provider.services.clock.now();
+    let deps = &provider.deps;
+    let now = provider.deps.now();
     let Some(claims) = verified_claims(provider, org, token, now).await? else {
         return Ok(None);
     };
@@ -41,7 +41,7 @@ pub async fn validate_access_token(
         return Ok(None);
     }
     if let Some(grant_id) = &claims.gid {
-        match services.db.tenant(&org.id).grant(grant_id).await? {
+        match deps.db().tenant(&org.id).grant(grant_id).await? {
             Some(grant) if grant.revoked_at.is_none() => {}
             _ => return Ok(None),
         }
@@ -49,8 +49,8 @@ pub async fn validate_access_token(
     let mut user = None;
     if let Some(sv) = claims.sv {
         let sub = claims.sub.as_deref().unwrap_or_default();
-        match services
-            .db
+        match deps
+            .db()
             .tenant(&org.id)
             .user_by_id(&UserId::from(sub))
             .await?
@@ -75,7 +75,7 @@ async fn verified_claims(
         if hit.exp <= now {
             return Ok(None);
         }
-        let keys = provider.keys.get(&provider.services, &org.id).await?;
+        let keys = provider.keys.get(&provider.deps, &org.id).await?;
         if keys.verifiers.contains_key(&hit.kid) {
             return Ok(Some(hit.claims.clone()));
         }
@@ -234,24 +234,24 @@ async fn describe_refresh_token(
     org: &Organization,
     token: &str,
 ) -> Result<Option<Introspection>, OAuthError> {
-    let services = &provider.services;
-    let now = provider.services.clock.now();
-    let Some(stored) = services
-        .db
+    let deps = &provider.deps;
+    let now = provider.deps.now();
+    let Some(stored) = deps
+        .db()
         .tenant(&org.id)
-        .refresh_token_by_hash(&services.secrets.token_hash(token))
+        .refresh_token_by_hash(&deps.secrets().token_hash(token))
         .await?
     else {
         return Ok(None);
     };
-    let Some(grant) = services.db.tenant(&org.id).grant(&stored.grant_id).await? else {
+    let Some(grant) = deps.db().tenant(&org.id).grant(&stored.grant_id).await? else {
         return Ok(None);
     };
     if stored.used_at.is_some() || grant.revoked_at.is_some() || stored.expires_at <= now {
         return Ok(Some(Introspection::Inactive));
     }
     let user = match &grant.user_id {
-        Some(id) => services.db.tenant(&org.id).user_by_id(id).await?,
+        Some(id) => deps.db().tenant(&org.id).user_by_id(id).await?,
         None => None,
     };
     if !user
@@ -260,8 +260,8 @@ async fn describe_refresh_token(
     {
         return Ok(Some(Introspection::Inactive));
     }
-    let app = services
-        .db
+    let app = deps
+        .db()
         .tenant(&org.id)
         .list_apps()
         .await?

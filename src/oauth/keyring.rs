@@ -4,6 +4,7 @@
 //! Entries are reloaded from the database after `REFRESH` (so a rotation done by another instance or the
 //! CLI is picked up) and at once when a token names a `kid` we do not know yet.
 
+use crate::deps::{HasClock, HasDb, HasSecrets};
 use crate::kernel::OrgId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,8 +14,7 @@ use josekit::jwk::Jwk;
 use josekit::jws::{JwsSigner, JwsVerifier};
 
 use crate::error::{Error, Result};
-use crate::keys::{KeyState, SigningKeyRecord};
-use crate::service::Services;
+use crate::model::keys::{KeyState, SigningKeyRecord};
 
 const REFRESH: Duration = Duration::from_secs(30);
 /// An unknown `kid` triggers at most one reload per organization in this window, so forged tokens with
@@ -72,7 +72,7 @@ fn signer_for(alg: &str, der: &[u8], kid: &str) -> Option<Box<dyn JwsSigner>> {
 }
 
 /// Builds the in-memory form of an organization's keys. Keys past their publication window are dropped.
-pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Result<OrgKeys> {
+pub fn build(deps: &impl HasSecrets, records: &[SigningKeyRecord], now: i64) -> Result<OrgKeys> {
     let mut signers = HashMap::new();
     let mut verifiers = HashMap::new();
     let mut published = Vec::new();
@@ -93,8 +93,8 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
         verifiers.insert(record.kid.to_string(), verifier);
         published.push(serde_json::Value::Object(jwk.as_ref().clone()));
         if record.state == KeyState::Active {
-            let der = services
-                .secrets
+            let der = deps
+                .secrets()
                 .open(&record.kid, &record.private_key_sealed)
                 .map_err(|e| Error::Internal(format!("signing key {}: {e}", record.kid)))?;
             let signer = signer_for(&record.alg, &der, &record.kid).ok_or_else(|| {
@@ -120,51 +120,59 @@ pub fn build(services: &Services, records: &[SigningKeyRecord], now: i64) -> Res
 
 impl KeyRing {
     /// The organization's keys, from memory when fresh.
-    pub async fn get(&self, services: &Services, org_id: &OrgId) -> Result<Arc<OrgKeys>> {
+    pub async fn get(
+        &self,
+        deps: &(impl HasClock + HasDb + HasSecrets),
+        org_id: &OrgId,
+    ) -> Result<Arc<OrgKeys>> {
         if let Some(keys) = self.cached(org_id)
             && keys.loaded_at.elapsed() < REFRESH
         {
             return Ok(keys);
         }
-        self.reload(services, org_id).await
+        self.reload(deps, org_id).await
     }
 
     /// The keys, reloaded once if there is no active signer for `alg` yet (an application that just
     /// switched algorithm, registered by another process).
     pub async fn get_for_alg(
         &self,
-        services: &Services,
+        deps: &(impl HasClock + HasDb + HasSecrets),
         org_id: &OrgId,
         alg: &str,
     ) -> Result<Arc<OrgKeys>> {
-        let keys = self.get(services, org_id).await?;
+        let keys = self.get(deps, org_id).await?;
         if keys.signer(alg).is_some() {
             return Ok(keys);
         }
-        self.reload(services, org_id).await
+        self.reload(deps, org_id).await
     }
 
     /// Reloads when `kid` is unknown, at most once per `UNKNOWN_KID_RELOAD_GAP`.
     pub async fn get_with_kid(
         &self,
-        services: &Services,
+        deps: &(impl HasClock + HasDb + HasSecrets),
         org_id: &OrgId,
         kid: &str,
     ) -> Result<Arc<OrgKeys>> {
-        let keys = self.get(services, org_id).await?;
+        let keys = self.get(deps, org_id).await?;
         if keys.verifiers.contains_key(kid) || keys.loaded_at.elapsed() < UNKNOWN_KID_RELOAD_GAP {
             return Ok(keys);
         }
-        self.reload(services, org_id).await
+        self.reload(deps, org_id).await
     }
 
     fn cached(&self, org_id: &OrgId) -> Option<Arc<OrgKeys>> {
         self.orgs.read().ok()?.get(org_id.as_str()).cloned()
     }
 
-    pub async fn reload(&self, services: &Services, org_id: &OrgId) -> Result<Arc<OrgKeys>> {
-        let records = services.db.tenant(org_id).signing_keys().await?;
-        let keys = Arc::new(build(services, &records, services.clock.now())?);
+    pub async fn reload(
+        &self,
+        deps: &(impl HasClock + HasDb + HasSecrets),
+        org_id: &OrgId,
+    ) -> Result<Arc<OrgKeys>> {
+        let records = deps.db().tenant(org_id).signing_keys().await?;
+        let keys = Arc::new(build(deps, &records, deps.now())?);
         if let Ok(mut map) = self.orgs.write() {
             map.insert(org_id.to_string(), keys.clone());
         }

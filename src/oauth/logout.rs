@@ -12,7 +12,7 @@ use super::claims::IdTokenHint;
 use super::jwt;
 use super::provider::Provider;
 use crate::error::Error;
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
 use crate::sessions::service::{self as sessions, ClientInfo};
 
 /// The logout request's parameters (query or form). `csrf` and `confirm` belong to the confirmation form.
@@ -135,7 +135,7 @@ pub async fn sign_out(
     session_token: &str,
     client: &ClientInfo,
 ) -> Result<bool, Error> {
-    sessions::end(&provider.services, org, session_token, client).await
+    sessions::end(&provider.deps, org, session_token, client).await
 }
 
 /// An ID token this organization issued; expired ones are fine, since a hint only names someone.

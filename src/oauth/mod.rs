@@ -29,9 +29,7 @@ pub const SUPPORTED_SCOPES: &[&str] = &[
     scopes::SESSIONS,
 ];
 
-/// `acr` values: what kind of authentication happened.
-pub const ACR_PASSWORD: &str = "urn:latchkey:acr:password";
-pub const ACR_MFA: &str = "urn:latchkey:acr:mfa";
+pub use crate::model::sessions::{ACR_MFA, ACR_PASSWORD};
 
 /// Splits a space-delimited scope string, dropping duplicates, keeping order.
 pub fn parse_scope(scope: &str) -> Vec<String> {

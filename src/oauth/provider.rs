@@ -1,4 +1,4 @@
-//! The provider's shared state: services plus the in-memory parts of the hot paths (keys, application and
+//! The provider's shared state: deps plus the in-memory parts of the hot paths (keys, application and
 //! organization caches, revoked access tokens, the audit group-commit writer).
 
 use std::collections::{HashMap, HashSet};
@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::apps::Application;
 use crate::audit::writer::AuditWriter;
+use crate::deps::{HasClock, HasConfig, HasDb, HasEphemeral, HasSecrets};
 use crate::error::Result;
 use crate::kernel::OrgId;
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::apps::Application;
+use crate::model::orgs::Organization;
 
 use super::jwt::{self, Rejected, VerifiedJwt};
 use super::keyring::KeyRing;
@@ -71,8 +71,18 @@ fn app_cache_key(org: &OrgId, client_id: &str) -> String {
     format!("{org} {client_id}")
 }
 
+/// The capabilities the provider's paths (authorize, token, introspection, revocation, logout, key
+/// rotation) use, held behind one pointer so the provider is not generic.
+pub trait ProviderDeps:
+    HasDb + HasSecrets + HasConfig + HasEphemeral + HasClock + Send + Sync
+{
+}
+
+impl<T: HasDb + HasSecrets + HasConfig + HasEphemeral + HasClock + Send + Sync> ProviderDeps for T {}
+
 pub struct Provider {
-    pub services: Services,
+    /// What the OAuth paths use; see [`ProviderDeps`].
+    pub deps: Arc<dyn ProviderDeps>,
     pub keys: KeyRing,
     pub audit: AuditWriter,
     /// Access tokens already verified, so introspecting the same token again skips the RSA work.
@@ -94,12 +104,12 @@ pub struct Provider {
 
 impl Provider {
     /// Creates the provider and starts its background tasks (revocation refresh, scheduled key rotation).
-    pub fn start(services: Services) -> Arc<Self> {
+    pub fn start(deps: Arc<dyn ProviderDeps>) -> Arc<Self> {
         let provider = Arc::new(Self {
-            audit: AuditWriter::start(services.db.clone()),
+            audit: AuditWriter::start(deps.db().clone()),
             discovery: RwLock::new(HashMap::new()),
-            verified: VerifiedTokens::new(services.config.verified_token_cache),
-            services,
+            verified: VerifiedTokens::new(deps.config().verified_token_cache),
+            deps,
             keys: KeyRing::default(),
             apps: TtlMap::new(),
             orgs: TtlMap::new(),
@@ -120,7 +130,7 @@ impl Provider {
                 }
             }
         });
-        if let Some(mut announcements) = provider.services.ephemeral.subscribe(REVOCATION_CHANNEL) {
+        if let Some(mut announcements) = provider.deps.ephemeral().subscribe(REVOCATION_CHANNEL) {
             let weak = Arc::downgrade(&provider);
             tokio::spawn(async move {
                 while let Some(jti) = announcements.recv().await {
@@ -129,13 +139,13 @@ impl Provider {
                 }
             });
         }
-        if provider.services.config.redis_url.is_some() {
+        if provider.deps.config().redis_url.is_some() {
             // Probe Redis every second so degraded mode starts and ends on its own, with or without traffic.
             let weak = Arc::downgrade(&provider);
             tokio::spawn(async move {
                 loop {
                     let Some(p) = weak.upgrade() else { break };
-                    let _ = p.services.ephemeral.ping().await;
+                    let _ = p.deps.ephemeral().ping().await;
                     drop(p);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -146,7 +156,7 @@ impl Provider {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let Some(p) = weak.upgrade() else { break };
-                if let Err(e) = crate::keys::rotate_due(&p.services).await {
+                if let Err(e) = crate::keys::rotate_due(&p.deps).await {
                     tracing::warn!(error = %e, "scheduled key rotation failed");
                 }
             }
@@ -159,8 +169,8 @@ impl Provider {
             return Ok(hit);
         }
         let org = self
-            .services
-            .db
+            .deps
+            .db()
             .system()
             .org_by_slug(slug)
             .await?
@@ -185,8 +195,8 @@ impl Provider {
         client_id: &str,
     ) -> Result<Option<Arc<Application>>> {
         let app = self
-            .services
-            .db
+            .deps
+            .db()
             .tenant(org)
             .app_by_client_id(client_id)
             .await?
@@ -225,12 +235,7 @@ impl Provider {
     /// once rather than at their next database refresh.
     pub async fn revoke_announced(&self, jti: &str) {
         self.mark_revoked(jti);
-        if let Err(e) = self
-            .services
-            .ephemeral
-            .publish(REVOCATION_CHANNEL, jti)
-            .await
-        {
+        if let Err(e) = self.deps.ephemeral().publish(REVOCATION_CHANNEL, jti).await {
             tracing::warn!(error = %e, "could not announce a revocation; other instances see it within their refresh");
         }
     }
@@ -246,10 +251,10 @@ impl Provider {
 
     async fn refresh_revocations(&self) -> Result<()> {
         let list = self
-            .services
-            .db
+            .deps
+            .db()
             .system()
-            .revoked_access_tokens(self.services.clock.now())
+            .revoked_access_tokens(self.deps.now())
             .await?;
         let mut fresh: HashSet<String> = list.into_iter().collect();
         if let Ok(mut recent) = self.recent_revocations.write() {
@@ -291,16 +296,16 @@ impl Provider {
         allow_expired: bool,
     ) -> Result<std::result::Result<VerifiedJwt, Rejected>> {
         let issuer = self.issuer(org);
-        let keys = self.keys.get(&self.services, &org.id).await?;
+        let keys = self.keys.get(&self.deps, &org.id).await?;
         let outcome = jwt::verify(&keys, token, typ, &issuer, now, allow_expired);
         let Err(Rejected::UnknownKey(kid)) = &outcome else {
             return Ok(outcome);
         };
-        let keys = self.keys.get_with_kid(&self.services, &org.id, kid).await?;
+        let keys = self.keys.get_with_kid(&self.deps, &org.id, kid).await?;
         Ok(jwt::verify(&keys, token, typ, &issuer, now, allow_expired))
     }
 
     pub fn issuer(&self, org: &Organization) -> String {
-        self.services.config.issuer_for(&org.slug)
+        self.deps.config().issuer_for(&org.slug)
     }
 }

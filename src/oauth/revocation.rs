@@ -9,9 +9,9 @@ use super::claims::AccessClaims;
 use super::jwt::{ACCESS_TOKEN_TYP, VerifiedJwt};
 use super::provider::Provider;
 use super::token::revoke_grant;
-use crate::apps::Application;
-use crate::audit::{Actor, NewAuditEvent};
-use crate::orgs::Organization;
+use crate::audit::{Action, Actor, NewAuditEvent};
+use crate::model::apps::Application;
+use crate::model::orgs::Organization;
 
 pub async fn revoke(
     provider: &Provider,
@@ -20,18 +20,18 @@ pub async fn revoke(
     actor: &Actor,
     token: &str,
 ) -> Result<(), OAuthError> {
-    let services = &provider.services;
+    let deps = &provider.deps;
     if token.is_empty() {
         return Err(OAuthError::invalid_request("token is required"));
     }
     // Refresh token?
-    if let Some(stored) = services
-        .db
+    if let Some(stored) = deps
+        .db()
         .tenant(&org.id)
-        .refresh_token_by_hash(&services.secrets.token_hash(token))
+        .refresh_token_by_hash(&deps.secrets().token_hash(token))
         .await?
     {
-        if let Some(grant) = services.db.tenant(&org.id).grant(&stored.grant_id).await?
+        if let Some(grant) = deps.db().tenant(&org.id).grant(&stored.grant_id).await?
             && grant.app_id == app.id
         {
             revoke_grant(provider, org, &grant, actor, "revoked by client").await?;
@@ -40,13 +40,7 @@ pub async fn revoke(
     }
     // Access token? Only the client it was issued to may revoke it.
     let Ok(VerifiedJwt { claims, .. }) = provider
-        .verify_jwt(
-            org,
-            token,
-            ACCESS_TOKEN_TYP,
-            provider.services.clock.now(),
-            false,
-        )
+        .verify_jwt(org, token, ACCESS_TOKEN_TYP, provider.deps.now(), false)
         .await?
     else {
         return Ok(());
@@ -58,14 +52,13 @@ pub async fn revoke(
     let (Some(jti), Some(exp)) = (claims.jti.as_deref(), claims.exp) else {
         return Ok(());
     };
-    let audit = NewAuditEvent::new(&org.id, actor, "token.revoked")
+    let audit = NewAuditEvent::new(&org.id, actor, Action::TokenRevoked)
         .target("access_token", jti)
         .change(
             None,
             Some(json!({"sub": claims.sub, "client_id": app.client_id})),
         );
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .revoke_access_token(jti, exp, &audit)
         .await?;

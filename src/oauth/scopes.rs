@@ -10,8 +10,8 @@
 use super::claims::AccessClaims;
 use super::provider::Provider;
 use super::{OAuthError, has_scope};
-use crate::apps::Application;
-use crate::orgs::Organization;
+use crate::model::apps::Application;
+use crate::model::orgs::Organization;
 
 /// Reading and ending the user's sessions through the sessions API.
 pub const SESSIONS: &str = "latchkey:sessions";

@@ -2,12 +2,12 @@
 
 pub use crate::model::orgs::{OrgSettings, Organization, Role};
 
+use crate::deps::{HasClock, HasDb, HasSecrets};
 use crate::kernel::OrgId;
 
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::service::Services;
 
 /// Slugs appear in issuer URLs, so they are short, lower-case and URL-safe.
 pub fn validate_slug(slug: &str) -> Result<()> {
@@ -42,13 +42,13 @@ pub struct NewOrganization<'a> {
 
 /// Creates an organization together with its first signing keys (the active one and the published next one).
 pub async fn create(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     input: NewOrganization<'_>,
 ) -> Result<Organization> {
     validate_slug(input.slug)?;
     let name = validate_name("name", input.name)?;
-    let now = services.clock.now();
+    let now = deps.now();
     let org = Organization {
         id: OrgId::generate(),
         slug: input.slug.to_string(),
@@ -57,21 +57,19 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let initial_keys = keys::initial_key_pair(services, &org.id, now).await?;
-    let audit = NewAuditEvent::new(&org.id, actor, "org.created")
+    let initial_keys = keys::initial_key_pair(deps, &org.id, now).await?;
+    let audit = NewAuditEvent::new(&org.id, actor, Action::OrgCreated)
         .target("organization", &org.id)
         .change(None, Some(serde_json::to_value(&org).unwrap_or_default()));
-    services
-        .db
+    deps.db()
         .system()
         .create_org(&org, &initial_keys, &audit)
         .await?;
     Ok(org)
 }
 
-pub async fn find(services: &Services, slug: &str) -> Result<Organization> {
-    services
-        .db
+pub async fn find(deps: &impl HasDb, slug: &str) -> Result<Organization> {
+    deps.db()
         .system()
         .org_by_slug(slug)
         .await?
@@ -109,7 +107,7 @@ impl OrgSettings {
 
 /// Replaces an organization's name and settings after checking them; audited with before and after.
 pub async fn update(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     actor: &Actor,
     before: &Organization,
     name: Option<&str>,
@@ -123,15 +121,24 @@ pub async fn update(
     let org = Organization {
         name,
         settings,
-        updated_at: services.clock.now(),
+        updated_at: deps.now(),
         ..before.clone()
     };
-    let audit = NewAuditEvent::new(&org.id, actor, "org.updated")
+    let audit = NewAuditEvent::new(&org.id, actor, Action::OrgUpdated)
         .target("organization", &org.id)
         .change(
             Some(serde_json::to_value(before).unwrap_or_default()),
             Some(serde_json::to_value(&org).unwrap_or_default()),
         );
-    services.db.tenant(&org.id).update_org(&org, &audit).await?;
+    deps.db().tenant(&org.id).update_org(&org, &audit).await?;
     Ok(org)
+}
+
+/// An absolute link to a page of the organization's hosted pages, e.g. `reset-password?…`.
+pub fn page_url(
+    deps: &impl crate::deps::HasConfig,
+    org: &Organization,
+    path_and_query: &str,
+) -> String {
+    format!("{}/{path_and_query}", deps.config().issuer_for(&org.slug))
 }

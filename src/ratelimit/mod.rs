@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
+use crate::deps::{HasDb, HasEphemeral, HasSecrets};
 use crate::ephemeral::Decision;
 use crate::error::{Error, Result};
-use crate::orgs::Organization;
-use crate::service::Services;
+use crate::model::orgs::Organization;
 
 impl RateLimits {
     pub fn validate(&self) -> Result<()> {
@@ -122,9 +122,12 @@ impl Locked {
 /// Counts an attempt against `rule` before it is checked (so concurrent attempts cannot slip past);
 /// `Some` when it must be refused. The first refusal of an episode adds a strike (kept for a day) and
 /// locks the key for the doubled window; concurrent refusals must not each add a strike.
-pub async fn hit_with_lockout(services: &Services, rule: &Lockout<'_>) -> Result<Option<Locked>> {
+pub async fn hit_with_lockout(
+    deps: &impl HasEphemeral,
+    rule: &Lockout<'_>,
+) -> Result<Option<Locked>> {
     let internal = |e: crate::ephemeral::EphemeralError| Error::Internal(e.to_string());
-    let ephemeral = &services.ephemeral;
+    let ephemeral = deps.ephemeral();
     let lock_key = format!("{}:lock", rule.key);
     if let Some(left) = ephemeral.locked_for(&lock_key).await.map_err(internal)? {
         return Ok(Some(Locked {
@@ -165,9 +168,9 @@ pub async fn hit_with_lockout(services: &Services, rule: &Lockout<'_>) -> Result
 }
 
 /// After a success: forgets the attempts and the strikes, so the next lock starts short again.
-pub async fn forget_lockout(services: &Services, key: &str) {
-    let _ = services.ephemeral.clear(key).await;
-    let _ = services.ephemeral.clear(&format!("{key}:strikes")).await;
+pub async fn forget_lockout(deps: &impl HasEphemeral, key: &str) {
+    let _ = deps.ephemeral().clear(key).await;
+    let _ = deps.ephemeral().clear(&format!("{key}:strikes")).await;
 }
 
 /// One limit to check: `key` may be hit `limit` times per `window`.
@@ -182,19 +185,19 @@ pub struct Rule<'a> {
 
 /// Counts a hit on every rule in order and stops at the first that refuses; the refusal is audited.
 pub async fn enforce(
-    services: &Services,
+    deps: &(impl HasDb + HasEphemeral),
     org: &Organization,
     actor: &Actor,
     rules: &[Rule<'_>],
 ) -> Result<()> {
     for rule in rules {
-        let decision = services
-            .ephemeral
+        let decision = deps
+            .ephemeral()
             .hit(&rule.key, rule.limit.max(1), rule.window)
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         if !decision.allowed {
-            let audit = NewAuditEvent::new(&org.id, actor, "rate_limited").change(
+            let audit = NewAuditEvent::new(&org.id, actor, Action::RateLimited).change(
                 None,
                 Some(json!({
                     "policy": rule.policy,
@@ -202,7 +205,7 @@ pub async fn enforce(
                     "retry_after_secs": decision.reset_after.as_secs(),
                 })),
             );
-            services.db.tenant(&org.id).append_audit(&audit).await?;
+            deps.db().tenant(&org.id).append_audit(&audit).await?;
             return Err(Error::RateLimited(Limited {
                 decision,
                 policy: rule.policy,
@@ -217,7 +220,7 @@ pub async fn enforce(
 /// sliding-window counter, which costs the same at any rate. A client over its rate is audited once per
 /// window, not once per refused request, so a flood cannot flood the audit log too.
 pub async fn enforce_client_rate(
-    services: &Services,
+    deps: &(impl HasDb + HasEphemeral),
     org: &Organization,
     actor: &Actor,
     policy: &'static str,
@@ -225,21 +228,21 @@ pub async fn enforce_client_rate(
     limit: u32,
 ) -> Result<()> {
     let window = MINUTE;
-    let decision = services
-        .ephemeral
+    let decision = deps
+        .ephemeral()
         .hit_counter(key, limit.max(1), window)
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
     if decision.allowed {
         return Ok(());
     }
-    let first_refusal = services
-        .ephemeral
+    let first_refusal = deps
+        .ephemeral()
         .remember_once(&format!("audited:{key}"), window)
         .await
         .unwrap_or(true);
     if first_refusal {
-        let audit = NewAuditEvent::new(&org.id, actor, "rate_limited").change(
+        let audit = NewAuditEvent::new(&org.id, actor, Action::RateLimited).change(
             None,
             Some(json!({
                 "policy": policy,
@@ -247,7 +250,7 @@ pub async fn enforce_client_rate(
                 "retry_after_secs": decision.reset_after.as_secs(),
             })),
         );
-        services.db.tenant(&org.id).append_audit(&audit).await?;
+        deps.db().tenant(&org.id).append_audit(&audit).await?;
     }
     Err(Error::RateLimited(Limited {
         decision,
@@ -257,10 +260,10 @@ pub async fn enforce_client_rate(
 }
 
 /// A keyed fingerprint for use inside limit keys: stable per value, useless without the master key.
-pub fn key_part(services: &Services, value: &str) -> String {
+pub fn key_part(deps: &impl HasSecrets, value: &str) -> String {
     hex::encode(
-        &services
-            .secrets
+        &deps
+            .secrets()
             .token_hash(&format!("limit:{}", crate::users::identity_key(value)))[..12],
     )
 }

@@ -211,9 +211,11 @@ mod prelude {
     pub(super) use super::{
         StoreError, StoreResult, StoreSealing, belongs, conflict_or, json_list, parse_json,
     };
-    pub(super) use crate::audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event};
     pub(super) use crate::kernel::*;
     pub(super) use crate::model::apps::{Application, ClientType, GrantType};
+    pub(super) use crate::model::audit::{
+        AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event,
+    };
     pub(super) use crate::model::email::{OutboxEntry, OutgoingEmail, body_aad};
     pub(super) use crate::model::grants::{AuthorizationCode, Grant, RefreshToken};
     pub(super) use crate::model::keys::{KeyState, SigningKeyRecord};

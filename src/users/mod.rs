@@ -2,17 +2,19 @@
 
 pub use crate::model::users::{Credential, CredentialKind, Member, User};
 
+use crate::deps::{HasClock, HasDb, HasPasswords};
 use crate::kernel::UserId;
 pub mod address;
+pub mod password_policy;
 
 pub use address::EmailAddress;
 
 use serde::Serialize;
 
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
+use crate::crypto::password::PasswordError;
 use crate::error::{Error, Result};
-use crate::orgs::{Organization, Role};
-use crate::service::Services;
+use crate::model::orgs::{Organization, Role};
 
 /// Checks an email address and returns it as typed (trimmed, NFC) and in its canonical form, the one
 /// that identifies an account (see [`address`]). Every address that enters Latchkey goes through here.
@@ -43,7 +45,7 @@ pub struct NewUser<'a> {
 }
 
 pub async fn create(
-    services: &Services,
+    deps: &(impl HasClock + HasDb + HasPasswords),
     actor: &Actor,
     org: &Organization,
     input: NewUser<'_>,
@@ -54,10 +56,10 @@ pub async fn create(
         None => None,
     };
     if let Some(password) = input.password {
-        crate::accounts::check_password(org, password, &email, name.as_deref())?;
+        check_password(org, password, &email, name.as_deref())?;
     }
-    if services
-        .db
+    if deps
+        .db()
         .tenant(&org.id)
         .user_by_email(&email_normalized)
         .await?
@@ -68,7 +70,7 @@ pub async fn create(
             org.slug
         )));
     }
-    let now = services.clock.now();
+    let now = deps.now();
     let user = User {
         id: UserId::generate(),
         org_id: org.id.clone(),
@@ -83,11 +85,11 @@ pub async fn create(
     };
     let mut credentials = Vec::new();
     if let Some(password) = input.password {
-        let hash = services
-            .passwords
+        let hash = deps
+            .passwords()
             .hash(password)
             .await
-            .map_err(crate::accounts::hashing_error)?;
+            .map_err(hashing_error)?;
         credentials.push(Credential::password(&user.id, hash, now));
     }
     let mut after = serde_json::to_value(&user).unwrap_or_default();
@@ -95,11 +97,10 @@ pub async fn create(
     if let Some(role) = input.role {
         after["role"] = serde_json::Value::String(role.as_str().into());
     }
-    let audit = NewAuditEvent::new(&org.id, actor, "user.created")
+    let audit = NewAuditEvent::new(&org.id, actor, Action::UserCreated)
         .target("user", &user.id)
         .change(None, Some(after));
-    services
-        .db
+    deps.db()
         .tenant(&org.id)
         .create_user(&user, &credentials, input.role, &audit)
         .await?;
@@ -121,15 +122,15 @@ pub struct DisabledChange {
 /// included) stops working at once, and stays dead if the user is enabled again; sign-in, introspection
 /// and the token endpoint also refuse a disabled user.
 pub async fn set_disabled(
-    services: &Services,
+    deps: &(impl HasClock + HasDb),
     actor: &Actor,
     org: &Organization,
     email: &str,
     disabled: bool,
 ) -> Result<DisabledChange> {
     let (_, email_normalized) = normalize_email(email)?;
-    let mut user = services
-        .db
+    let mut user = deps
+        .db()
         .tenant(&org.id)
         .user_by_email(&email_normalized)
         .await?
@@ -141,9 +142,9 @@ pub async fn set_disabled(
             ))
         })?;
     let action = if disabled {
-        "user.disabled"
+        Action::UserDisabled
     } else {
-        "user.enabled"
+        Action::UserEnabled
     };
     let audit = NewAuditEvent::new(&org.id, actor, action)
         .target("user", &user.id)
@@ -151,10 +152,10 @@ pub async fn set_disabled(
             Some(serde_json::json!({"disabled": user.disabled})),
             Some(serde_json::json!({"disabled": disabled})),
         );
-    let outcome = services
-        .db
+    let outcome = deps
+        .db()
         .tenant(&org.id)
-        .set_user_disabled(&user.id, disabled, services.clock.now(), &audit)
+        .set_user_disabled(&user.id, disabled, deps.now(), &audit)
         .await?;
     if outcome.is_some() {
         user.disabled = disabled;
@@ -164,6 +165,24 @@ pub async fn set_disabled(
         changed: outcome.is_some(),
         sessions_ended: outcome.unwrap_or(0),
     })
+}
+
+/// A failed password hash: `Busy` when the bounded pool is full (the caller answers 503), otherwise internal.
+pub(crate) fn hashing_error(e: PasswordError) -> Error {
+    match e {
+        PasswordError::Busy => Error::Busy,
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Checks a new password against the organization's policy; the error names the rule it breaks.
+pub fn check_password(
+    org: &Organization,
+    password: &str,
+    email: &str,
+    name: Option<&str>,
+) -> Result<(), Error> {
+    password_policy::check(&org.settings.password_policy, password, email, name)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //! - `offline_access` grants outlive a single sign-out, other grants die with the session, and a
 //!   password change or disabling the user ends both.
 
+use latchkey::app::App;
 use latchkey::apps::{self, ClientType, GrantType, NewApplication};
-use latchkey::audit::{Actor, NewAuditEvent};
+use latchkey::audit::{Action, Actor, NewAuditEvent};
 use latchkey::error::Error;
 use latchkey::kernel::{AppId, GrantId};
 use latchkey::mfa::step_up::{self, StepUp};
@@ -17,9 +18,9 @@ use latchkey::mfa::{self, MfaPolicy, RemoveError};
 use latchkey::oauth::records::Grant;
 use latchkey::oauth::{ACR_MFA, ACR_PASSWORD};
 use latchkey::orgs::{self, NewOrganization, Organization};
-use latchkey::service::Services;
 use latchkey::sessions::Session;
-use latchkey::sessions::service::{self as sessions, ClientInfo, SignIn};
+use latchkey::sessions::service::{self as sessions, ClientInfo};
+use latchkey::signin::{self, SignIn};
 use latchkey::users::{self, CredentialKind, NewUser, User};
 
 use crate::helpers::{Backend, TestDb, open_services};
@@ -27,9 +28,9 @@ use crate::helpers::{Backend, TestDb, open_services};
 const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 
-/// Services on a fresh database. Field order matters: the services drop before the database.
+/// App on a fresh database. Field order matters: the services drop before the database.
 struct Fx {
-    services: Services,
+    services: App,
     org: Organization,
     _db: TestDb,
 }
@@ -92,7 +93,7 @@ async fn session_of(fx: &Fx, user: &User, mfa: bool) -> (Session, String) {
 
 /// A step-up proof for `user` made the only way there is: from a session that proved a second factor
 /// just now. For tests that set up factors through the domain.
-pub async fn fresh_proof(services: &Services, org: &Organization, user: &User) -> StepUp {
+pub async fn fresh_proof(services: &App, org: &Organization, user: &User) -> StepUp {
     let (session, _) = sessions::start(
         services,
         org,
@@ -133,7 +134,7 @@ async fn enable_email_codes(fx: &Fx, user: &User) {
 }
 
 async fn password_signs_in(fx: &Fx, user: &User, password: &str) -> bool {
-    match sessions::password_login(
+    match signin::password_login(
         &fx.services,
         &fx.org,
         &user.email,
@@ -144,7 +145,7 @@ async fn password_signs_in(fx: &Fx, user: &User, password: &str) -> bool {
     .await
     {
         Ok(SignIn::Session(..) | SignIn::SecondFactor(_)) => true,
-        Err(sessions::LoginError::InvalidCredentials) => false,
+        Err(signin::LoginError::InvalidCredentials) => false,
         Err(e) => panic!("sign-in failed unexpectedly: {e:?}"),
     }
 }
@@ -406,7 +407,7 @@ async fn grant_of(fx: &Fx, user: &User, session: &Session, app_id: &AppId, scope
         revoked_at: None,
         revoked_reason: None,
     };
-    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "grant.created")
+    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), Action::GrantCreated)
         .target("grant", &grant.id);
     fx.services
         .db

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use latchkey::app::App;
 use latchkey::audit::Actor;
 use latchkey::email::delivery::{self, DeliveryOptions};
 use latchkey::email::smtp::Mailer;
 use latchkey::email::{self as mail, OutboxStatus, OutgoingEmail};
 use latchkey::orgs::{self, NewOrganization, Organization};
-use latchkey::service::Services;
 use latchkey::time_now;
 use serde_json::Value;
 
@@ -115,7 +115,7 @@ pub(crate) fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static s
     vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-async fn make_org(services: &Services, slug: &str) -> Organization {
+async fn make_org(services: &App, slug: &str) -> Organization {
     orgs::create(
         services,
         &Actor::operator(),
@@ -144,7 +144,7 @@ fn code_email(org: &Organization, to: &str, n: usize) -> OutgoingEmail {
     email
 }
 
-async fn wait_until_sent(services: &Services, ids: &[String], limit: Duration) {
+async fn wait_until_sent(services: &App, ids: &[String], limit: Duration) {
     let start = Instant::now();
     loop {
         let mut all = true;
@@ -482,7 +482,7 @@ async fn a_relay_that_is_down_at_first_gets_everything_later(backend: Backend) {
     let port = free_port();
     let vars = smtp_vars(&port.to_string());
     let config = test_config_with(&db, &as_refs(&vars));
-    let services = Services::open(config).await.expect("services open");
+    let services = App::open(config).await.expect("services open");
     let org = make_org(&services, "acme").await;
     let mailer = Mailer::new(
         services.config.smtp.as_ref().unwrap(),
@@ -496,7 +496,13 @@ async fn a_relay_that_is_down_at_first_gets_everything_later(backend: Backend) {
         ..DeliveryOptions::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = delivery::spawn(services.clone(), mailer, options, stop_rx);
+    let worker = delivery::spawn(
+        services.clone(),
+        services.email_wakeup.clone(),
+        mailer,
+        options,
+        stop_rx,
+    );
 
     let emails: Vec<OutgoingEmail> = (1..=3)
         .map(|n| code_email(&org, &format!("user{n}@example.com"), n))
@@ -572,7 +578,7 @@ async fn delivery_gives_up_after_max_attempts_and_keeps_the_message() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let port = free_port();
     let vars = smtp_vars(&port.to_string());
-    let services = Services::open(test_config_with(&db, &as_refs(&vars)))
+    let services = App::open(test_config_with(&db, &as_refs(&vars)))
         .await
         .expect("services open");
     let org = make_org(&services, "acme").await;
@@ -589,7 +595,13 @@ async fn delivery_gives_up_after_max_attempts_and_keeps_the_message() {
         ..DeliveryOptions::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = delivery::spawn(services.clone(), mailer, options, stop_rx);
+    let worker = delivery::spawn(
+        services.clone(),
+        services.email_wakeup.clone(),
+        mailer,
+        options,
+        stop_rx,
+    );
     let unreachable = code_email(&org, "ann@example.com", 1);
     let invalid = code_email(&org, "not an address", 2);
     mail::queue(&services, &unreachable).await.unwrap();

@@ -246,12 +246,10 @@ async fn a_raised_cost_does_not_tell_registered_addresses(backend: Backend) {
         return;
     };
     // Users made while the cost was lower...
-    let old = latchkey::service::Services::open(test_config_with(
-        &db,
-        &[("LATCHKEY_BCRYPT_COST", OLD_COST)],
-    ))
-    .await
-    .expect("services open");
+    let old =
+        latchkey::app::App::open(test_config_with(&db, &[("LATCHKEY_BCRYPT_COST", OLD_COST)]))
+            .await
+            .expect("services open");
     let fx = fixture_with(&old).await;
     let mut known = Vec::new();
     for _ in 0..STALE_SAMPLES {

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use latchkey::app::App;
 use latchkey::audit::{AuditEvent, CHAIN_KEYED, CHAIN_LEGACY};
 use latchkey::email::delivery::{self, DeliveryOptions};
 use latchkey::email::smtp::Mailer;
-use latchkey::service::Services;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::Connection;
@@ -148,7 +148,7 @@ async fn reset_email_is_sealed_while_queued_and_its_body_deleted_once_delivered(
     // Delivery through a real SMTP server: the right email arrives, then the body is gone from the row.
     let sink = SmtpSink::start(0);
     let vars = smtp_vars(&sink.port.to_string());
-    let sender = Services::open(test_config_with(&app.db, &as_refs(&vars)))
+    let sender = App::open(test_config_with(&app.db, &as_refs(&vars)))
         .await
         .expect("services open");
     let mailer = Mailer::new(

@@ -18,10 +18,10 @@ use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::Duration;
 
+use latchkey::app::App;
+use latchkey::app::server::Server;
 use latchkey::config::Config;
 use latchkey::kernel::Clock;
-use latchkey::server::Server;
-use latchkey::service::Services;
 use sqlx::Connection;
 
 pub const POSTGRES_ENV: &str = "LATCHKEY_TEST_POSTGRES_URL";
@@ -325,14 +325,12 @@ pub fn test_config_with(db: &TestDb, extra: &[(&str, &str)]) -> Config {
 }
 
 /// Opens the real services (migrating the database) for `db`.
-pub async fn open_services(db: &TestDb) -> Services {
-    Services::open(test_config(db))
-        .await
-        .expect("services open")
+pub async fn open_services(db: &TestDb) -> App {
+    App::open(test_config(db)).await.expect("services open")
 }
 
 /// The id of the organization with this slug (for tests that created it through the CLI).
-pub async fn org_id_of(services: &Services, slug: &str) -> latchkey::kernel::OrgId {
+pub async fn org_id_of(services: &App, slug: &str) -> latchkey::kernel::OrgId {
     services
         .db
         .system()
@@ -357,7 +355,7 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`, also the configured public URL.
     pub base: String,
     pub addr: SocketAddr,
-    pub services: Services,
+    pub services: App,
     /// The server's clock: `app.clock.advance(secs)` moves time forward for every domain operation, so
     /// a test crosses an expiry or a window without sleeping or rewriting timestamps in SQL.
     pub clock: Clock,
@@ -404,7 +402,7 @@ impl TestApp {
             vars.extend_from_slice(extra);
             let config = test_config_with(&db, &vars);
             let clock = Clock::adjustable();
-            let services = Services::open_with_clock(config, clock.clone())
+            let services = App::open_with_clock(config, clock.clone())
                 .await
                 .expect("services open");
             let server = match Server::bind(services.clone()).await {

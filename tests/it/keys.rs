@@ -1,10 +1,10 @@
 //! Scheduled signing-key rotation: keys older than `key_rotation_days` are rotated, younger ones are not,
 //! on both backends.
 
+use latchkey::app::App;
 use latchkey::audit::Actor;
 use latchkey::keys::{self, KeyState};
 use latchkey::orgs::NewOrganization;
-use latchkey::service::Services;
 
 use crate::helpers::{Backend, TestDb, test_config_with};
 
@@ -12,7 +12,7 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
-    let services = Services::open(test_config_with(
+    let services = App::open(test_config_with(
         &db,
         &[("LATCHKEY_KEY_ROTATION_DAYS", "30")],
     ))

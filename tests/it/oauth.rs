@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use latchkey::apps::ClientType;
-use latchkey::audit::{Actor, NewAuditEvent};
+use latchkey::audit::{Action, Actor, NewAuditEvent};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreJwsSigningAlgorithm,
     CoreProviderMetadata, CoreUserInfoClaims,
@@ -297,7 +297,7 @@ async fn session_version_bump_invalidates_access_and_refresh_tokens(backend: Bac
     assert_eq!(introspect(&app, &fx, &client, at).await["active"], true);
     assert_eq!(userinfo(&app, &fx, at).await.status, StatusCode::OK);
 
-    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "user.sessions_revoked")
+    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), Action::UserSessionsRevoked)
         .target("user", &fx.user.id);
     app.services
         .db

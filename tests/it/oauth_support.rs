@@ -54,7 +54,7 @@ pub async fn fixture(app: &TestApp) -> Fixture {
 }
 
 /// [`fixture`] made through `services` (for instance opened with another configuration than the server's).
-pub async fn fixture_with(services: &latchkey::service::Services) -> Fixture {
+pub async fn fixture_with(services: &latchkey::app::App) -> Fixture {
     let slug = format!("org-{}", crate::helpers::random_hex(4));
     let org = latchkey::orgs::create(
         services,

@@ -126,8 +126,8 @@ async fn hsts_is_sent_when_the_public_url_is_https() {
         &db,
         &[("LATCHKEY_PUBLIC_URL", "https://id.example.test")],
     );
-    let services = latchkey::service::Services::open(config).await.unwrap();
-    let server = latchkey::server::Server::bind(services).await.unwrap();
+    let services = latchkey::app::App::open(config).await.unwrap();
+    let server = latchkey::app::server::Server::bind(services).await.unwrap();
     let addr = server.local_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {

@@ -3,20 +3,20 @@
 
 use std::collections::BTreeSet;
 
+use latchkey::app::{App, StartupError};
 use latchkey::apps::{self, ClientType, GrantType, NewApplication};
-use latchkey::audit::{self, Actor, GENESIS_HASH, NewAuditEvent};
+use latchkey::audit::{self, Action, Actor, GENESIS_HASH, NewAuditEvent};
 use latchkey::error::Error;
 use latchkey::keys::{self, KeyState};
 use latchkey::orgs::{self, NewOrganization, Organization, Role};
-use latchkey::service::{Services, StartupError};
 use latchkey::storage::StoreError;
 use latchkey::users::{self, CredentialKind, NewUser, User};
 
 use crate::helpers::{Backend, TestDb, open_services, test_config, test_config_with};
 
-/// Services on a fresh database. Field order matters: the services drop before the database.
+/// App on a fresh database. Field order matters: the services drop before the database.
 struct Fx {
-    services: Services,
+    services: App,
     db: TestDb,
 }
 
@@ -27,7 +27,7 @@ async fn fixture(backend: Backend) -> Option<Fx> {
     Some(Fx { services, db })
 }
 
-async fn make_org(services: &Services, slug: &str) -> Organization {
+async fn make_org(services: &App, slug: &str) -> Organization {
     orgs::create(
         services,
         &Actor::operator(),
@@ -70,7 +70,7 @@ fn spa_app(name: &str) -> NewApplication {
     }
 }
 
-async fn audit_actions(services: &Services, org: &Organization) -> Vec<String> {
+async fn audit_actions(services: &App, org: &Organization) -> Vec<String> {
     services
         .db
         .tenant(&org.id)
@@ -452,8 +452,8 @@ async fn database_enforces_unique_email_per_org_even_without_the_precheck(backen
         email: "ANN@example.com".into(),
         ..ann.clone()
     };
-    let audit =
-        NewAuditEvent::new(&org.id, &Actor::system(), "user.created").target("user", &racer.id);
+    let audit = NewAuditEvent::new(&org.id, &Actor::system(), Action::UserCreated)
+        .target("user", &racer.id);
     let err =
         s.db.tenant(&org.id)
             .create_user(&racer, &[], Some(Role::Member), &audit)
@@ -616,7 +616,7 @@ async fn bump_session_version_increments_and_is_audited(backend: Backend) {
     .await
     .unwrap();
     let event = || {
-        NewAuditEvent::new(&org.id, &Actor::system(), "user.sessions_revoked")
+        NewAuditEvent::new(&org.id, &Actor::system(), Action::UserSessionsRevoked)
             .target("user", &user.id)
     };
     assert_eq!(
@@ -901,7 +901,7 @@ async fn every_mutation_appends_an_audit_event_and_the_chain_verifies(backend: B
     s.db.tenant(&org.id)
         .bump_session_version(
             &user.id,
-            &NewAuditEvent::new(&org.id, &Actor::system(), "user.sessions_revoked")
+            &NewAuditEvent::new(&org.id, &Actor::system(), Action::UserSessionsRevoked)
                 .target("user", &user.id),
         )
         .await
@@ -966,7 +966,8 @@ async fn concurrent_audit_appends_keep_one_unbroken_chain(backend: Backend) {
     let mut tasks = Vec::new();
     for i in 0..N {
         let store = s.db.clone();
-        let event = NewAuditEvent::new(&org.id, &Actor::system(), &format!("test.parallel.{i}"));
+        let event = NewAuditEvent::new(&org.id, &Actor::system(), Action::UserUpdated)
+            .target("user", &format!("parallel-{i}"));
         tasks.push(tokio::spawn(async move {
             store.tenant(&event.org_id).append_audit(&event).await
         }));
@@ -992,8 +993,12 @@ async fn concurrent_audit_appends_keep_one_unbroken_chain(backend: Backend) {
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         (1..=N + 1).collect::<Vec<_>>()
     );
-    let actions: BTreeSet<&str> = events.iter().skip(1).map(|e| e.action.as_str()).collect();
-    assert_eq!(actions.len(), N as usize, "every event is present once");
+    let targets: BTreeSet<&str> = events
+        .iter()
+        .skip(1)
+        .filter_map(|e| e.target_id.as_deref())
+        .collect();
+    assert_eq!(targets.len(), N as usize, "every event is present once");
     let report = audit::service::verify(s, &org).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.events, N + 1);
@@ -1151,7 +1156,7 @@ async fn migrations_are_idempotent_and_reopening_keeps_data(backend: Backend) {
     );
 
     // A second instance on the same database (same master key) migrates nothing and sees the data.
-    let again = Services::open(test_config(&fx.db)).await.expect("reopen");
+    let again = App::open(test_config(&fx.db)).await.expect("reopen");
     assert_eq!(
         again.db.system().org_by_slug("acme").await.unwrap(),
         Some(org.clone())
@@ -1177,7 +1182,7 @@ async fn a_different_master_key_is_refused_naming_the_setting(backend: Backend) 
     };
     make_org(&fx.services, "acme").await;
     let other_key = crate::helpers::fresh_master_key();
-    let result = Services::open(test_config_with(
+    let result = App::open(test_config_with(
         &fx.db,
         &[("LATCHKEY_MASTER_KEY", &other_key)],
     ))
@@ -1276,11 +1281,10 @@ async fn a_broken_audit_report_counts_the_events_verified_before_the_break() {
     let org = make_org(s, "acme").await;
     for i in 0..3 {
         s.db.tenant(&org.id)
-            .append_audit(&NewAuditEvent::new(
-                &org.id,
-                &Actor::system(),
-                &format!("test.{i}"),
-            ))
+            .append_audit(
+                &NewAuditEvent::new(&org.id, &Actor::system(), Action::UserUpdated)
+                    .target("user", &format!("user-{i}")),
+            )
             .await
             .unwrap();
     }

@@ -3,14 +3,14 @@
 //! rows, tries to read and change them through A's handle, and checks through B's handle that nothing
 //! changed. A store query that forgot its organization filter fails here.
 
+use latchkey::app::App;
 use latchkey::apps::{self, ClientType, GrantType, NewApplication};
-use latchkey::audit::{Actor, NewAuditEvent};
+use latchkey::audit::{Action, Actor, NewAuditEvent};
 use latchkey::email::OutgoingEmail;
 use latchkey::kernel::{GrantId, OrgId, SessionId};
 use latchkey::model::onetime::OneTimeToken;
 use latchkey::oauth::records::{AuthorizationCode, Grant, RefreshToken};
 use latchkey::orgs::{self, NewOrganization, Organization, Role};
-use latchkey::service::Services;
 use latchkey::sessions::Session;
 use latchkey::storage::StoreError;
 use latchkey::users::{self, CredentialKind, NewUser, User};
@@ -19,7 +19,7 @@ use crate::helpers::{Backend, TestDb, open_services};
 
 /// Two organizations, each with one user; B also has an application. Field order: services drop first.
 struct Two {
-    services: Services,
+    services: App,
     a: Organization,
     b: Organization,
     b_user: User,
@@ -92,7 +92,7 @@ async fn beta_app(
     .unwrap()
 }
 
-fn event(org: &OrgId, action: &str) -> NewAuditEvent {
+fn event(org: &OrgId, action: Action) -> NewAuditEvent {
     NewAuditEvent::new(org, &Actor::operator(), action)
 }
 
@@ -154,7 +154,7 @@ async fn users_and_members_of_another_organization_are_invisible(backend: Backen
     );
     let now = latchkey::time_now();
     let bumped = a
-        .bump_session_version(&user.id, &event(&t.a.id, "test.bump"))
+        .bump_session_version(&user.id, &event(&t.a.id, Action::UserSessionsRevoked))
         .await;
     assert!(matches!(bumped, Err(StoreError::NotFound(_))), "{bumped:?}");
     let renamed = a
@@ -162,7 +162,7 @@ async fn users_and_members_of_another_organization_are_invisible(backend: Backen
             &user.id,
             Some("Mallory"),
             now,
-            &event(&t.a.id, "test.rename"),
+            &event(&t.a.id, Action::UserUpdated),
         )
         .await;
     assert!(
@@ -170,7 +170,7 @@ async fn users_and_members_of_another_organization_are_invisible(backend: Backen
         "{renamed:?}"
     );
     let disabled = a
-        .set_user_disabled(&user.id, true, now, &event(&t.a.id, "test.disable"))
+        .set_user_disabled(&user.id, true, now, &event(&t.a.id, Action::UserDisabled))
         .await
         .unwrap();
     assert_eq!(disabled, None, "nothing to disable in this organization");
@@ -207,7 +207,11 @@ async fn credentials_of_another_organizations_user_are_invisible_and_untouched(b
     assert!(a.user_credentials(&user.id).await.unwrap().is_empty());
     let now = latchkey::time_now();
     let overwritten = a
-        .update_credential_secret(&password.id, b"forged", &event(&t.a.id, "test.rehash"))
+        .update_credential_secret(
+            &password.id,
+            b"forged",
+            &event(&t.a.id, Action::CredentialRehashed),
+        )
         .await;
     assert!(
         matches!(overwritten, Err(StoreError::NotFound(_))),
@@ -217,20 +221,31 @@ async fn credentials_of_another_organizations_user_are_invisible_and_untouched(b
     planted.id = latchkey::kernel::CredentialId::generate();
     planted.kind = CredentialKind::RecoveryCode;
     let added = a
-        .add_credentials(&user.id, &[planted], &[], &event(&t.a.id, "test.add"))
+        .add_credentials(
+            &user.id,
+            &[planted],
+            &[],
+            &event(&t.a.id, Action::MfaEnrolled),
+        )
         .await;
     assert!(matches!(added, Err(StoreError::NotFound(_))), "{added:?}");
     let deleted = a
         .delete_credentials(
             &user.id,
             std::slice::from_ref(&password.id),
-            &event(&t.a.id, "test.del"),
+            &event(&t.a.id, Action::MfaRemoved),
         )
         .await
         .unwrap();
     assert_eq!(deleted, 0);
     let used = a
-        .use_credential(&password.id, true, now, None, &event(&t.a.id, "test.use"))
+        .use_credential(
+            &password.id,
+            true,
+            now,
+            None,
+            &event(&t.a.id, Action::MfaSucceeded),
+        )
         .await
         .unwrap();
     assert!(
@@ -238,7 +253,12 @@ async fn credentials_of_another_organizations_user_are_invisible_and_untouched(b
         "another organization's credential cannot be consumed"
     );
     let touched = a
-        .update_credential_use(&password.id, "{}", now, &event(&t.a.id, "test.touch"))
+        .update_credential_use(
+            &password.id,
+            "{}",
+            now,
+            &event(&t.a.id, Action::MfaPasskeyUsed),
+        )
         .await;
     assert!(
         matches!(touched, Err(StoreError::NotFound(_))),
@@ -270,7 +290,9 @@ async fn applications_of_another_organization_are_invisible_and_untouched(backen
     let mut renamed = app.clone();
     renamed.name = "Hijacked".into();
     renamed.org_id = t.a.id.clone();
-    let updated = a.update_app(&renamed, &event(&t.a.id, "test.update")).await;
+    let updated = a
+        .update_app(&renamed, &event(&t.a.id, Action::AppUpdated))
+        .await;
     assert!(
         matches!(updated, Err(StoreError::NotFound(_))),
         "{updated:?}"
@@ -280,7 +302,7 @@ async fn applications_of_another_organization_are_invisible_and_untouched(backen
             &app.id,
             b"forged",
             latchkey::time_now(),
-            &event(&t.a.id, "test.rotate"),
+            &event(&t.a.id, Action::OrgUpdated),
         )
         .await;
     assert!(
@@ -300,7 +322,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
     };
     let (a, b) = (t.services.db.tenant(&t.a.id), t.services.db.tenant(&t.b.id));
     let session = session_of(&t.b, &t.b_user, b"beta-session-hash-0123456789abcd");
-    b.create_session(&session, &event(&t.b.id, "test.session"))
+    b.create_session(&session, &event(&t.b.id, Action::OrgUpdated))
         .await
         .unwrap();
     let now = latchkey::time_now();
@@ -308,9 +330,14 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
     assert!(a.user_sessions(&t.b_user.id, now).await.unwrap().is_empty());
     a.touch_session(&session.id_hash, now + 100).await.unwrap();
     assert!(
-        !a.revoke_session(&session.id_hash, &[], now, &event(&t.a.id, "test.revoke"))
-            .await
-            .unwrap()
+        !a.revoke_session(
+            &session.id_hash,
+            &[],
+            now,
+            &event(&t.a.id, Action::OrgUpdated)
+        )
+        .await
+        .unwrap()
     );
     assert!(
         !a.revoke_user_session(
@@ -318,7 +345,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
             &session.public_id,
             &[],
             now,
-            &event(&t.a.id, "test.revoke1")
+            &event(&t.a.id, Action::SessionRevoked)
         )
         .await
         .unwrap()
@@ -329,7 +356,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
             &SessionId::generate(),
             &[],
             now,
-            &event(&t.a.id, "test.others"),
+            &event(&t.a.id, Action::OrgUpdated),
         )
         .await
         .unwrap();
@@ -341,7 +368,7 @@ async fn sessions_of_another_organization_are_invisible_and_cannot_be_revoked(ba
             &amr,
             "mfa",
             now,
-            &event(&t.a.id, "test.mfa")
+            &event(&t.a.id, Action::OrgUpdated)
         )
         .await
         .unwrap()
@@ -397,7 +424,7 @@ async fn grants_codes_and_refresh_tokens_of_another_organization_are_invisible(b
         expires_at: now + 60,
         consumed_at: None,
     };
-    b.create_grant(&grant, Some(&code), &event(&t.b.id, "test.grant"))
+    b.create_grant(&grant, Some(&code), &event(&t.b.id, Action::OrgUpdated))
         .await
         .unwrap();
     let refresh = RefreshToken {
@@ -411,13 +438,18 @@ async fn grants_codes_and_refresh_tokens_of_another_organization_are_invisible(b
     assert_eq!(a.grant(&grant.id).await.unwrap(), None);
     assert_eq!(a.code_by_hash(&code.code_hash).await.unwrap(), None);
     assert!(
-        !a.redeem_code(&code.code_hash, now, None, &event(&t.a.id, "test.redeem"))
-            .await
-            .unwrap(),
+        !a.redeem_code(
+            &code.code_hash,
+            now,
+            None,
+            &event(&t.a.id, Action::OrgUpdated)
+        )
+        .await
+        .unwrap(),
         "another organization's code cannot be redeemed"
     );
     assert!(
-        !a.revoke_grant(&grant.id, now, "test", &event(&t.a.id, "test.revoke"))
+        !a.revoke_grant(&grant.id, now, "test", &event(&t.a.id, Action::OrgUpdated))
             .await
             .unwrap()
     );
@@ -431,7 +463,7 @@ async fn grants_codes_and_refresh_tokens_of_another_organization_are_invisible(b
             &code.code_hash,
             now,
             Some(&refresh),
-            &event(&t.b.id, "test.redeem")
+            &event(&t.b.id, Action::OrgUpdated)
         )
         .await
         .unwrap()
@@ -449,7 +481,7 @@ async fn grants_codes_and_refresh_tokens_of_another_organization_are_invisible(b
             &refresh.token_hash,
             &newer,
             now,
-            &event(&t.a.id, "test.rotate")
+            &event(&t.a.id, Action::OrgUpdated)
         )
         .await
         .unwrap(),
@@ -478,7 +510,7 @@ async fn consents_of_another_organization_are_invisible_and_cannot_be_made(backe
         &app.id,
         "openid",
         now,
-        &event(&t.b.id, "test.consent"),
+        &event(&t.b.id, Action::OrgUpdated),
     )
     .await
     .unwrap();
@@ -489,7 +521,7 @@ async fn consents_of_another_organization_are_invisible_and_cannot_be_made(backe
             &app.id,
             "openid email",
             now,
-            &event(&t.a.id, "test.widen"),
+            &event(&t.a.id, Action::OrgUpdated),
         )
         .await;
     assert!(
@@ -546,7 +578,7 @@ async fn one_time_tokens_of_another_organization_cannot_be_read_or_spent(backend
             &token.token_hash,
             &t.b_user.id,
             now,
-            &event(&t.a.id, "test.verify")
+            &event(&t.a.id, Action::OrgUpdated)
         )
         .await
         .unwrap()
@@ -607,12 +639,12 @@ async fn records_of_another_organization_are_refused_before_anything_is_written(
     // A session of B handed to A's door, and an audit event of B written through A's door.
     let session = session_of(&t.b, &t.b_user, b"beta-session-hash-handed-to-alpha");
     let err = a
-        .create_session(&session, &event(&t.a.id, "test.session"))
+        .create_session(&session, &event(&t.a.id, Action::OrgUpdated))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::WrongTenant("session")), "{err:?}");
     let err = a
-        .append_audit(&event(&t.b.id, "test.forged"))
+        .append_audit(&event(&t.b.id, Action::OrgUpdated))
         .await
         .unwrap_err();
     assert!(
@@ -622,7 +654,7 @@ async fn records_of_another_organization_are_refused_before_anything_is_written(
     let mut renamed = t.b.clone();
     renamed.name = "Hijacked".into();
     let err = a
-        .update_org(&renamed, &event(&t.a.id, "org.updated"))
+        .update_org(&renamed, &event(&t.a.id, Action::OrgUpdated))
         .await
         .unwrap_err();
     assert!(

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use latchkey::audit::{Actor, NewAuditEvent};
+use latchkey::audit::{Action, Actor, NewAuditEvent};
 use latchkey::oauth::claims::AccessClaims;
 use latchkey::oauth::introspect::validate_access_token;
 use latchkey::oauth::jwt;
@@ -29,7 +29,7 @@ async fn setup() -> (TestApp, Fixture, Client, Arc<Provider>) {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let fx = fixture(&app).await;
     let client = confidential_client(&app, &fx).await;
-    let provider = Provider::start(app.services.clone());
+    let provider = Provider::start(Arc::new(app.services.clone()));
     (app, fx, client, provider)
 }
 
@@ -67,7 +67,7 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
     assert!(active(&provider, &other, at).await.is_none());
 
     // The user signs out everywhere: the cached token is inactive at once.
-    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "user.sessions_revoked")
+    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), Action::UserSessionsRevoked)
         .target("user", &fx.user.id);
     app.services
         .db
@@ -90,7 +90,7 @@ async fn a_cached_token_is_still_checked_for_organization_session_version_and_re
     let at = t["access_token"].as_str().unwrap();
     let claims = active(&provider, &fx, at).await.expect("active");
     active(&provider, &fx, at).await.expect("cached and active");
-    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), "grant.revoked");
+    let audit = NewAuditEvent::new(&fx.org.id, &Actor::operator(), Action::GrantRevoked);
     app.services
         .db
         .tenant(&fx.org.id)

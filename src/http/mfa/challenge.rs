@@ -14,10 +14,10 @@ use crate::http::pages::{self, Page, see_other};
 use crate::http::views::mfa as views;
 use crate::mfa::challenge::{self, Challenge, Finished};
 use crate::mfa::{self, Method, ProofError, totp};
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::oauth::authorize;
-use crate::orgs::Organization;
 use crate::sessions::service::ClientInfo;
-use crate::users::User;
 
 /// The open challenge behind this browser's cookie: (id, challenge, user).
 async fn current_challenge(
@@ -26,10 +26,10 @@ async fn current_challenge(
     headers: &HeaderMap,
 ) -> PageResult<(String, Challenge, User)> {
     let expired = || PageError::page(Kind::BadRequest, views::challenge_expired(org));
-    let config = &state.services.config;
+    let config = state.deps.config();
     let cookie = challenge_cookie_name(config, &org.slug);
     let id = pages::cookie_value(headers, &cookie).ok_or_else(expired)?;
-    match challenge::load(&state.services, org, &id).await {
+    match challenge::load(&state.deps, org, &id).await {
         Ok(Some((open, user))) => Ok((id, open, user)),
         Ok(None) => Err(expired()),
         Err(e) => Err(PageError::failed(org, &e)),
@@ -63,14 +63,14 @@ async fn render(
     sent: bool,
     error: Option<&str>,
 ) -> PageResult<Page> {
-    let services = &state.services;
-    let (csrf, csrf_cookie) = pages::csrf_token(&services.config, headers);
+    let deps = &state.deps;
+    let (csrf, csrf_cookie) = pages::csrf_token(deps.config(), headers);
     let failed = |e| PageError::failed(org, &e);
     let mut page = if open.enrol {
-        let enrolment = totp::begin(services, org, user).await.map_err(failed)?;
+        let enrolment = totp::begin(deps, org, user).await.map_err(failed)?;
         views::challenge_enrolment(org, &enrolment, &csrf, error)
     } else {
-        let factors = mfa::factors(services, user).await.map_err(failed)?;
+        let factors = mfa::factors(deps, user).await.map_err(failed)?;
         views::challenge(org, &factors, &csrf, sent, error)
     };
     page.form_targets = form_targets(state, org, &open.after).await;
@@ -164,10 +164,10 @@ impl ChallengeForm {
         method: Method,
         client: &ClientInfo,
     ) -> PageResult<Vec<String>> {
-        let config = &state.services.config;
+        let config = state.deps.config();
         let clear = pages::clear_cookie(config, &challenge_cookie_name(config, &org.slug));
         let (id, open, user) = (&self.id, &self.open, &self.user);
-        match challenge::finish(&state.services, org, id, open, user, method, client).await {
+        match challenge::finish(&state.deps, org, id, open, user, method, client).await {
             Ok(Finished::SignedIn(_, token)) => Ok(vec![
                 clear,
                 // A new session id at every sign-in: nothing set before login survives it.
@@ -194,7 +194,7 @@ pub async fn challenge_submit(
         let message = "Choose how to verify.";
         return Err(ch.again(&state, &org, Kind::BadRequest, message).await);
     };
-    let factors = mfa::factors(&state.services, &ch.user)
+    let factors = mfa::factors(&state.deps, &ch.user)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     let code = ch.form.code.as_deref().unwrap_or_default();
@@ -204,7 +204,7 @@ pub async fn challenge_submit(
         binding: &ch.id,
     };
     let (kind, message) =
-        match mfa::prove(&state.services, &org, &ch.user, &factors, proof, &client).await {
+        match mfa::prove(&state.deps, &org, &ch.user, &factors, proof, &client).await {
             Ok(()) => {
                 let cookies = ch.finish(&state, &org, method, &client).await?;
                 return Ok(see_other(&ch.open.after, cookies));
@@ -231,14 +231,14 @@ pub async fn challenge_email(
     Client(client): Client,
     ch: ChallengeForm,
 ) -> PageResult {
-    let factors = mfa::factors(&state.services, &ch.user)
+    let factors = mfa::factors(&state.deps, &ch.user)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     if factors.email().is_none() {
         let message = "Email codes are not turned on for this account.";
         return Err(ch.again(&state, &org, Kind::BadRequest, message).await);
     }
-    match mfa::email_code::send(&state.services, &org, &ch.user, &ch.id, &client).await {
+    match mfa::email_code::send(&state.deps, &org, &ch.user, &ch.id, &client).await {
         Ok(()) => Ok(see_other(
             &format!("{}?sent=1", challenge_path(&org)),
             vec![],
@@ -264,8 +264,8 @@ pub async fn challenge_enrol(
     if !ch.open.enrol {
         return Ok(see_other(&challenge_path(&org), vec![]));
     }
-    let services = &state.services;
-    let proof = challenge::enrolment_proof(services, &org, &ch.id, &ch.user)
+    let deps = &state.deps;
+    let proof = challenge::enrolment_proof(deps, &org, &ch.id, &ch.user)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     let Some(proof) = proof else {
@@ -273,17 +273,7 @@ pub async fn challenge_enrol(
     };
     let enrolment_id = ch.form.enrolment.as_deref().unwrap_or_default();
     let code = ch.form.code.as_deref().unwrap_or_default();
-    match totp::confirm(
-        services,
-        &org,
-        &proof,
-        &ch.user,
-        enrolment_id,
-        code,
-        &client,
-    )
-    .await
-    {
+    match totp::confirm(deps, &org, &proof, &ch.user, enrolment_id, code, &client).await {
         Ok(codes) => {
             let cookies = ch.finish(&state, &org, Method::Totp, &client).await?;
             let codes = codes.unwrap_or_default();
@@ -306,9 +296,9 @@ async fn wrong_enrolment_code(
     org: &Organization,
     ch: &ChallengeForm,
 ) -> PageError {
-    let (csrf, csrf_cookie) = pages::csrf_token(&state.services.config, &ch.headers);
+    let (csrf, csrf_cookie) = pages::csrf_token(state.deps.config(), &ch.headers);
     let enrolment_id = ch.form.enrolment.as_deref().unwrap_or_default();
-    match totp::pending(&state.services, org, &ch.user, enrolment_id).await {
+    match totp::pending(&state.deps, org, &ch.user, enrolment_id).await {
         Ok(Some(enrolment)) => {
             let message = "That code is not right. Check the app and try again.";
             let mut page = views::challenge_enrolment(org, &enrolment, &csrf, Some(message));

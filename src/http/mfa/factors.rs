@@ -11,7 +11,7 @@ use crate::http::extract::{Client, CsrfField, CsrfOnly, Org, SessionForm};
 use crate::http::pages::see_other;
 use crate::http::views::mfa as views;
 use crate::mfa;
-use crate::users::CredentialKind;
+use crate::model::users::CredentialKind;
 
 #[derive(Debug, Deserialize)]
 pub struct FactorForm {
@@ -57,9 +57,9 @@ pub async fn remove_submit(
         .credential
         .as_deref()
         .filter(|_| kind == CredentialKind::Webauthn);
-    let services = &state.services;
+    let deps = &state.deps;
     let removal = mfa::remove_factor(
-        services,
+        deps,
         &org,
         &proof,
         &me.user,
@@ -89,11 +89,11 @@ pub async fn email_enable_submit(
 ) -> PageResult {
     let (factors, proof) = sensitive(&state, &org, &form).await?;
     let user = &form.me.user;
-    let services = &state.services;
-    match mfa::enable_email(services, &org, &proof, user, &factors, &client).await {
+    let deps = &state.deps;
+    match mfa::enable_email(deps, &org, &proof, user, &factors, &client).await {
         Ok(_) if factors.recovery_codes().is_empty() => {
             // The first factor comes with recovery codes.
-            let codes = mfa::recovery::regenerate(services, &org, &proof, user, &client)
+            let codes = mfa::recovery::regenerate(deps, &org, &proof, user, &client)
                 .await
                 .map_err(|e| PageError::failed(&org, &e))?;
             Ok(views::recovery_codes(&org, &codes, &account_path(&org)).into_response())
@@ -122,7 +122,7 @@ pub async fn recovery_codes_submit(
         let message = "Turn on two-step verification first.";
         return Err(PageError::say(&org, Kind::BadRequest, message));
     }
-    let codes = mfa::recovery::regenerate(&state.services, &org, &proof, &form.me.user, &client)
+    let codes = mfa::recovery::regenerate(&state.deps, &org, &proof, &form.me.user, &client)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     Ok(views::recovery_codes(&org, &codes, &account_path(&org)).into_response())

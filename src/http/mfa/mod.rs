@@ -28,9 +28,9 @@ use crate::config::Config;
 use crate::mfa::challenge::{self as domain_challenge, Challenge};
 use crate::mfa::step_up::{self as step_ups, StepUp};
 use crate::mfa::{self, Factors};
-use crate::orgs::Organization;
-use crate::sessions::Session;
-use crate::users::User;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 
 fn challenge_cookie_name(config: &Config, slug: &str) -> String {
     if config.is_https() {
@@ -69,8 +69,8 @@ pub async fn step_up(
     user: &User,
     after: &str,
 ) -> PageError {
-    let services = &state.services;
-    let factors = match mfa::factors(services, user).await {
+    let deps = &state.deps;
+    let factors = match mfa::factors(deps, user).await {
         Ok(f) => f,
         Err(e) => return PageError::failed(org, &e),
     };
@@ -80,8 +80,8 @@ pub async fn step_up(
         step_up_of: Some(hex::encode(&session.id_hash)),
         enrol: !factors.enrolled(),
     };
-    match domain_challenge::start(services, org, user, &open).await {
-        Ok(id) => PageError::answer(to_challenge(&services.config, org, &id)),
+    match domain_challenge::start(deps, org, user, &open).await {
+        Ok(id) => PageError::answer(to_challenge(deps.config(), org, &id)),
         Err(e) => PageError::failed(org, &e),
     }
 }
@@ -94,10 +94,10 @@ pub(crate) async fn fresh_factors(
     me: &SignedIn,
     after: &str,
 ) -> PageResult<(Factors, StepUp)> {
-    let factors = mfa::factors(&state.services, &me.user)
+    let factors = mfa::factors(&state.deps, &me.user)
         .await
         .map_err(|e| PageError::failed(org, &e))?;
-    match step_ups::prove(org, &me.session, &factors, state.services.clock.now()) {
+    match step_ups::prove(org, &me.session, &factors, state.deps.now()) {
         Ok(proof) => Ok((factors, proof)),
         Err(_) => Err(step_up(state, org, &me.session, &me.user, after).await),
     }

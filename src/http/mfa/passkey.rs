@@ -64,12 +64,12 @@ pub async fn challenge_passkey_options(
         let message = "This sign-in has expired; sign in again.";
         return json_refusal(StatusCode::FORBIDDEN, message);
     };
-    let factors = match mfa::factors(&state.services, &ch.user).await {
+    let factors = match mfa::factors(&state.deps, &ch.user).await {
         Ok(f) => f,
         Err(e) => return json_failure(&e),
     };
-    let services = &state.services;
-    match mfa::passkey::begin_second_factor(services, &org, &ch.user, &factors, &ch.id).await {
+    let deps = &state.deps;
+    match mfa::passkey::begin_second_factor(deps, &org, &ch.user, &factors, &ch.id).await {
         Ok(options) => json_answer(StatusCode::OK, json!({ "options": options })),
         Err(e) => json_failure(&e),
     }
@@ -97,7 +97,7 @@ pub async fn sign_in_passkey_options(
     form: Result<PageForm<PasskeySignInForm>, PageError>,
 ) -> Response {
     match form {
-        Ok(_) => ceremony(mfa::passkey::begin_sign_in(&state.services, &org).await),
+        Ok(_) => ceremony(mfa::passkey::begin_sign_in(&state.deps, &org).await),
         Err(PageError::Page(Kind::BadRequest, _)) => {
             json_refusal(StatusCode::BAD_REQUEST, "The form was malformed.")
         }
@@ -140,11 +140,11 @@ pub async fn sign_in_passkey(
     Client(client): Client,
     PageForm(form): PageForm<PasskeySignInForm>,
 ) -> PageResult {
-    let services = &state.services;
+    let deps = &state.deps;
     let state_id = form.state.as_deref().unwrap_or_default();
     let answer = form.credential.as_deref().unwrap_or_default();
     let failed = |e| PageError::failed(&org, &e);
-    let Some(user) = mfa::passkey::finish_sign_in(services, &org, state_id, answer, &client)
+    let Some(user) = mfa::passkey::finish_sign_in(deps, &org, state_id, answer, &client)
         .await
         .map_err(failed)?
     else {
@@ -156,11 +156,11 @@ pub async fn sign_in_passkey(
         "user".to_string(),
         mfa::AMR_MFA.to_string(),
     ];
-    let acr = crate::oauth::ACR_MFA;
-    let (_, token) = crate::sessions::service::start(services, &org, &user, amr, acr, &client)
+    let acr = crate::model::sessions::ACR_MFA;
+    let (_, token) = crate::sessions::service::start(deps, &org, &user, amr, acr, &client)
         .await
         .map_err(failed)?;
-    let config = &services.config;
+    let config = deps.config();
     let cookie = pages::session_cookie(config, &org, &token);
     Ok(see_other(&form.location(&org.slug), vec![cookie]))
 }
@@ -170,7 +170,7 @@ pub async fn passkey_setup_form(
     Org(org): Org,
     me: SignedIn,
 ) -> PageResult<Page> {
-    if state.services.webauthn.is_none() {
+    if state.deps.webauthn().is_none() {
         let message = "Passkeys are not available on this server.";
         return Err(PageError::say(&org, Kind::NotFound, message));
     }
@@ -202,17 +202,17 @@ pub async fn passkey_setup_options(
         let message = "Your session could not be verified. Reload the page.";
         return json_refusal(StatusCode::FORBIDDEN, message);
     };
-    let factors = match mfa::factors(&state.services, &me.user).await {
+    let factors = match mfa::factors(&state.deps, &me.user).await {
         Ok(f) => f,
         Err(e) => return json_failure(&e),
     };
-    let now = state.services.clock.now();
+    let now = state.deps.now();
     let Ok(proof) = mfa::step_up::prove(&org, &me.session, &factors, now) else {
         let message = "Confirm it is you first: reload the page.";
         return json_refusal(StatusCode::FORBIDDEN, message);
     };
-    let services = &state.services;
-    ceremony(mfa::passkey::begin_registration(services, &org, &proof, &me.user, &factors).await)
+    let deps = &state.deps;
+    ceremony(mfa::passkey::begin_registration(deps, &org, &proof, &me.user, &factors).await)
 }
 
 pub async fn passkey_setup_submit(
@@ -228,10 +228,10 @@ pub async fn passkey_setup_submit(
         response: form.credential.as_deref().unwrap_or_default(),
         name: form.name.as_deref().unwrap_or_default(),
     };
-    let services = &state.services;
+    let deps = &state.deps;
     let user = &me.user;
     match mfa::passkey::finish_registration(
-        services,
+        deps,
         &org,
         &proof,
         user,

@@ -22,7 +22,7 @@ pub async fn totp_setup_form(
     me: SignedIn,
 ) -> PageResult<Page> {
     fresh_factors(&state, &org, &me, &setup_path(&org.slug)).await?;
-    let enrolment = totp::begin(&state.services, &org, &me.user)
+    let enrolment = totp::begin(&state.deps, &org, &me.user)
         .await
         .map_err(|e| PageError::failed(&org, &e))?;
     Ok(views::totp_setup(&org, &enrolment, &me.csrf(&state), None))
@@ -38,19 +38,9 @@ pub async fn totp_setup_submit(
     let SessionForm { form, me } = form;
     let enrolment_id = form.enrolment.unwrap_or_default();
     let code = form.code.unwrap_or_default();
-    let services = &state.services;
+    let deps = &state.deps;
     let retry = || Ok(see_other(&setup_path(&org.slug), vec![]));
-    match totp::confirm(
-        services,
-        &org,
-        &proof,
-        &me.user,
-        &enrolment_id,
-        &code,
-        &client,
-    )
-    .await
-    {
+    match totp::confirm(deps, &org, &proof, &me.user, &enrolment_id, &code, &client).await {
         Ok(Some(codes)) => {
             Ok(views::recovery_codes(&org, &codes, &account_path(&org)).into_response())
         }
@@ -59,7 +49,7 @@ pub async fn totp_setup_submit(
             vec![],
         )),
         Err(totp::ConfirmError::Wrong) => {
-            match totp::pending(services, &org, &me.user, &enrolment_id).await {
+            match totp::pending(deps, &org, &me.user, &enrolment_id).await {
                 Ok(Some(enrolment)) => {
                     let message = "That code is not right. Check the app and try again.";
                     let page = views::totp_setup(&org, &enrolment, &me.csrf(&state), Some(message));

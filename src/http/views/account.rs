@@ -4,9 +4,9 @@ use maud::html;
 
 use crate::accounts;
 use crate::http::pages::{Page, error_banner, hidden};
-use crate::orgs::Organization;
-use crate::sessions::Session;
-use crate::users::User;
+use crate::model::orgs::Organization;
+use crate::model::sessions::Session;
+use crate::model::users::User;
 
 pub fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)

@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 
 use crate::http::pages::{Page, error_banner, hidden};
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
 
 /// A labelled text-like input; maud escapes the value.
 fn input(label: &str, name: &str, kind: &str, value: &str, autocomplete: &str) -> Markup {

@@ -3,7 +3,7 @@
 use maud::html;
 
 use crate::http::pages::{Page, hidden};
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
 
 fn scope_description(scope: &str) -> &'static str {
     match scope {

@@ -5,8 +5,8 @@ use maud::{Markup, PreEscaped, html};
 
 use crate::http::pages::{self, Page, error_banner, hidden};
 use crate::mfa::{self, Factors, Method, totp};
-use crate::orgs::Organization;
-use crate::users::User;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 
 fn qr(svg: &str) -> Markup {
     // The renderer's XML prolog has no place inside HTML; the <svg> element itself is safe markup made

@@ -3,7 +3,7 @@
 use maud::{Markup, html};
 
 use crate::http::pages::{Page, error_banner, hidden};
-use crate::orgs::Organization;
+use crate::model::orgs::Organization;
 
 /// Where a sign-in continues: a pending authorization request, or a page of ours (the account page).
 pub enum After {

@@ -5,14 +5,14 @@ use serde_json::json;
 
 use super::issue::{self, Issue};
 use super::{TokenRequest, TokenResponse};
-use crate::apps::Application;
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::crypto;
+use crate::model::apps::Application;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::oauth::provider::Provider;
 use crate::oauth::records::{AuthorizationCode, Grant};
 use crate::oauth::{OAuthError, s256};
-use crate::orgs::Organization;
-use crate::users::User;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct AuthorizationCodeGrant {
@@ -45,14 +45,14 @@ impl AuthorizationCodeGrant {
         app: &Application,
         actor: Actor,
     ) -> Result<TokenResponse, OAuthError> {
-        let store = provider.services.db.tenant(&org.id);
-        let now = provider.services.clock.now();
-        let code_hash = provider.services.secrets.token_hash(&self.code);
+        let store = provider.deps.db().tenant(&org.id);
+        let now = provider.deps.now();
+        let code_hash = provider.deps.secrets().token_hash(&self.code);
         let (stored, grant, user) = self
             .redeemable(provider, org, app, &actor, &code_hash, now)
             .await?;
         let refresh = issue::refresh_token_if_wanted(provider, app, &grant, now);
-        let audit = NewAuditEvent::new(&org.id, &actor, "token.issued")
+        let audit = NewAuditEvent::new(&org.id, &actor, Action::TokenIssued)
             .target("grant", &grant.id)
             .change(None, Some(json!({"grant_type": "authorization_code", "user_id": user.id, "scope": grant.scope})));
         let record = refresh.as_ref().map(|(_, record)| record);
@@ -84,7 +84,7 @@ impl AuthorizationCodeGrant {
         code_hash: &[u8],
         now: i64,
     ) -> Result<(AuthorizationCode, Grant, User), OAuthError> {
-        let store = provider.services.db.tenant(&org.id);
+        let store = provider.deps.db().tenant(&org.id);
         let stored = store
             .code_by_hash(code_hash)
             .await?

@@ -5,12 +5,12 @@ use serde_json::json;
 
 use super::issue::Issue;
 use super::{TokenRequest, TokenResponse};
-use crate::apps::{Application, ClientType};
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
+use crate::model::apps::{Application, ClientType};
+use crate::model::orgs::Organization;
 use crate::oauth::provider::Provider;
 use crate::oauth::records::Grant;
 use crate::oauth::{OAuthError, parse_scope, scopes};
-use crate::orgs::Organization;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClientCredentialsGrant {
@@ -38,7 +38,7 @@ impl ClientCredentialsGrant {
             ));
         }
         check_scope(&self.scope)?;
-        let now = provider.services.clock.now();
+        let now = provider.deps.now();
         let grant = Grant {
             id: crate::kernel::GrantId::generate(),
             org_id: org.id.clone(),
@@ -51,7 +51,7 @@ impl ClientCredentialsGrant {
             acr: None,
             session_version: 0,
             created_at: now,
-            expires_at: now + provider.services.config.access_token_ttl_secs as i64,
+            expires_at: now + provider.deps.config().access_token_ttl_secs as i64,
             revoked_at: None,
             revoked_reason: None,
         };
@@ -67,7 +67,7 @@ impl ClientCredentialsGrant {
         .await?;
         // Group commit keeps this audit entry cheap, and the answer waits for it so no issued token is
         // missing from the log.
-        let audit = NewAuditEvent::new(&org.id, &actor, "token.issued")
+        let audit = NewAuditEvent::new(&org.id, &actor, Action::TokenIssued)
             .target("application", &app.id)
             .change(None, Some(json!({"grant_type": "client_credentials"})));
         provider.audit.record(audit).await?;

@@ -4,15 +4,15 @@
 use serde_json::json;
 
 use super::TokenResponse;
-use crate::apps::{Application, GrantType};
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::crypto;
+use crate::model::apps::{Application, GrantType};
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::oauth::claims::{AccessClaims, IdClaims, UserClaims};
 use crate::oauth::provider::Provider;
 use crate::oauth::records::{Grant, RefreshToken};
 use crate::oauth::{OAuthError, at_hash, has_scope, jwt};
-use crate::orgs::Organization;
-use crate::users::User;
 
 /// Who the client is acting for, as far as audit entries are concerned.
 pub(super) fn client_actor(
@@ -20,13 +20,7 @@ pub(super) fn client_actor(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> Actor {
-    Actor {
-        actor_type: "client".into(),
-        id: Some(app.client_id.to_string()),
-        role: None,
-        ip,
-        user_agent,
-    }
+    Actor::client(&app.client_id, ip, user_agent)
 }
 
 /// The grant's user, if still allowed to hold tokens from it: present, enabled, and no session_version bump
@@ -39,8 +33,8 @@ pub(super) async fn active_user(
         return Ok(None);
     };
     let user = provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&grant.org_id)
         .user_by_id(user_id)
         .await?;
@@ -55,9 +49,9 @@ pub async fn revoke_grant(
     reason: &str,
 ) -> Result<(), OAuthError> {
     let action = match reason {
-        "refresh token reused" => "token.refresh_reuse_detected",
-        "authorization code reused" => "token.code_reuse_detected",
-        _ => "grant.revoked",
+        "refresh token reused" => Action::TokenRefreshReuseDetected,
+        "authorization code reused" => Action::TokenCodeReuseDetected,
+        _ => Action::GrantRevoked,
     };
     let audit = NewAuditEvent::new(&org.id, actor, action)
         .target("grant", &grant.id)
@@ -66,10 +60,10 @@ pub async fn revoke_grant(
             Some(json!({"reason": reason, "user_id": grant.user_id})),
         );
     let revoked = provider
-        .services
-        .db
+        .deps
+        .db()
         .tenant(&org.id)
-        .revoke_grant(&grant.id, provider.services.clock.now(), reason, &audit)
+        .revoke_grant(&grant.id, provider.deps.now(), reason, &audit)
         .await?;
     if revoked {
         tracing::warn!(org = %org.slug, grant = %grant.id, reason, "grant revoked");
@@ -100,7 +94,7 @@ pub(super) fn new_refresh_token(
 ) -> (String, RefreshToken) {
     let token = crypto::random_token();
     let record = RefreshToken {
-        token_hash: provider.services.secrets.token_hash(&token),
+        token_hash: provider.deps.secrets().token_hash(&token),
         grant_id: grant.id.clone(),
         created_at: now,
         expires_at: grant.expires_at,
@@ -130,15 +124,15 @@ impl Issue<'_> {
         let alg = self.app.settings.signing_alg.as_str();
         let keys = provider
             .keys
-            .get_for_alg(&provider.services, &org.id, alg)
+            .get_for_alg(&provider.deps, &org.id, alg)
             .await?;
         let issuer = provider.issuer(org);
         let access_claims =
-            self.access_claims(&issuer, provider.services.config.access_token_ttl_secs);
+            self.access_claims(&issuer, provider.deps.config().access_token_ttl_secs);
         let access_token = jwt::sign(&keys, alg, jwt::ACCESS_TOKEN_TYP, &access_claims)?;
         let id_token = match self.user {
             Some(user) if has_scope(&self.grant.scope, "openid") => {
-                let ttl = provider.services.config.id_token_ttl_secs;
+                let ttl = provider.deps.config().id_token_ttl_secs;
                 let claims = self.id_claims(&issuer, user, ttl, at_hash(alg, &access_token));
                 Some(jwt::sign(&keys, alg, jwt::ID_TOKEN_TYP, &claims)?)
             }
@@ -147,7 +141,7 @@ impl Issue<'_> {
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
-            expires_in: provider.services.config.access_token_ttl_secs,
+            expires_in: provider.deps.config().access_token_ttl_secs,
             refresh_token: self.refresh_token,
             id_token,
             scope: self.grant.scope.clone(),

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::OAuthError;
 use super::provider::Provider;
-use crate::apps::{Application, GrantType};
-use crate::orgs::Organization;
+use crate::model::apps::{Application, GrantType};
+use crate::model::orgs::Organization;
 
 /// The token endpoint's form parameters as sent (RFC 6749 §4.1.3, §6, §4.4). A repeated parameter fails
 /// to deserialize, which the edge answers `invalid_request`.

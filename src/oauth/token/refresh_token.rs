@@ -5,13 +5,13 @@ use serde_json::json;
 
 use super::issue::{self, Issue};
 use super::{TokenRequest, TokenResponse};
-use crate::apps::Application;
-use crate::audit::{Actor, NewAuditEvent};
+use crate::audit::{Action, Actor, NewAuditEvent};
+use crate::model::apps::Application;
+use crate::model::orgs::Organization;
+use crate::model::users::User;
 use crate::oauth::provider::Provider;
 use crate::oauth::records::Grant;
 use crate::oauth::{OAuthError, has_scope, parse_scope};
-use crate::orgs::Organization;
-use crate::users::User;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct RefreshTokenGrant {
@@ -39,16 +39,16 @@ impl RefreshTokenGrant {
         app: &Application,
         actor: Actor,
     ) -> Result<TokenResponse, OAuthError> {
-        let store = provider.services.db.tenant(&org.id);
-        let now = provider.services.clock.now();
-        let hash = provider.services.secrets.token_hash(&self.refresh_token);
+        let store = provider.deps.db().tenant(&org.id);
+        let now = provider.deps.now();
+        let hash = provider.deps.secrets().token_hash(&self.refresh_token);
         let (grant, user) = usable(provider, org, app, &actor, &hash, now).await?;
         let mut effective = grant.clone();
         if let Some(scope) = &self.scope {
             effective.scope = narrowed_scope(&grant.scope, scope)?;
         }
         let (new_token, record) = issue::new_refresh_token(provider, &grant, now);
-        let audit = NewAuditEvent::new(&org.id, &actor, "token.refreshed")
+        let audit = NewAuditEvent::new(&org.id, &actor, Action::TokenRefreshed)
             .target("grant", &grant.id)
             .change(
                 None,
@@ -84,7 +84,7 @@ async fn usable(
     hash: &[u8],
     now: i64,
 ) -> Result<(Grant, User), OAuthError> {
-    let store = provider.services.db.tenant(&org.id);
+    let store = provider.deps.db().tenant(&org.id);
     let stored = store
         .refresh_token_by_hash(hash)
         .await?

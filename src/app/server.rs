@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::app::{App, StartupError};
 use crate::email::delivery::{self, DeliveryOptions};
 use crate::email::smtp::Mailer;
 use crate::http::{self, AppState};
-use crate::service::{Services, StartupError};
 
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
-    services: Services,
+    services: App,
     /// Present when `smtp_host` is set: the delivery worker runs alongside the server.
     mailer: Option<Mailer>,
 }
@@ -25,7 +25,7 @@ pub struct Server {
 impl Server {
     /// Everything a first request needs is in place before the port is bound: in particular the revoked
     /// access tokens are loaded, so no revoked token is ever answered active after a restart.
-    pub async fn bind(services: Services) -> Result<Self, StartupError> {
+    pub async fn bind(services: App) -> Result<Self, StartupError> {
         let config = services.config.clone();
         let mailer = match &config.smtp {
             Some(smtp) => Some(Mailer::new(smtp, config.smtp_from.clone()).map_err(|e| {
@@ -37,7 +37,8 @@ impl Server {
             None => None,
         };
         services.passwords.warm_up();
-        let provider = crate::oauth::provider::Provider::start(services.clone());
+        let deps: http::Deps = std::sync::Arc::new(services.clone());
+        let provider = crate::oauth::provider::Provider::start(deps.clone());
         if let Err(e) = provider.load_revocations().await {
             // Not fatal: introspection loads the set itself (or answers 503) and /readyz stays 503 until
             // the background refresh succeeds.
@@ -51,7 +52,7 @@ impl Server {
                     message: format!("cannot listen on {}: {e}", config.listen),
                 })?;
         let router = http::router(AppState {
-            services: services.clone(),
+            deps,
             provider,
             write_probe: Default::default(),
         });
@@ -82,6 +83,7 @@ impl Server {
         let email_worker = self.mailer.map(|mailer| {
             delivery::spawn(
                 self.services.clone(),
+                self.services.email_wakeup.clone(),
                 mailer,
                 DeliveryOptions::default(),
                 stop_rx.clone(),

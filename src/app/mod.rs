@@ -1,16 +1,27 @@
-//! Everything the domain needs, assembled once from configuration and shared by the HTTP server and the CLI.
+//! The composition root: opens the data directory, the master key, the database and the ephemeral store
+//! from configuration, and owns them as one [`App`]. Nothing below imports this module: the HTTP edge, the
+//! CLI and the workers receive the `App` as the capabilities they name (`crate::deps`).
+
+mod main;
+pub mod server;
+
+pub use main::main;
 
 use std::sync::Arc;
 
 use crate::config::{Config, MasterKeySource};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::{AuditKeys, MasterKey, SecretBox};
+use crate::deps::{
+    HasAuditKeys, HasClock, HasConfig, HasDb, HasEphemeral, HasMailer, HasPasswords, HasSecrets,
+    HasWebauthn,
+};
 use crate::ephemeral::{self, Ephemeral};
 use crate::kernel::Clock;
 use crate::storage::{self, Db};
 
 #[derive(Clone)]
-pub struct Services {
+pub struct App {
     pub config: Arc<Config>,
     /// The database, through its tenant and system doors.
     pub db: Db,
@@ -20,7 +31,7 @@ pub struct Services {
     pub passwords: PasswordHasher,
     /// Rate-limit windows and one-time markers: Redis when configured, this process otherwise.
     pub ephemeral: Arc<dyn Ephemeral>,
-    /// Wakes the email delivery worker (see [`Services::wake_email_delivery`]).
+    /// Wakes the email delivery worker (see [`App::wake_email_delivery`]).
     pub email_wakeup: Arc<tokio::sync::Notify>,
     /// The WebAuthn relying party (the public URL's host); `None` when that host is an IP address.
     pub webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
@@ -50,13 +61,13 @@ fn setting(setting: &'static str, message: impl ToString) -> StartupError {
 const MASTER_KEY_CHECK: &str = "master_key_check";
 const MASTER_KEY_CHECK_PLAINTEXT: &[u8] = b"latchkey master key check v1";
 
-impl Services {
+impl App {
     /// Opens the data directory, the master key and the database, and applies migrations.
     pub async fn open(config: Config) -> Result<Self, StartupError> {
         Self::open_with_clock(config, Clock::system()).await
     }
 
-    /// [`Services::open`] with the clock to read time from (tests pass an adjustable one).
+    /// [`App::open`] with the clock to read time from (tests pass an adjustable one).
     pub async fn open_with_clock(config: Config, clock: Clock) -> Result<Self, StartupError> {
         if config.database_kind() == crate::config::DatabaseKind::Sqlite
             || matches!(
@@ -115,7 +126,7 @@ impl Services {
         let ephemeral = ephemeral::from_config(config.redis_url.as_deref())
             .map_err(|e| setting("LATCHKEY_REDIS_URL", e))?;
         let webauthn = crate::mfa::passkey::relying_party(&config.public_url);
-        Ok(Services {
+        Ok(App {
             webauthn,
             config: Arc::new(config),
             db,
@@ -174,5 +185,59 @@ async fn check_master_key(
             key_setting,
             "this master key is not the one the database was set up with; every instance must share the same key",
         )),
+    }
+}
+
+impl HasDb for App {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+impl HasSecrets for App {
+    fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+}
+
+impl HasAuditKeys for App {
+    fn audit_keys(&self) -> &AuditKeys {
+        &self.audit_keys
+    }
+}
+
+impl HasPasswords for App {
+    fn passwords(&self) -> &PasswordHasher {
+        &self.passwords
+    }
+}
+
+impl HasEphemeral for App {
+    fn ephemeral(&self) -> &Arc<dyn Ephemeral> {
+        &self.ephemeral
+    }
+}
+
+impl HasClock for App {
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
+impl HasConfig for App {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl HasMailer for App {
+    fn wake_email_delivery(&self) {
+        App::wake_email_delivery(self)
+    }
+}
+
+impl HasWebauthn for App {
+    fn webauthn(&self) -> Option<&webauthn_rs::prelude::Webauthn> {
+        self.webauthn.as_deref()
     }
 }

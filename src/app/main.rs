@@ -1,0 +1,76 @@
+//! The program: parse the command line, load the configuration, open the instance, and either serve or
+//! hand one administration command to the CLI.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use super::App;
+use super::server::{Server, shutdown_signal};
+use crate::cli::{self, Cli, Command, EXIT_FAILED, EXIT_USAGE, Output};
+use crate::config::Config;
+use crate::telemetry;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json);
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            out.error(&format!("configuration error: {e}"), None);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if matches!(cli.command, Command::Serve) {
+        telemetry::init(config.log_format, &config.log_level);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            out.error(&format!("cannot start the runtime: {e}"), None);
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(run(cli.command, config, out))
+}
+
+async fn run(command: Command, config: Config, out: Output) -> ExitCode {
+    let password = match cli::password_input(&command, &out) {
+        Ok(password) => password,
+        Err(code) => return code,
+    };
+    let app = match App::open(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            out.error(&format!("configuration error: {e}"), None);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if matches!(command, Command::Serve) {
+        return serve(app, &out).await;
+    }
+    let code = cli::run(&app, command, password, &out).await;
+    app.db.close().await;
+    code
+}
+
+async fn serve(app: App, out: &Output) -> ExitCode {
+    let server = match Server::bind(app).await {
+        Ok(server) => server,
+        Err(e) => {
+            out.error(&format!("configuration error: {e}"), None);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    tracing::info!(listen = %server.local_addr(), "latchkey is ready");
+    match server.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
