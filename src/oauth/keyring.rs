@@ -8,7 +8,6 @@ use crate::deps::{HasClock, HasDb, HasSecrets};
 use crate::kernel::OrgId;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use josekit::jwk::Jwk;
 use josekit::jws::{JwsSigner, JwsVerifier};
@@ -16,10 +15,11 @@ use josekit::jws::{JwsSigner, JwsVerifier};
 use crate::error::{Error, Result};
 use crate::model::keys::{KeyState, SigningKeyRecord};
 
-const REFRESH: Duration = Duration::from_secs(30);
+/// Seconds, by the injected clock, before cached keys are read again.
+const REFRESH_SECS: i64 = 30;
 /// An unknown `kid` triggers at most one reload per organization in this window, so forged tokens with
 /// random kids cannot turn into a database flood.
-const UNKNOWN_KID_RELOAD_GAP: Duration = Duration::from_secs(5);
+const UNKNOWN_KID_RELOAD_GAP_SECS: i64 = 5;
 
 pub struct ActiveSigner {
     pub kid: String,
@@ -31,7 +31,8 @@ pub struct OrgKeys {
     pub verifiers: HashMap<String, Box<dyn JwsVerifier>>,
     /// `{"keys": [...]}`: public keys only.
     pub jwks: String,
-    loaded_at: Instant,
+    /// When these were read, by the injected clock.
+    loaded_at: i64,
 }
 
 impl OrgKeys {
@@ -114,7 +115,7 @@ pub fn build(deps: &impl HasSecrets, records: &[SigningKeyRecord], now: i64) -> 
         signers,
         verifiers,
         jwks,
-        loaded_at: Instant::now(),
+        loaded_at: now,
     })
 }
 
@@ -126,7 +127,7 @@ impl KeyRing {
         org_id: &OrgId,
     ) -> Result<Arc<OrgKeys>> {
         if let Some(keys) = self.cached(org_id)
-            && keys.loaded_at.elapsed() < REFRESH
+            && deps.now() - keys.loaded_at < REFRESH_SECS
         {
             return Ok(keys);
         }
@@ -148,7 +149,7 @@ impl KeyRing {
         self.reload(deps, org_id).await
     }
 
-    /// Reloads when `kid` is unknown, at most once per `UNKNOWN_KID_RELOAD_GAP`.
+    /// Reloads when `kid` is unknown, at most once per `UNKNOWN_KID_RELOAD_GAP_SECS`.
     pub async fn get_with_kid(
         &self,
         deps: &(impl HasClock + HasDb + HasSecrets),
@@ -156,7 +157,9 @@ impl KeyRing {
         kid: &str,
     ) -> Result<Arc<OrgKeys>> {
         let keys = self.get(deps, org_id).await?;
-        if keys.verifiers.contains_key(kid) || keys.loaded_at.elapsed() < UNKNOWN_KID_RELOAD_GAP {
+        if keys.verifiers.contains_key(kid)
+            || deps.now() - keys.loaded_at < UNKNOWN_KID_RELOAD_GAP_SECS
+        {
             return Ok(keys);
         }
         self.reload(deps, org_id).await

@@ -776,15 +776,8 @@ async fn a_verification_link_works_once_and_made_up_expired_or_foreign_links_are
     assert!(!is_verified(&app.db, &second_id).await);
 
     // Expired.
-    let changed = app
-        .db
-        .exec(&format!(
-            "UPDATE one_time_tokens SET expires_at = {} WHERE user_id = '{second_id}' AND purpose = 'verify_email'",
-            latchkey::time_now() - 1
-        ))
-        .await
-        .unwrap();
-    assert_eq!(changed, 1);
+    app.clock
+        .advance(latchkey::accounts::verification::LINK_TTL_SECS + 1);
     let expired = b.get(&link).await;
     assert_eq!(expired.status, StatusCode::BAD_REQUEST);
     assert!(expired.body.contains("expired"));
@@ -2015,16 +2008,10 @@ async fn idle_timeout_and_absolute_lifetime_are_enforced_on_the_server(backend: 
     assert_eq!(idle, 30 * 60);
     let mut b = signed_in(&app, &fx, &fx.email, PASSWORD).await;
     let user = &fx.user.id;
-    let now = latchkey::time_now();
 
     // Idle for a while, but less than the limit: still signed in (and the visit counts as activity).
-    app.db
-        .exec(&format!(
-            "UPDATE sessions SET last_seen_at = {} WHERE user_id = '{user}'",
-            now - idle + 120
-        ))
-        .await
-        .unwrap();
+    app.clock.advance(idle - 120);
+    let now = app.clock.now();
     assert!(is_signed_in(&mut b, &fx).await);
     let seen = app
         .db
@@ -2034,28 +2021,23 @@ async fn idle_timeout_and_absolute_lifetime_are_enforced_on_the_server(backend: 
         .await;
     assert!(seen >= now, "the visit was recorded");
     // Idle past the limit: the cookie is still there, the session is not.
-    app.db
-        .exec(&format!(
-            "UPDATE sessions SET last_seen_at = {} WHERE user_id = '{user}'",
-            latchkey::time_now() - idle - 1
-        ))
-        .await
-        .unwrap();
+    app.clock.advance(idle + 1);
     assert!(b.cookies.contains_key(&session_cookie(&fx)));
     assert!(!is_signed_in(&mut b, &fx).await);
 
-    // Active, but past its absolute lifetime.
+    // Active all along, but past its absolute lifetime.
+    let absolute = fx.org.settings.session_absolute_lifetime_secs as i64;
     let other_email = add_user(&app, &fx, true).await;
-    let other_id = user_id_of(&app, &fx, &other_email).await;
     let mut c = signed_in(&app, &fx, &other_email, PASSWORD).await;
-    assert!(is_signed_in(&mut c, &fx).await);
-    app.db
-        .exec(&format!(
-            "UPDATE sessions SET expires_at = {} WHERE user_id = '{other_id}'",
-            latchkey::time_now()
-        ))
-        .await
-        .unwrap();
+    let started = app.clock.now();
+    while app.clock.now() + idle / 2 < started + absolute {
+        app.clock.advance(idle / 2);
+        assert!(
+            is_signed_in(&mut c, &fx).await,
+            "active, within its lifetime"
+        );
+    }
+    app.clock.advance(started + absolute - app.clock.now());
     assert!(!is_signed_in(&mut c, &fx).await);
     // And the sessions list no longer shows either.
     let mut fresh = signed_in(&app, &fx, &other_email, PASSWORD).await;

@@ -3,6 +3,7 @@
 
 use latchkey::app::App;
 use latchkey::audit::Actor;
+use latchkey::kernel::Clock;
 use latchkey::keys::{self, KeyState};
 use latchkey::orgs::NewOrganization;
 
@@ -12,10 +13,11 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
-    let services = App::open(test_config_with(
-        &db,
-        &[("LATCHKEY_KEY_ROTATION_DAYS", "30")],
-    ))
+    let clock = Clock::adjustable();
+    let services = App::open_with_clock(
+        test_config_with(&db, &[("LATCHKEY_KEY_ROTATION_DAYS", "30")]),
+        clock.clone(),
+    )
     .await
     .unwrap();
     let org = latchkey::orgs::create(
@@ -55,13 +57,22 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
         2
     );
 
-    // Age the active key past the schedule.
-    let old = latchkey::time_now() - 31 * 86_400;
-    db.exec(&format!(
-        "UPDATE signing_keys SET activated_at = {old}, created_at = {old} WHERE kid = '{active}'"
-    ))
-    .await
-    .unwrap();
+    // A day short of the schedule: still left alone.
+    clock.advance(29 * 86_400);
+    keys::rotate_due(&services).await.unwrap();
+    assert_eq!(
+        services
+            .db
+            .tenant(&org.id)
+            .signing_keys()
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Past the schedule.
+    clock.advance(2 * 86_400);
     keys::rotate_due(&services).await.unwrap();
     let after = services.db.tenant(&org.id).signing_keys().await.unwrap();
     let state_of = |kid: &str| after.iter().find(|k| k.kid == kid).map(|k| k.state);
@@ -87,7 +98,7 @@ async fn scheduled_rotation_rotates_only_old_keys(backend: Backend) {
             .unwrap()
             .publish_until
             .unwrap()
-            > latchkey::time_now()
+            > clock.now()
     );
 }
 

@@ -8,8 +8,9 @@
 //! twice (it uses the next step's code, which the server accepts as drift, or waits).
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use latchkey::kernel::Clock;
 use latchkey::mfa::MfaPolicy;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -38,10 +39,13 @@ struct Authenticator {
     totp: TOTP,
     /// 30-second steps whose code was handed out already (the server refuses a replayed code).
     used: HashSet<u64>,
+    /// The server's clock: codes are computed for its time, and a test that has used every acceptable
+    /// code moves it to the next step instead of waiting for one.
+    clock: Clock,
 }
 
 impl Authenticator {
-    fn from_key(key: &str) -> Authenticator {
+    fn from_key(key: &str, clock: &Clock) -> Authenticator {
         let seed = Secret::Encoded(key.to_string())
             .to_bytes()
             .unwrap_or_else(|e| panic!("the key {key:?} is not base32: {e:?}"));
@@ -49,26 +53,27 @@ impl Authenticator {
         Authenticator {
             totp: TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, seed, None, String::new()),
             used: HashSet::new(),
+            clock: clock.clone(),
         }
     }
 
     /// The enrolment page's key (`Key: <code class="secret">…</code>`).
-    fn from_page(html: &str) -> Authenticator {
+    fn from_page(html: &str, clock: &Clock) -> Authenticator {
         let marker = "<code class=\"secret\">";
         let start = html
             .find(marker)
             .unwrap_or_else(|| panic!("no key on the enrolment page: {html}"))
             + marker.len();
         let end = html[start..].find("</code>").expect("closing </code>") + start;
-        Authenticator::from_key(&html[start..end])
+        Authenticator::from_key(&html[start..end], clock)
     }
 
     /// A code the server accepts now and has not seen: this step's, the next one's (accepted as drift),
-    /// or the previous one's while this step has a few seconds left; when all are used, waits for the
-    /// next step.
+    /// or the previous one's while this step has a few seconds left; when all are used, moves the
+    /// server's clock to the next step.
     async fn fresh_code(&mut self) -> String {
         loop {
-            let now = unix_now();
+            let now = self.clock.now() as u64;
             let step = now / 30;
             let left = 30 - now % 30;
             let mut candidates = vec![step, step + 1];
@@ -80,13 +85,13 @@ impl Authenticator {
                     return self.totp.generate(candidate * 30);
                 }
             }
-            tokio::time::sleep(Duration::from_secs(left + 1)).await;
+            self.clock.advance(left as i64 + 1);
         }
     }
 
     /// A 6-digit code that is valid for none of the steps the server could accept right now.
     fn wrong_code(&self, n: u32) -> String {
-        let now = unix_now();
+        let now = self.clock.now() as u64;
         let valid: Vec<String> = (0..4)
             .map(|i| self.totp.generate(now + i * 30 - 30))
             .collect();
@@ -260,7 +265,7 @@ async fn enrol_on_account(
     assert!(page.body.contains("<svg"), "a QR code: {}", page.body);
     let csrf = hidden_field(&page.body, "csrf");
     let enrolment = hidden_field(&page.body, "enrolment");
-    let mut auth = Authenticator::from_page(&page.body);
+    let mut auth = Authenticator::from_page(&page.body, &b.app.clock);
 
     let wrong = b
         .post_form(
@@ -530,7 +535,7 @@ async fn enrol_in_challenge(b: &mut Browser<'_>, fx: &Fixture) -> (Authenticator
         page.body
     );
     let enrolment = hidden_field(&page.body, "enrolment");
-    let mut auth = Authenticator::from_page(&page.body);
+    let mut auth = Authenticator::from_page(&page.body, &b.app.clock);
     let wrong = b
         .post_form(
             &fx.path("/login/mfa/enrol"),
@@ -784,13 +789,8 @@ async fn a_recovery_code_signs_in_once_and_a_new_set_replaces_the_old() {
     assert!(!other.cookies.contains_key(&session_cookie(&fx)));
 
     // New codes need a fresh second factor: once it is old, the session steps up first.
-    app.db
-        .exec(&format!(
-            "UPDATE sessions SET mfa_at = mfa_at - 3600 WHERE user_id = '{}'",
-            fx.user.id
-        ))
-        .await
-        .unwrap();
+    app.clock
+        .advance(fx.org.settings.mfa.step_up_minutes as i64 * 60 + 1);
     let csrf = account_csrf(&mut b, &fx).await;
     let renew = b
         .post_form(&fx.path("/account/mfa/recovery-codes"), &[("csrf", &csrf)])
@@ -821,7 +821,10 @@ async fn a_recovery_code_signs_in_once_and_a_new_set_replaces_the_old() {
     assert_eq!(credentials(&app, &fx, "recovery_code").await, 10);
     assert_eq!(audits(&app, &fx, "mfa.recovery_codes.generated").await, 1);
 
-    // An unused code of the old set no longer works; one of the new set does.
+    // An unused code of the old set no longer works; one of the new set does. (A new sign-in: the clock
+    // moved past the earlier challenge's lifetime.)
+    let mut other = at_challenge(&app, &fx).await;
+    let (_, other_csrf) = challenge_page(&mut other, &fx).await;
     let old = prove(&mut other, &fx, &other_csrf, "recovery", &codes[1]).await;
     assert_status(&old, StatusCode::UNAUTHORIZED, "old set");
     let new = prove(&mut other, &fx, &other_csrf, "recovery", &new_codes[0]).await;
@@ -913,12 +916,7 @@ async fn email_codes_sign_in_once_and_die_after_five_wrong_tries_or_expiry() {
     // An expired code fails.
     send_email_code(&app, &mut b, &fx, &csrf).await;
     let code = inbox.one(&app, &fx).await;
-    let expired = app
-        .db
-        .exec("UPDATE one_time_tokens SET expires_at = 0 WHERE purpose = 'mfa_email_code' AND consumed_at IS NULL")
-        .await
-        .unwrap();
-    assert_eq!(expired, 1);
+    app.clock.advance(latchkey::mfa::email_code::TTL_SECS + 1);
     let answer = prove(&mut b, &fx, &csrf, "email", &code).await;
     assert_status(&answer, StatusCode::UNAUTHORIZED, "expired email code");
     assert!(!b.cookies.contains_key(&session_cookie(&fx)));
@@ -1066,8 +1064,8 @@ async fn max_age_zero_and_prompt_login_ask_for_the_password_and_the_second_facto
         ("prompt=login", ("prompt", "login")),
     ] {
         // auth_time has a one-second resolution: let the session be older than max_age=0.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let before = unix_now() as i64;
+        app.clock.advance(2);
+        let before = app.clock.now();
         let p = pkce();
         let mut saw = vec![];
         authorize(
@@ -1103,13 +1101,8 @@ async fn changing_the_password_needs_a_recent_second_factor() {
 
     let mut b = mfa_session(&app, &fx, &mut auth).await;
     let session_before = b.cookies[&session_cookie(&fx)].clone();
-    app.db
-        .exec(&format!(
-            "UPDATE sessions SET mfa_at = mfa_at - 3600 WHERE user_id = '{}'",
-            fx.user.id
-        ))
-        .await
-        .unwrap();
+    app.clock
+        .advance(fx.org.settings.mfa.step_up_minutes as i64 * 60 + 1);
     let csrf = account_csrf(&mut b, &fx).await;
     let form = [
         ("csrf", csrf.as_str()),

@@ -2,8 +2,6 @@
 //! client library (`openidconnect`), refresh rotation, revocation, session_version, key rotation, metadata,
 //! CORS and the hosted browser flows (prompt, consent, first-party, ES256, logout).
 
-use std::time::Duration;
-
 use latchkey::apps::ClientType;
 use latchkey::audit::{Action, Actor, NewAuditEvent};
 use openidconnect::core::{
@@ -350,7 +348,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_new_tokens_use_the_prepublished
     assert!(!before_kids.contains(&rotation.next));
 
     // Make the server reload: a token naming the brand-new next kid, after the unknown-kid gap.
-    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    app.clock.advance(6);
     let (_, payload) = jwt_parts(&old_at);
     let trigger = hs256(
         &json!({"alg": "HS256", "typ": "at+jwt", "kid": rotation.next}),

@@ -1,8 +1,6 @@
 //! OAuth 2.0 / OpenID Connect: what must be refused, and how (SQLite only; the storage paths are the same
 //! as in `oauth.rs`, which runs on both backends).
 
-use std::time::Duration;
-
 use latchkey::apps::ClientType;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -196,7 +194,7 @@ async fn expired_code_is_invalid_grant() {
     let client = confidential_client(&app, &fx).await;
     let p = pkce();
     let code = sign_in_and_get_code(&app, &fx, &client, &p).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    app.clock.advance(6);
     let answer = redeem(&app, &fx, &client, &code, &p.verifier).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(oauth_error(&answer), "invalid_grant");

@@ -122,7 +122,7 @@ async fn max_age_zero_is_satisfied_by_the_sign_in_it_asked_for() {
     )
     .await;
     assert!(first.param("code").is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(2);
     let fresh = walk(
         &mut browser,
         &authorize_path(&fx, &client, SCOPE, Some(&p), &[("max_age", "0")]),

@@ -110,7 +110,7 @@ async fn a_cached_token_expires_on_time() {
     let (app, fx, client, provider) = setup().await;
 
     // A client-credentials token with two seconds to live, signed with the organization's active key.
-    let now = latchkey::time_now();
+    let now = app.clock.now();
     let keys = provider.keys.get(&app.services, &fx.org.id).await.unwrap();
     let claims = json!({
         "iss": fx.issuer(&app),
@@ -135,9 +135,7 @@ async fn a_cached_token_expires_on_time() {
     // With no user behind it, only the cache's organization and key checks keep it out of another one.
     let other = fixture(&app).await;
     assert!(active(&provider, &other, &token).await.is_none());
-    while latchkey::time_now() <= now + 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    app.clock.advance(3);
     assert!(
         active(&provider, &fx, &token).await.is_none(),
         "expired, although still in the cache"
@@ -156,6 +154,7 @@ async fn a_cached_token_of_a_withdrawn_key_is_inactive() {
     active(&provider, &fx, at).await.expect("cached and active");
     let (header, _) = jwt_parts(at);
     let kid = header["kid"].as_str().unwrap();
+    // No operation withdraws a key early yet: this is the operator editing the database by hand.
     app.db
         .exec(&format!(
             "UPDATE signing_keys SET state = 'retired', retired_at = 1, publish_until = 1 \
