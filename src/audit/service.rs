@@ -146,6 +146,12 @@ pub struct Checkpoint {
     pub mac: String,
 }
 
+impl crate::model::OrgOwned for Checkpoint {
+    fn org_id(&self) -> &OrgId {
+        &self.org_id
+    }
+}
+
 impl Checkpoint {
     fn signed_text(org_id: &str, seq: i64, head: &str, at: i64) -> String {
         json!([CHECKPOINT_LABEL, org_id, seq, head, at]).to_string()

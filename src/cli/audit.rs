@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::audit::{self};
 use crate::error::Error;
+use crate::model::OrgOwned;
 use crate::orgs;
 
 use super::CliDeps;
@@ -34,14 +35,14 @@ pub(super) async fn audit_command(
             let mut reports = Vec::new();
             for (org_id, label) in &targets {
                 let mut report = audit::service::verify_org_id(deps, org_id, label).await?;
-                for cp in checkpoints.iter().filter(|cp| cp.org_id == *org_id) {
+                for cp in checkpoints.iter().filter(|cp| cp.belongs_to(org_id)) {
                     audit::service::check_against(deps, &mut report, cp).await?;
                 }
                 reports.push(report);
             }
             if let Some(stray) = checkpoints
                 .iter()
-                .find(|cp| !targets.iter().any(|(id, _)| *id == cp.org_id))
+                .find(|cp| !targets.iter().any(|(id, _)| cp.belongs_to(id)))
                 && !single
             {
                 // A checkpointed organization that is gone entirely (no row, no head, no events).

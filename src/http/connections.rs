@@ -135,23 +135,27 @@ pub async fn serve(
                     drop(slot);
                 });
             }
-            Err(_) => {
-                if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                    tokio::spawn(async move {
-                        refuse(stream).await;
-                        drop(permit);
-                    });
-                }
-                tracing::warn!(
-                    max_connections = limits.max_connections,
-                    "connection refused: too many open connections"
-                );
-            }
+            Err(_) => refuse_over_capacity(stream, &refusals, limits.max_connections),
         }
     }
     drop(listener);
     // Every connection holds a slot until it ends; having them all back means every connection is done.
     let _ = slots.acquire_many(limits.max_connections as u32).await;
+}
+
+/// Every slot is taken: answers 503 in the background, unless too many refusals are in flight already
+/// (then the socket is simply closed).
+fn refuse_over_capacity(stream: TcpStream, refusals: &Arc<Semaphore>, max_connections: usize) {
+    if let Ok(permit) = refusals.clone().try_acquire_owned() {
+        tokio::spawn(async move {
+            refuse(stream).await;
+            drop(permit);
+        });
+    }
+    tracing::warn!(
+        max_connections,
+        "connection refused: too many open connections"
+    );
 }
 
 /// Answers 503 and closes, within a second. The request head is read first (an HTTP client does not

@@ -543,6 +543,8 @@ fn denied_redirect(state: &AppState, org: &Organization, req: &ValidRequest) -> 
     authorize::error_redirect(&issuer, uri, s, "access_denied", "the user denied access")
 }
 
+const CHOOSE_ALLOW_OR_DENY: &str = "Choose Allow or Deny.";
+
 pub async fn consent_submit(
     State(state): State<AppState>,
     Org(org): Org,
@@ -550,40 +552,34 @@ pub async fn consent_submit(
     headers: HeaderMap,
     PageForm(form): PageForm<ConsentForm>,
 ) -> PageResult {
+    let allow = match form.decision.as_deref() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => return Err(PageError::say(&org, Kind::BadRequest, CHOOSE_ALLOW_OR_DENY)),
+    };
     let req_id = form.req.unwrap_or_default();
     let (params, req, created_at) = load_request(&state, &org, Some(&req_id)).await?;
     let session = current_session(&state, &org, &headers)
         .await
         .map_err(|e| lookup_failed(&org, &e))?;
     let Some((_, user)) = session else {
-        return Ok(see_other(
-            &format!("/o/{}/login?req={req_id}", org.slug),
-            vec![],
-        ));
+        let login = format!("/o/{}/login?req={req_id}", org.slug);
+        return Ok(see_other(&login, vec![]));
     };
-    match form.decision.as_deref() {
-        Some("allow") => {
-            authorize::record_consent(&state.provider, &org, &req, &user, &client)
-                .await
-                .map_err(|e| failed_oauth(&org, "recording consent", &e))?;
-            let request = Request {
-                params: &params,
-                req: &req,
-                pending_id: Some(&req_id),
-                resumed_from: Some(created_at),
-            };
-            proceed(&state, &org, request, true, &headers, &client).await
-        }
-        Some("deny") => {
-            let _ = authorize::finish_pending(&state.provider, &org, &req_id).await;
-            Ok(see_other(&denied_redirect(&state, &org, &req), vec![]))
-        }
-        _ => Err(PageError::say(
-            &org,
-            Kind::BadRequest,
-            "Choose Allow or Deny.",
-        )),
+    if !allow {
+        let _ = authorize::finish_pending(&state.provider, &org, &req_id).await;
+        return Ok(see_other(&denied_redirect(&state, &org, &req), vec![]));
     }
+    authorize::record_consent(&state.provider, &org, &req, &user, &client)
+        .await
+        .map_err(|e| failed_oauth(&org, "recording consent", &e))?;
+    let request = Request {
+        params: &params,
+        req: &req,
+        pending_id: Some(&req_id),
+        resumed_from: Some(created_at),
+    };
+    proceed(&state, &org, request, true, &headers, &client).await
 }
 
 /// RP-initiated logout: the protocol is `oauth::logout`; this reads the request, asks for confirmation
@@ -606,19 +602,10 @@ pub async fn logout(
         let malformed = "The sign-out request was malformed.";
         return page_error(&org, StatusCode::BAD_REQUEST, malformed);
     };
-    let Ok(session) = current_session(&state, &org, &headers).await else {
-        return unavailable(&org);
+    let plan = match logout_plan(&state, &org, &headers, &params).await {
+        Ok(plan) => plan,
+        Err(refused) => return refused,
     };
-    let signed_in = session.as_ref().map(|(s, user)| logout::SignedIn {
-        user_id: &user.id,
-        session_id: &s.public_id,
-    });
-    let plan =
-        match logout::check(&state.provider, &org, &params, signed_in, state.deps.now()).await {
-            Ok(plan) => plan,
-            Err(LogoutError::Failed(e)) => return failed(&org, "checking the logout hint", &e),
-            Err(refused) => return page_error(&org, StatusCode::BAD_REQUEST, refused.message()),
-        };
     let config = state.deps.config();
     let cookie_name = pages::session_cookie_name(config, &org.slug);
     let session_token = pages::cookie_value(&headers, &cookie_name);
@@ -633,6 +620,27 @@ pub async fn logout(
         return failed(&org, "logout", &e);
     }
     signed_out(&org, &plan, pages::clear_cookie(config, &cookie_name))
+}
+
+/// What the logout request asks for, checked against the session it would end (if any).
+async fn logout_plan(
+    state: &AppState,
+    org: &Organization,
+    headers: &HeaderMap,
+    params: &LogoutParams,
+) -> Result<logout::Logout, Response> {
+    let Ok(session) = current_session(state, org, headers).await else {
+        return Err(unavailable(org));
+    };
+    let signed_in = session.as_ref().map(|(s, user)| logout::SignedIn {
+        user_id: &user.id,
+        session_id: &s.public_id,
+    });
+    match logout::check(&state.provider, org, params, signed_in, state.deps.now()).await {
+        Ok(plan) => Ok(plan),
+        Err(LogoutError::Failed(e)) => Err(failed(org, "checking the logout hint", &e)),
+        Err(refused) => Err(page_error(org, StatusCode::BAD_REQUEST, refused.message())),
+    }
 }
 
 /// The user confirmed on our own form: same origin, with its CSRF token.

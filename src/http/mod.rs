@@ -55,6 +55,7 @@ const DEGRADED: HeaderName = HeaderName::from_static("x-auth-degraded");
 pub fn router(state: AppState) -> Router {
     let config = state.deps.config().clone();
     let state_ephemeral = state.deps.ephemeral().clone();
+    let state_clock = state.deps.clock().clone();
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -217,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
 
     let edge_state = Edge {
+        clock: state_clock,
         ephemeral: state_ephemeral,
         hsts: config
             .is_https()
@@ -249,6 +251,8 @@ pub struct PeerAddr(pub SocketAddr);
 /// What [`edge`] needs.
 #[derive(Clone)]
 struct Edge {
+    /// Pins "now" for each request (see [`crate::kernel::Clock::pinned`]).
+    clock: crate::kernel::Clock,
     ephemeral: Arc<dyn crate::ephemeral::Ephemeral>,
     hsts: Option<HeaderValue>,
     timeout: Duration,
@@ -263,7 +267,7 @@ struct Edge {
 /// method and path only (query strings carry codes and tokens), and the client's address: behind a
 /// trusted proxy the one it forwarded (see [`crate::client_addr`]). That address replaces the socket's in
 /// `ConnectInfo`, so rate limits, lockouts, audit events and session records all see the client; the
-/// socket's peer stays available as [`PeerAddr`].
+/// socket's peer stays available as [`PeerAddr`]. The handler runs with "now" pinned at its start.
 async fn edge(
     axum::extract::State(edge): axum::extract::State<Edge>,
     mut request: Request<axum::body::Body>,
@@ -293,7 +297,9 @@ async fn edge(
     let started = std::time::Instant::now();
     let mut response = match tokio::time::timeout(
         edge.timeout,
-        next.run(request).instrument(span.clone()),
+        edge.clock
+            .pinned(next.run(request))
+            .instrument(span.clone()),
     )
     .await
     {

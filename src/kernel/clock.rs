@@ -1,6 +1,10 @@
 //! The clock domain operations read "now" from. Production uses the system clock; tests use a clock they
 //! can move forward, so an expiry or a lockout window is crossed by advancing the clock instead of
 //! rewriting timestamps in the database or sleeping.
+//!
+//! The HTTP edge runs each request inside [`Clock::pinned`], so every operation of one request sees the
+//! same "now": a session created at sign-in, its `auth_time`, the tokens minted for it and the checks on
+//! the way agree to the second, however long the password hash queued.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,6 +14,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 #[derive(Clone, Default)]
 pub struct Clock {
     offset: Option<Arc<AtomicI64>>,
+}
+
+tokio::task_local! {
+    /// "Now" for the request running on this task, set by [`Clock::pinned`].
+    static PINNED_NOW: i64;
 }
 
 impl Clock {
@@ -25,8 +34,22 @@ impl Clock {
         }
     }
 
-    /// Seconds since the Unix epoch: the unit of every stored timestamp.
+    /// Seconds since the Unix epoch: the unit of every stored timestamp. Inside [`Clock::pinned`], the
+    /// time the pinned work started.
     pub fn now(&self) -> i64 {
+        PINNED_NOW
+            .try_with(|now| *now)
+            .unwrap_or_else(|_| self.live())
+    }
+
+    /// Runs `work` with "now" fixed at the time it starts: every [`Clock::now`] on this task (not on
+    /// tasks it spawns) reads that time until `work` ends.
+    pub async fn pinned<F: std::future::Future>(&self, work: F) -> F::Output {
+        PINNED_NOW.scope(self.live(), work).await
+    }
+
+    /// The time right now, pinned or not.
+    fn live(&self) -> i64 {
         let system = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -60,6 +83,21 @@ impl std::fmt::Debug for Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_pinned_clock_reads_one_time_for_the_whole_of_the_work() {
+        let clock = Clock::adjustable();
+        let inside = clock.clone();
+        let (first, later) = clock
+            .pinned(async move {
+                let first = inside.now();
+                inside.advance(120);
+                (first, inside.now())
+            })
+            .await;
+        assert_eq!(first, later, "one time for the whole request");
+        assert!(clock.now() >= first + 120, "outside, time has moved on");
+    }
 
     #[test]
     fn an_adjustable_clock_moves_forward_for_every_clone() {

@@ -15,6 +15,7 @@
 use super::Factors;
 use crate::error::{Error, Result};
 use crate::kernel::{OrgId, SessionId, UserId};
+use crate::model::OrgOwned;
 use crate::model::orgs::Organization;
 use crate::model::sessions::Session;
 use crate::model::users::User;
@@ -69,7 +70,7 @@ pub fn prove(
         .credentials
         .iter()
         .any(|c| c.user_id != session.user_id);
-    if session.org_id != org.id || someone_elses {
+    if !session.belongs_to(&org.id) || someone_elses {
         return Err(StepUpRequired);
     }
     let window = org.settings.mfa.step_up_minutes as i64 * 60;
@@ -92,7 +93,7 @@ pub(super) fn for_enrolment_challenge(
     user: &User,
     factors: &Factors,
 ) -> std::result::Result<StepUp, StepUpRequired> {
-    if user.org_id != org.id || factors.enrolled() {
+    if !user.belongs_to(&org.id) || factors.enrolled() {
         return Err(StepUpRequired);
     }
     Ok(StepUp {
@@ -102,11 +103,17 @@ pub(super) fn for_enrolment_challenge(
     })
 }
 
+impl OrgOwned for StepUp {
+    fn org_id(&self) -> &OrgId {
+        &self.org_id
+    }
+}
+
 impl StepUp {
     /// Refuses a proof made for another organization or user. A mismatch is a bug in the caller, not
     /// a client mistake, hence an internal error.
     pub(crate) fn check(&self, org: &Organization, user: &User) -> Result<()> {
-        if self.org_id != org.id || self.user_id != user.id || user.org_id != org.id {
+        if !self.belongs_to(&org.id) || self.user_id != user.id || !user.belongs_to(&org.id) {
             return Err(Error::Internal(
                 "step-up proof made for another user".into(),
             ));

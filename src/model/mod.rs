@@ -11,3 +11,34 @@ pub mod orgs;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+
+use crate::kernel::OrgId;
+
+/// A record that belongs to exactly one organization. The store's door already filters by organization;
+/// a domain rule that binds a proof to an organization (a step-up proof, say) asks the record itself, so
+/// the comparison is written once, here.
+pub trait OrgOwned {
+    fn org_id(&self) -> &OrgId;
+
+    fn belongs_to(&self, org: &OrgId) -> bool {
+        self.org_id() == org
+    }
+}
+
+macro_rules! org_owned {
+    ($($record:ty),* $(,)?) => {
+        $(impl OrgOwned for $record {
+            fn org_id(&self) -> &OrgId {
+                &self.org_id
+            }
+        })*
+    };
+}
+
+org_owned!(
+    sessions::Session,
+    users::User,
+    apps::Application,
+    grants::Grant,
+    audit::AuditEvent,
+);

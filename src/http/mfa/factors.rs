@@ -44,13 +44,8 @@ pub async fn remove_submit(
     Client(client): Client,
     form: SessionForm<FactorForm>,
 ) -> PageResult {
-    let Some(kind) = form.form.kind() else {
-        return Err(PageError::say(
-            &org,
-            Kind::BadRequest,
-            "Unknown verification method.",
-        ));
-    };
+    let unknown = || PageError::say(&org, Kind::BadRequest, "Unknown verification method.");
+    let kind = form.form.kind().ok_or_else(unknown)?;
     let (factors, proof) = sensitive(&state, &org, &form).await?;
     let SessionForm { form, me } = form;
     let credential_id = form
@@ -69,16 +64,15 @@ pub async fn remove_submit(
         &client,
     )
     .await;
+    let removed = format!("{}?done=factor-removed", account_path(&org));
     match removal {
-        Ok(true) => {}
-        Ok(false) => return Ok(see_other(&account_path(&org), vec![])),
+        Ok(true) => Ok(see_other(&removed, vec![])),
+        Ok(false) => Ok(see_other(&account_path(&org), vec![])),
         Err(mfa::RemoveError::LastRequiredFactor) => {
-            return Err(PageError::page(Kind::Conflict, views::cannot_remove(&org)));
+            Err(PageError::page(Kind::Conflict, views::cannot_remove(&org)))
         }
-        Err(mfa::RemoveError::Other(e)) => return Err(PageError::failed(&org, &e)),
+        Err(mfa::RemoveError::Other(e)) => Err(PageError::failed(&org, &e)),
     }
-    let location = format!("{}?done=factor-removed", account_path(&org));
-    Ok(see_other(&location, vec![]))
 }
 
 pub async fn email_enable_submit(
