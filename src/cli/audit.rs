@@ -134,14 +134,7 @@ async fn audit_targets(
         let org = orgs::find(deps, slug).await?;
         return Ok(vec![(org.id, org.slug)]);
     }
-    let slugs: std::collections::HashMap<String, String> = deps
-        .db()
-        .system()
-        .list_orgs()
-        .await?
-        .into_iter()
-        .map(|org| (org.id.into_string(), org.slug))
-        .collect();
+    let slugs = super::org_slugs(deps).await?;
     Ok(deps
         .db()
         .system()

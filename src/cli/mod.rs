@@ -111,6 +111,20 @@ pub(crate) async fn run(
     }
 }
 
+/// Every organization's slug by its id, for commands that print rows of several organizations.
+async fn org_slugs(
+    deps: &impl CliDeps,
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    Ok(deps
+        .db()
+        .system()
+        .list_orgs()
+        .await?
+        .into_iter()
+        .map(|org| (org.id.into_string(), org.slug))
+        .collect())
+}
+
 fn read_password() -> Result<String, String> {
     let mut input = String::new();
     std::io::stdin()

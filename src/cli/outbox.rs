@@ -37,14 +37,7 @@ pub(super) async fn outbox_command(
     cmd: OutboxCommand,
     out: &Output,
 ) -> Result<ExitCode, Error> {
-    let slugs: std::collections::HashMap<String, String> = deps
-        .db()
-        .system()
-        .list_orgs()
-        .await?
-        .into_iter()
-        .map(|org| (org.id.into_string(), org.slug))
-        .collect();
+    let slugs = super::org_slugs(deps).await?;
     let slug_of = |org_id: &str| slugs.get(org_id).map(String::as_str);
     match cmd {
         OutboxCommand::List { org, limit } => {
