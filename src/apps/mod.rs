@@ -184,6 +184,8 @@ pub async fn create(
         client_secret_hash: client_secret
             .as_deref()
             .map(|s| deps.secrets().token_hash(s)),
+        previous_secret_hash: None,
+        previous_secret_valid_until: None,
         redirect_uris,
         post_logout_redirect_uris,
         grant_types,
@@ -241,14 +243,25 @@ pub async fn update(
     Ok(app)
 }
 
-/// Gives a confidential application a new client secret (256 bits, returned this once) and replaces the
-/// stored hash, so the old secret is refused from the next request on.
+/// The longest overlap a rotation may give the secret it replaces.
+pub const MAX_SECRET_GRACE_SECS: u64 = 7 * 86_400;
+
+/// Gives a confidential application a new client secret (256 bits, returned this once). The old secret
+/// keeps working for `grace_secs` (at most [`MAX_SECRET_GRACE_SECS`]) so the client can switch without
+/// downtime; with no grace it is refused from the next request on.
 pub async fn rotate_secret(
     deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
     client_id: &str,
+    grace_secs: u64,
 ) -> Result<(Application, String)> {
+    if grace_secs > MAX_SECRET_GRACE_SECS {
+        return Err(Error::invalid(
+            "grace_period_secs",
+            format!("must be at most {MAX_SECRET_GRACE_SECS} seconds (7 days)"),
+        ));
+    }
     let client_id = client_id.trim();
     let unknown = || {
         Error::NotFound(format!(
@@ -271,13 +284,22 @@ pub async fn rotate_secret(
     let secret = crypto::random_token();
     let hash = deps.secrets().token_hash(&secret);
     let now = deps.now();
+    let previous_valid_until = (grace_secs > 0).then(|| now + grace_secs as i64);
     let audit = NewAuditEvent::new(&org.id, actor, Action::AppSecretRotated)
         .target("application", &app.id)
-        .change(None, Some(serde_json::json!({"client_id": app.client_id})));
+        .change(
+            None,
+            Some(serde_json::json!({
+                "client_id": app.client_id,
+                "previous_secret_valid_until": previous_valid_until,
+            })),
+        );
     deps.db()
         .tenant(&org.id)
-        .replace_client_secret(&app.id, &hash, now, &audit)
+        .replace_client_secret(&app.id, &hash, now, previous_valid_until, &audit)
         .await?;
+    app.previous_secret_hash = previous_valid_until.and(app.client_secret_hash.take());
+    app.previous_secret_valid_until = previous_valid_until;
     app.client_secret_hash = Some(hash);
     app.updated_at = now;
     Ok((app, secret))

@@ -81,15 +81,26 @@ pub(super) async fn app_command(
                 )
             });
         }
-        AppCommand::RotateSecret { org, client_id } => {
+        AppCommand::RotateSecret {
+            org,
+            client_id,
+            grace_secs,
+        } => {
             let org = orgs::find(deps, &org).await?;
             let (app, secret) =
-                apps::rotate_secret(deps, &Actor::operator(), &org, &client_id).await?;
+                apps::rotate_secret(deps, &Actor::operator(), &org, &client_id, grace_secs)
+                    .await?;
+            let old_until = app.previous_secret_valid_until;
+            let old = match old_until {
+                Some(until) => format!("keeps working until {until} (Unix time)"),
+                None => "is refused within 5 seconds".into(),
+            };
             out.show(
-                &json!({"client_id": app.client_id, "name": app.name, "client_secret": secret}),
+                &json!({"client_id": app.client_id, "name": app.name, "client_secret": secret,
+                        "previous_secret_valid_until": old_until}),
                 |_| {
                     format!(
-                        "new client secret for {} ({})\nclient_secret: {secret}\n(shown this once; the old secret is refused within 5 seconds)",
+                        "new client secret for {} ({})\nclient_secret: {secret}\n(shown this once; the old secret {old})",
                         app.name, app.client_id
                     )
                 },

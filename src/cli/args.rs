@@ -189,6 +189,9 @@ pub(crate) enum AppCommand {
         org: String,
         #[arg(long)]
         client_id: String,
+        /// Keep the old secret working for this many seconds (at most 604800, 7 days).
+        #[arg(long, default_value_t = 0)]
+        grace_secs: u64,
     },
 }
 

@@ -167,6 +167,14 @@ typed_id!(
     /// A queued email: `eml_…`.
     EmailId, "eml"
 );
+typed_id!(
+    /// An organization's admin API key: `akey_…` (the id, not the secret).
+    ApiKeyId, "akey"
+);
+typed_id!(
+    /// A pending invitation to an organization's team: `inv_…`.
+    InvitationId, "inv"
+);
 
 #[cfg(test)]
 mod tests {

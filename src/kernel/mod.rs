@@ -4,4 +4,7 @@ pub mod clock;
 pub mod ids;
 
 pub use clock::Clock;
-pub use ids::{AppId, ClientId, CredentialId, EmailId, GrantId, KeyId, OrgId, SessionId, UserId};
+pub use ids::{
+    ApiKeyId, AppId, ClientId, CredentialId, EmailId, GrantId, InvitationId, KeyId, OrgId, SessionId,
+    UserId,
+};

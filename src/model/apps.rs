@@ -89,6 +89,11 @@ pub struct Application {
     pub client_type: ClientType,
     #[serde(skip)]
     pub client_secret_hash: Option<Vec<u8>>,
+    /// The secret a rotation replaced, accepted until `previous_secret_valid_until` (the overlap that
+    /// lets a client deploy its new secret without downtime).
+    #[serde(skip)]
+    pub previous_secret_hash: Option<Vec<u8>>,
+    pub previous_secret_valid_until: Option<i64>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::AuditKeys;
-use crate::kernel::{ClientId, OrgId, UserId};
+use crate::kernel::{ApiKeyId, ClientId, OrgId, UserId};
 use crate::model::sessions::ClientInfo;
 use crate::model::users::User;
 
@@ -45,6 +45,8 @@ pub enum ActorKind {
     Client,
     /// An admin API key.
     ApiKey,
+    /// A staff member (a user of the staff organization) administering an organization.
+    Staff,
     /// Latchkey itself: scheduled rotation, chain maintenance.
     System,
 }
@@ -57,6 +59,7 @@ impl ActorKind {
             ActorKind::Anonymous => "anonymous",
             ActorKind::Client => "client",
             ActorKind::ApiKey => "api_key",
+            ActorKind::Staff => "staff",
             ActorKind::System => "system",
         }
     }
@@ -117,6 +120,27 @@ impl Actor {
         }
     }
 
+    /// A staff member acting in an organization, with their role there.
+    pub fn staff(
+        staff_id: &UserId,
+        role: &str,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    ) -> Self {
+        Actor {
+            role: Some(role.into()),
+            ..Self::from(ActorKind::Staff, Some(staff_id.to_string()), ip, user_agent)
+        }
+    }
+
+    /// An admin API key, by id; its role is `api_key` and its scopes are in the key's own record.
+    pub fn api_key(key_id: &ApiKeyId, ip: Option<String>, user_agent: Option<String>) -> Self {
+        Actor {
+            role: Some("api_key".into()),
+            ..Self::from(ActorKind::ApiKey, Some(key_id.to_string()), ip, user_agent)
+        }
+    }
+
     pub fn system() -> Self {
         Self::from(ActorKind::System, Some("latchkey".into()), None, None)
     }
@@ -130,6 +154,21 @@ pub fn user_actor(user: &User, client: &ClientInfo) -> Actor {
 /// The actor for a request from someone not signed in.
 pub fn anonymous_actor(client: &ClientInfo) -> Actor {
     Actor::anonymous(client.ip.clone(), client.user_agent.clone())
+}
+
+/// Which events an audit listing returns; every field narrows it, `None` leaves it open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The stored action name (`user.created`).
+    pub action: Option<String>,
+    /// The actor's id (a user id, an API key id, `cli:root`).
+    pub actor: Option<String>,
+    /// Events about this user or by them.
+    pub user: Option<UserId>,
+    /// `at >= since` (Unix seconds).
+    pub since: Option<i64>,
+    /// `at < until`.
+    pub until: Option<i64>,
 }
 
 /// Declares [`Action`] with the stable dotted name each variant is stored (and hashed) under.
@@ -209,6 +248,29 @@ actions! {
     TokenRevoked => "token.revoked",
     TokenCodeReuseDetected => "token.code_reuse_detected",
     TokenRefreshReuseDetected => "token.refresh_reuse_detected",
+    OrgDeleted => "org.deleted",
+    AppDeleted => "app.deleted",
+    UserDeleted => "user.deleted",
+    /// An administrator removed a user's second factors.
+    UserFactorsReset => "user.factors_reset",
+    /// An administrator bumped a user's session_version (every token and session ends).
+    UserSessionVersionBumped => "user.session_version_bumped",
+    StaffCreated => "staff.created",
+    StaffSetupLinkIssued => "staff.setup_link_issued",
+    MemberAdded => "member.added",
+    MemberRoleChanged => "member.role_changed",
+    MemberRemoved => "member.removed",
+    InvitationSent => "invitation.sent",
+    InvitationRevoked => "invitation.revoked",
+    InvitationAccepted => "invitation.accepted",
+    ApiKeyCreated => "api_key.created",
+    ApiKeyRotated => "api_key.rotated",
+    ApiKeyRevoked => "api_key.revoked",
+    /// Someone read the audit log through the admin API (reading is itself audited).
+    AuditRead => "audit.read",
+    AuditExported => "audit.exported",
+    /// An admin API request refused for want of a role or scope.
+    AccessDenied => "access.denied",
 }
 
 impl std::fmt::Display for Action {

@@ -10,6 +10,7 @@ pub mod onetime;
 pub mod orgs;
 pub mod sessions;
 pub mod settings;
+pub mod staff;
 pub mod users;
 
 use crate::kernel::OrgId;
@@ -41,4 +42,7 @@ org_owned!(
     apps::Application,
     grants::Grant,
     audit::AuditEvent,
+    staff::ApiKey,
+    staff::Invitation,
+    staff::StaffMember,
 );

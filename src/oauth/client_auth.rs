@@ -129,9 +129,17 @@ pub async fn authenticate(
             ClientType::Confidential,
             Presented::Basic { secret, .. } | Presented::Post { secret, .. },
         ) => {
+            // The current secret, or the one a rotation replaced while its overlap lasts.
+            let now = provider.deps.now();
             let matches = |app: &Application| {
+                let secrets = provider.deps.secrets();
                 let stored = app.client_secret_hash.as_deref().unwrap_or_default();
-                provider.deps.secrets().token_matches(secret, stored)
+                let previous = app
+                    .previous_secret_hash
+                    .as_deref()
+                    .filter(|_| app.previous_secret_valid_until.is_some_and(|until| now < until));
+                secrets.token_matches(secret, stored)
+                    | previous.is_some_and(|hash| secrets.token_matches(secret, hash))
             };
             if matches(&app) {
                 return Ok(app);

@@ -4,7 +4,8 @@ use super::prelude::{AppId, Application, NewAuditEvent};
 use super::{OrgStore, StoreResult, dispatch};
 
 pub(super) const APP_COLUMNS: &str = "id, org_id, client_id, name, client_type, client_secret_hash, redirect_uris, \
-     post_logout_redirect_uris, grant_types, cors_origins, first_party, settings, created_at, updated_at";
+     post_logout_redirect_uris, grant_types, cors_origins, first_party, settings, created_at, updated_at, \
+     previous_secret_hash, previous_secret_valid_until";
 
 macro_rules! app_queries {
     ($store:ty, $db:ty, $row:ty) => {
@@ -24,6 +25,8 @@ macro_rules! app_queries {
                         client_type: ClientType::parse(&client_type)
                             .ok_or_else(|| StoreError::Corrupt(format!("applications.client_type {client_type:?}")))?,
                         client_secret_hash: row.try_get("client_secret_hash")?,
+                        previous_secret_hash: row.try_get("previous_secret_hash")?,
+                        previous_secret_valid_until: row.try_get("previous_secret_valid_until")?,
                         redirect_uris: parse_json("applications.redirect_uris", &row.try_get::<String, _>("redirect_uris")?)?,
                         post_logout_redirect_uris: parse_json(
                             "applications.post_logout_redirect_uris",
@@ -47,7 +50,7 @@ macro_rules! app_queries {
                     let grants: Vec<&str> = app.grant_types.iter().map(|g| g.as_str()).collect();
                     sqlx::query(&format!(
                         "INSERT INTO applications ({APP_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                     ))
                     .bind(&app.id)
                     .bind(org)
@@ -63,6 +66,8 @@ macro_rules! app_queries {
                     .bind(serde_json::to_string(&app.settings).unwrap_or_else(|_| "{}".into()))
                     .bind(app.created_at)
                     .bind(app.updated_at)
+                    .bind(&app.previous_secret_hash)
+                    .bind(app.previous_secret_valid_until)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| conflict_or(e, "an application with this client_id"))?;
@@ -88,6 +93,22 @@ macro_rules! app_queries {
                     .fetch_all(self.read_pool())
                     .await?;
                     rows.iter().map(Self::app_from_row).collect()
+                }
+
+                pub(in crate::storage) async fn delete_app(&self, org: &OrgId, app_id: &AppId, audit: &NewAuditEvent) -> StoreResult<bool> {
+                    let mut tx = self.write_pool().begin().await?;
+                    let gone = sqlx::query("DELETE FROM applications WHERE id = $1 AND org_id = $2")
+                        .bind(app_id)
+                        .bind(org)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if gone == 0 {
+                        return Ok(false);
+                    }
+                    Self::append_audit_tx(&mut tx, &self.sealing, org, audit).await?;
+                    tx.commit().await?;
+                    Ok(true)
                 }
 
                 pub(in crate::storage) async fn update_app(&self, org: &OrgId, app: &Application, audit: &NewAuditEvent) -> StoreResult<()> {
@@ -122,16 +143,22 @@ macro_rules! app_queries {
                     app_id: &AppId,
                     secret_hash: &[u8],
                     now: i64,
+                    previous_valid_until: Option<i64>,
                     audit: &NewAuditEvent,
                 ) -> StoreResult<()> {
                     let mut tx = self.write_pool().begin().await?;
+                    // With an overlap the old secret moves aside and keeps working until then.
                     let changed = sqlx::query(
-                        "UPDATE applications SET client_secret_hash = $3, updated_at = $4 WHERE id = $1 AND org_id = $2",
+                        "UPDATE applications SET \
+                         previous_secret_hash = CASE WHEN $5 > $4 THEN client_secret_hash ELSE NULL END, \
+                         previous_secret_valid_until = CASE WHEN $5 > $4 THEN $5 ELSE NULL END, \
+                         client_secret_hash = $3, updated_at = $4 WHERE id = $1 AND org_id = $2",
                     )
                     .bind(app_id)
                     .bind(org)
                     .bind(secret_hash)
                     .bind(now)
+                    .bind(previous_valid_until.unwrap_or(0))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -173,11 +200,17 @@ impl OrgStore<'_> {
         app_id: &AppId,
         secret_hash: &[u8],
         now: i64,
+        previous_valid_until: Option<i64>,
         audit: &NewAuditEvent,
     ) -> StoreResult<()> {
         dispatch!(
             self.backend,
-            replace_client_secret(self.org, app_id, secret_hash, now, audit)
+            replace_client_secret(self.org, app_id, secret_hash, now, previous_valid_until, audit)
         )
+    }
+
+    /// Deletes an application with its grants and tokens; false when there is none.
+    pub async fn delete_app(&self, app_id: &AppId, audit: &NewAuditEvent) -> StoreResult<bool> {
+        dispatch!(self.backend, delete_app(self.org, app_id, audit))
     }
 }

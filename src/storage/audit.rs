@@ -1,7 +1,7 @@
 //! The audit log: one hash chain per organization. An organization appends to and reads its own chain;
 //! the audit writer's group commit and the start-up upgrade work across chains through the system door.
 
-use super::prelude::{AuditEvent, NewAuditEvent, OrgId};
+use super::prelude::{AuditEvent, AuditFilter, NewAuditEvent, OrgId};
 use super::{OrgStore, StoreResult, SystemStore, dispatch};
 
 pub(super) const AUDIT_COLUMNS: &str = "org_id, seq, at, actor_type, actor_id, actor_role, ip, user_agent, action, \
@@ -142,6 +142,47 @@ macro_rules! audit_queries {
                     Ok(sealed)
                 }
 
+                /// One page of this organization's events matching `filter`, in `seq` order after (or,
+                /// newest first, before) the cursor `from`.
+                pub(in crate::storage) async fn audit_page(
+                    &self,
+                    org: &OrgId,
+                    filter: &AuditFilter,
+                    from: Option<i64>,
+                    newest_first: bool,
+                    limit: i64,
+                ) -> StoreResult<Vec<AuditEvent>> {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE org_id = "));
+                    query.push_bind(org);
+                    if let Some(from) = from {
+                        query.push(if newest_first { " AND seq < " } else { " AND seq > " }).push_bind(from);
+                    }
+                    if let Some(action) = &filter.action {
+                        query.push(" AND action = ").push_bind(action.clone());
+                    }
+                    if let Some(actor) = &filter.actor {
+                        query.push(" AND actor_id = ").push_bind(actor.clone());
+                    }
+                    if let Some(user) = &filter.user {
+                        query
+                            .push(" AND ((target_type = 'user' AND target_id = ")
+                            .push_bind(user.to_string())
+                            .push(") OR (actor_type = 'user' AND actor_id = ")
+                            .push_bind(user.to_string())
+                            .push("))");
+                    }
+                    if let Some(since) = filter.since {
+                        query.push(" AND at >= ").push_bind(since);
+                    }
+                    if let Some(until) = filter.until {
+                        query.push(" AND at < ").push_bind(until);
+                    }
+                    query.push(if newest_first { " ORDER BY seq DESC LIMIT " } else { " ORDER BY seq LIMIT " });
+                    query.push_bind(limit);
+                    let rows = query.build().fetch_all(self.read_pool()).await?;
+                    rows.iter().map(Self::audit_from_row).collect()
+                }
+
                 pub(in crate::storage) async fn append_audit_batch(&self, events: &[NewAuditEvent]) -> StoreResult<()> {
                     // One chain per organization; order within each is kept.
                     let mut by_org: Vec<(&OrgId, Vec<&NewAuditEvent>)> = Vec::new();
@@ -228,6 +269,20 @@ impl OrgStore<'_> {
     /// This organization's events with `seq > after_seq`, oldest first.
     pub async fn audit_events(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEvent>> {
         dispatch!(self.backend, audit_events(self.org, after_seq, limit))
+    }
+
+    /// A page of this organization's events that match `filter` (see `audit_page` in the macro).
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        from: Option<i64>,
+        newest_first: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEvent>> {
+        dispatch!(
+            self.backend,
+            audit_page(self.org, filter, from, newest_first, limit)
+        )
     }
 
     /// The last seq and hash of this organization's chain.

@@ -27,6 +27,11 @@ pub(super) const SQLITE: &[Migration] = &[
         name: "0004_sealed_outbox_keyed_audit",
         sql: include_str!("../../migrations/sqlite/0004_sealed_outbox_keyed_audit.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_control_plane",
+        sql: include_str!("../../migrations/sqlite/0005_control_plane.sql"),
+    },
 ];
 
 pub(super) const POSTGRES: &[Migration] = &[
@@ -49,6 +54,11 @@ pub(super) const POSTGRES: &[Migration] = &[
         version: 4,
         name: "0004_sealed_outbox_keyed_audit",
         sql: include_str!("../../migrations/postgres/0004_sealed_outbox_keyed_audit.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_control_plane",
+        sql: include_str!("../../migrations/postgres/0005_control_plane.sql"),
     },
 ];
 

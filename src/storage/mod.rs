@@ -27,6 +27,7 @@ mod outbox;
 pub mod postgres;
 mod sessions;
 pub mod sqlite;
+mod staff;
 mod users;
 
 use std::sync::Arc;
@@ -214,7 +215,7 @@ mod prelude {
     pub(super) use crate::kernel::*;
     pub(super) use crate::model::apps::{Application, ClientType, GrantType};
     pub(super) use crate::model::audit::{
-        AuditEvent, GENESIS_HASH, NewAuditEvent, chain_keyed_event,
+        AuditEvent, AuditFilter, GENESIS_HASH, NewAuditEvent, chain_keyed_event,
     };
     pub(super) use crate::model::email::{OutboxEntry, OutgoingEmail, body_aad};
     pub(super) use crate::model::grants::{AuthorizationCode, Grant, RefreshToken};
@@ -222,6 +223,7 @@ mod prelude {
     pub(super) use crate::model::onetime::{OneTimeToken, VERIFY_EMAIL_PURPOSE};
     pub(super) use crate::model::orgs::{Organization, Role};
     pub(super) use crate::model::sessions::Session;
+    pub(super) use crate::model::staff::{ApiKey, Invitation, Membership, StaffMember};
     pub(super) use crate::model::users::{Credential, CredentialKind, Member, User};
     pub(super) use sqlx::Row as _;
 }

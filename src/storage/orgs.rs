@@ -71,6 +71,34 @@ macro_rules! org_queries {
                     rows.iter().map(Self::org_from_row).collect()
                 }
 
+                pub(in crate::storage) async fn orgs_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<Organization>> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {ORG_COLUMNS} FROM organizations WHERE slug > $1 ORDER BY slug LIMIT $2"
+                    ))
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(self.read_pool())
+                    .await?;
+                    rows.iter().map(Self::org_from_row).collect()
+                }
+
+                /// Deletes an organization and, by cascade, everything it owns but its audit log (append-only,
+                /// kept so its history stays verifiable). `audit` goes into its chain first.
+                pub(in crate::storage) async fn delete_org(&self, tenant: &OrgId, audit: &NewAuditEvent) -> StoreResult<bool> {
+                    let mut tx = self.write_pool().begin().await?;
+                    Self::append_audit_tx(&mut tx, &self.sealing, tenant, audit).await?;
+                    let gone = sqlx::query("DELETE FROM organizations WHERE id = $1")
+                        .bind(tenant)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if gone == 0 {
+                        return Ok(false);
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
                 pub(in crate::storage) async fn update_org(
                     &self,
                     tenant: &OrgId,
@@ -125,11 +153,21 @@ impl SystemStore<'_> {
     pub async fn list_orgs(&self) -> StoreResult<Vec<Organization>> {
         dispatch!(self.backend, list_orgs())
     }
+
+    /// Up to `limit` organizations by slug after the slug `after`.
+    pub async fn orgs_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<Organization>> {
+        dispatch!(self.backend, orgs_page(after, limit))
+    }
 }
 
 impl OrgStore<'_> {
     /// Replaces this organization's name and settings.
     pub async fn update_org(&self, org: &Organization, audit: &NewAuditEvent) -> StoreResult<()> {
         dispatch!(self.backend, update_org(self.org, org, audit))
+    }
+
+    /// Deletes this organization and everything it owns except its audit log; false when already gone.
+    pub async fn delete_org(&self, audit: &NewAuditEvent) -> StoreResult<bool> {
+        dispatch!(self.backend, delete_org(self.org, audit))
     }
 }

@@ -103,3 +103,4 @@ super::grants::grant_queries!(PgStore, sqlx::Postgres, PgRow);
 super::keys::key_queries!(PgStore, sqlx::Postgres, PgRow);
 super::outbox::outbox_queries!(PgStore, sqlx::Postgres, PgRow);
 super::audit::audit_queries!(PgStore, sqlx::Postgres, PgRow);
+super::staff::staff_queries!(PgStore, sqlx::Postgres, PgRow);

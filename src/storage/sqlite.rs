@@ -211,3 +211,4 @@ super::grants::grant_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
 super::keys::key_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
 super::outbox::outbox_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
 super::audit::audit_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::staff::staff_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);

@@ -11,7 +11,7 @@ macro_rules! user_queries {
     ($store:ty, $db:ty, $row:ty) => {
         const _: () = {
             use $crate::storage::prelude::*;
-            use $crate::storage::users::USER_COLUMNS;
+            use $crate::storage::users::{USER_COLUMNS, prefix_end};
             type Tx<'a> = sqlx::Transaction<'a, $db>;
 
             impl $store {
@@ -121,6 +121,55 @@ macro_rules! user_queries {
                     .fetch_all(self.read_pool())
                     .await?;
                     rows.iter().map(Self::user_from_row).collect()
+                }
+
+                /// One page of the organization's users in email order, after `after` (the last email of
+                /// the previous page), optionally only those whose email starts with `prefix`. The range on
+                /// the (org_id, email_normalized) index keeps a deep page as cheap as the first.
+                pub(in crate::storage) async fn users_page(
+                    &self,
+                    org: &OrgId,
+                    after: Option<&str>,
+                    prefix: Option<&str>,
+                    limit: i64,
+                ) -> StoreResult<Vec<User>> {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE org_id = "));
+                    query.push_bind(org);
+                    if let Some(after) = after {
+                        query.push(" AND email_normalized > ").push_bind(after);
+                    }
+                    if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+                        query.push(" AND email_normalized >= ").push_bind(prefix);
+                        if let Some(end) = prefix_end(prefix) {
+                            query.push(" AND email_normalized < ").push_bind(end);
+                        }
+                        query
+                            .push(" AND substr(email_normalized, 1, ")
+                            .push_bind(prefix.chars().count() as i32)
+                            .push(") = ")
+                            .push_bind(prefix);
+                    }
+                    query.push(" ORDER BY email_normalized LIMIT ").push_bind(limit);
+                    let rows = query.build().fetch_all(self.read_pool()).await?;
+                    rows.iter().map(Self::user_from_row).collect()
+                }
+
+                /// Deletes a user with everything that hangs off them (credentials, sessions, grants,
+                /// consents); false when there is no such user in this organization.
+                pub(in crate::storage) async fn delete_user(&self, org: &OrgId, user_id: &UserId, audit: &NewAuditEvent) -> StoreResult<bool> {
+                    let mut tx = self.write_pool().begin().await?;
+                    let gone = sqlx::query("DELETE FROM users WHERE id = $1 AND org_id = $2")
+                        .bind(user_id)
+                        .bind(org)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if gone == 0 {
+                        return Ok(false);
+                    }
+                    Self::append_audit_tx(&mut tx, &self.sealing, org, audit).await?;
+                    tx.commit().await?;
+                    Ok(true)
                 }
 
                 pub(in crate::storage) async fn member_role(&self, org: &OrgId, user_id: &UserId) -> StoreResult<Option<Role>> {
@@ -343,6 +392,21 @@ impl OrgStore<'_> {
         dispatch!(self.backend, list_users(self.org))
     }
 
+    /// Up to `limit` users in email order after the email `after`, those starting with `prefix` only.
+    pub async fn users_page(
+        &self,
+        after: Option<&str>,
+        prefix: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<User>> {
+        dispatch!(self.backend, users_page(self.org, after, prefix, limit))
+    }
+
+    /// Deletes the user and what hangs off them; false when there is none.
+    pub async fn delete_user(&self, user_id: &UserId, audit: &NewAuditEvent) -> StoreResult<bool> {
+        dispatch!(self.backend, delete_user(self.org, user_id, audit))
+    }
+
     /// The user's role in this organization, if a member.
     pub async fn member_role(&self, user_id: &UserId) -> StoreResult<Option<Role>> {
         dispatch!(self.backend, member_role(self.org, user_id))
@@ -420,4 +484,17 @@ impl OrgStore<'_> {
             verify_email(self.org, token_hash, user_id, now, audit)
         )
     }
+}
+
+/// The smallest string greater than every string starting with `prefix`: its last character incremented
+/// (`None` when that is not possible, and the range is then open-ended).
+pub(super) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }

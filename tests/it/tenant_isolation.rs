@@ -302,6 +302,7 @@ async fn applications_of_another_organization_are_invisible_and_untouched(backen
             &app.id,
             b"forged",
             latchkey::time_now(),
+            None,
             &event(&t.a.id, Action::OrgUpdated),
         )
         .await;
