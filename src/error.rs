@@ -15,6 +15,12 @@ pub enum Error {
     Invalid { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// Understood and refused: the caller's role or API key scopes do not allow it.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A staff session must prove a second factor again (the organization's step-up window passed).
+    #[error("a recent second-factor proof is required")]
+    StepUpRequired,
     #[error("not found: {0}")]
     NotFound(String),
     /// Overloaded for a moment (the password-hashing pool is full); the client should retry shortly.

@@ -5,6 +5,7 @@
 //! `http` is the thin web edge; `cli` the command line.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod apps;
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod orgs;
 pub mod ratelimit;
 pub mod sessions;
 pub mod signin;
+pub mod staff;
 pub mod storage;
 pub mod telemetry;
 pub mod uri;

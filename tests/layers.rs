@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "features",
         &[
             "accounts",
+            "admin",
             "apps",
             "audit",
             "email",
@@ -24,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "ratelimit",
             "sessions",
             "signin",
+            "staff",
             "users",
         ],
     ),

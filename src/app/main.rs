@@ -58,6 +58,9 @@ async fn run(command: Command, config: Config, out: Output) -> ExitCode {
 }
 
 async fn serve(app: App, out: &Output) -> ExitCode {
+    if let Err(e) = announce_setup_link(&app).await {
+        tracing::error!(error = %e, "could not prepare the staff organization");
+    }
     let server = match Server::bind(app).await {
         Ok(server) => server,
         Err(e) => {
@@ -73,4 +76,23 @@ async fn serve(app: App, out: &Output) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// On an instance without a platform operator, prints a single-use setup link (one hour) that creates
+/// the first one. Nothing is reachable with a default password; without the link there is no way in but
+/// `latchkey staff create --operator` at the server's shell.
+async fn announce_setup_link(app: &App) -> Result<(), crate::error::Error> {
+    if crate::staff::has_operator(app).await? {
+        return Ok(());
+    }
+    let grant = crate::staff::SetupGrant {
+        email: None,
+        operator: true,
+    };
+    let link = crate::staff::issue_setup_link(app, &crate::audit::Actor::system(), &grant).await?;
+    tracing::warn!("no platform operator yet: the setup link is printed on standard error");
+    eprintln!(
+        "\nFinish setting up Latchkey: open this link within one hour (it works once):\n  {link}\n"
+    );
+    Ok(())
 }

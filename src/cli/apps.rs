@@ -88,8 +88,7 @@ pub(super) async fn app_command(
         } => {
             let org = orgs::find(deps, &org).await?;
             let (app, secret) =
-                apps::rotate_secret(deps, &Actor::operator(), &org, &client_id, grace_secs)
-                    .await?;
+                apps::rotate_secret(deps, &Actor::operator(), &org, &client_id, grace_secs).await?;
             let old_until = app.previous_secret_valid_until;
             let old = match old_until {
                 Some(until) => format!("keeps working until {until} (Unix time)"),

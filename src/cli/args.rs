@@ -45,6 +45,50 @@ pub(crate) enum Command {
     /// Read the email outbox: queued, sent and failed messages (without SMTP, every message stays here).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Manage staff accounts (the people who administer organizations).
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Manage an organization's admin API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum StaffCommand {
+    /// Print a single-use setup link (valid one hour) that creates a staff account for this address.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Make the account a platform operator (may create organizations).
+        #[arg(long)]
+        operator: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ApiKeyCommand {
+    /// Create an API key and print its secret once.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        /// A scope the key holds (repeatable); `all` for every scope a key may hold.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List an organization's API keys (never their secrets).
+    List(OrgArg),
+    /// Revoke an API key at once.
+    Revoke {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -11,6 +11,7 @@ mod keys;
 mod orgs;
 mod outbox;
 mod output;
+mod staff;
 mod users;
 
 use std::io::Read;
@@ -97,6 +98,8 @@ pub(crate) async fn run(
         Command::Keys(cmd) => keys::keys_command(deps, cmd, out).await,
         Command::Audit(cmd) => audit::audit_command(deps, cmd, out).await,
         Command::Outbox(cmd) => outbox::outbox_command(deps, cmd, out).await,
+        Command::Staff(cmd) => staff::staff_command(deps, cmd, out).await,
+        Command::ApiKey(cmd) => staff::api_key_command(deps, cmd, out).await,
     };
     match result {
         Ok(code) => code,

@@ -44,6 +44,7 @@ impl Kind {
                 Kind::BadRequest
             }
             Error::Conflict(_) | Error::Storage(StoreError::Conflict(_)) => Kind::Conflict,
+            Error::Forbidden(_) | Error::StepUpRequired => Kind::Forbidden,
             Error::NotFound(_) | Error::Storage(StoreError::NotFound(_)) => Kind::NotFound,
             Error::RateLimited(limited) => Kind::Limited(*limited),
             Error::Busy => Kind::RetryLater,

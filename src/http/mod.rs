@@ -2,6 +2,7 @@
 
 mod account;
 mod accounts;
+mod api;
 mod body_limit;
 pub mod connections;
 pub mod error;
@@ -12,6 +13,7 @@ mod mfa;
 pub mod oauth;
 pub mod pages;
 pub mod problem;
+mod staff;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -213,6 +215,12 @@ pub fn router(state: AppState) -> Router {
             "/o/{slug}/api/me/sessions/{id}",
             axum::routing::delete(account::api_revoke_session),
         )
+        .route("/setup", get(staff::setup_form).post(staff::setup_submit))
+        .route(
+            "/invitations/accept",
+            get(staff::invitation_form).post(staff::invitation_submit),
+        )
+        .merge(api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -104,6 +104,14 @@ impl From<Error> for ApiError {
                     .with_extra("field", field.clone());
             }
             Error::Conflict(what) => what.clone(),
+            Error::Forbidden(why) => why.clone(),
+            Error::StepUpRequired => {
+                return ApiError::new(
+                    kind,
+                    "prove a second factor again (the step-up window has passed), then retry",
+                )
+                .with_extra("type", "urn:latchkey:problem:step-up-required");
+            }
             Error::NotFound(what) => format!("{what} not found"),
             Error::RateLimited(_) => "too many requests; try again later".into(),
             Error::Busy => "the service is busy; try again shortly".into(),

@@ -5,6 +5,6 @@ pub mod ids;
 
 pub use clock::Clock;
 pub use ids::{
-    ApiKeyId, AppId, ClientId, CredentialId, EmailId, GrantId, InvitationId, KeyId, OrgId, SessionId,
-    UserId,
+    ApiKeyId, AppId, ClientId, CredentialId, EmailId, GrantId, InvitationId, KeyId, OrgId,
+    SessionId, UserId,
 };

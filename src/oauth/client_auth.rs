@@ -134,10 +134,10 @@ pub async fn authenticate(
             let matches = |app: &Application| {
                 let secrets = provider.deps.secrets();
                 let stored = app.client_secret_hash.as_deref().unwrap_or_default();
-                let previous = app
-                    .previous_secret_hash
-                    .as_deref()
-                    .filter(|_| app.previous_secret_valid_until.is_some_and(|until| now < until));
+                let previous = app.previous_secret_hash.as_deref().filter(|_| {
+                    app.previous_secret_valid_until
+                        .is_some_and(|until| now < until)
+                });
                 secrets.token_matches(secret, stored)
                     | previous.is_some_and(|hash| secrets.token_matches(secret, hash))
             };

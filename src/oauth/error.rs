@@ -117,7 +117,10 @@ impl From<Error> for OAuthError {
                 OAuthError::invalid_request(format!("{field}: {message}"))
             }
             // Client mistakes stay 4xx: neither is a fault on our side.
-            Error::Conflict(what) => OAuthError::invalid_request(what),
+            Error::Conflict(what) | Error::Forbidden(what) => OAuthError::invalid_request(what),
+            Error::StepUpRequired => {
+                OAuthError::invalid_request("a recent second factor is required")
+            }
             Error::NotFound(what) => OAuthError::invalid_request(format!("{what} not found")),
             Error::RateLimited(limited) => OAuthError::new(
                 OAuthErrorKind::RateLimited(limited),

@@ -205,7 +205,14 @@ impl OrgStore<'_> {
     ) -> StoreResult<()> {
         dispatch!(
             self.backend,
-            replace_client_secret(self.org, app_id, secret_hash, now, previous_valid_until, audit)
+            replace_client_secret(
+                self.org,
+                app_id,
+                secret_hash,
+                now,
+                previous_valid_until,
+                audit
+            )
         )
     }
 

@@ -155,7 +155,11 @@ impl SystemStore<'_> {
     }
 
     /// Up to `limit` organizations by slug after the slug `after`.
-    pub async fn orgs_page(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<Organization>> {
+    pub async fn orgs_page(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<Organization>> {
         dispatch!(self.backend, orgs_page(after, limit))
     }
 }

@@ -4,7 +4,8 @@
 //! listing one staff member's organizations span organizations and sit behind the system door.
 
 use super::prelude::{
-    ApiKey, ApiKeyId, Invitation, InvitationId, Membership, NewAuditEvent, Role, StaffMember, UserId,
+    ApiKey, ApiKeyId, Invitation, InvitationId, Membership, NewAuditEvent, Role, StaffMember,
+    UserId,
 };
 use super::{OrgStore, StoreResult, SystemStore, dispatch};
 
@@ -504,7 +505,12 @@ impl OrgStore<'_> {
         dispatch!(self.backend, revoke_api_key(self.org, id, now, audit))
     }
 
-    pub async fn touch_api_key(&self, id: &ApiKeyId, now: i64, ip: Option<&str>) -> StoreResult<()> {
+    pub async fn touch_api_key(
+        &self,
+        id: &ApiKeyId,
+        now: i64,
+        ip: Option<&str>,
+    ) -> StoreResult<()> {
         dispatch!(self.backend, touch_api_key(self.org, id, now, ip))
     }
 

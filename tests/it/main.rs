@@ -9,6 +9,7 @@ pub mod helpers;
 
 mod account_limits;
 mod accounts;
+mod admin_api;
 mod audit;
 mod cli;
 mod client_limits;

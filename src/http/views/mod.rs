@@ -7,3 +7,4 @@ pub mod consent;
 pub mod layout;
 pub mod mfa;
 pub mod signin;
+pub mod staff;

@@ -1,0 +1,17 @@
+//! The OpenAPI 3.1 document of the admin API, served at `/api/v1/openapi.json`. It is written by hand
+//! next to the handlers (`openapi.json`) and checked against the live server by the fuzzer in CI
+//! (schemathesis) and by `tests/it/admin_api.rs`, so it describes what is implemented.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+const DOCUMENT: &str = include_str!("openapi.json");
+
+pub async fn document() -> Response {
+    let mut response = DOCUMENT.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
