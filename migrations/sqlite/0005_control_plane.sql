@@ -51,16 +51,17 @@ CREATE INDEX invitations_by_org ON invitations (org_id, created_at);
 ALTER TABLE applications ADD COLUMN previous_secret_hash BLOB;
 ALTER TABLE applications ADD COLUMN previous_secret_valid_until INTEGER;
 
--- A create retried with the same Idempotency-Key returns the first answer instead of creating twice.
+-- A create retried with the same Idempotency-Key returns the first answer (sealed: it may hold a secret
+-- shown once) instead of creating twice; status 0 marks a request still running.
 CREATE TABLE idempotency_keys (
-    org_id       TEXT NOT NULL,
-    principal    TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    principal    BLOB NOT NULL,
     idem_key     TEXT NOT NULL,
     request_hash BLOB NOT NULL,
     status       INTEGER NOT NULL,
-    body         TEXT NOT NULL,
+    response     BLOB,
     created_at   INTEGER NOT NULL,
-    PRIMARY KEY (org_id, principal, idem_key)
+    PRIMARY KEY (scope, principal, idem_key)
 );
 
 -- Admin listings at scale: audit events filtered by action.

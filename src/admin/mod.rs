@@ -136,13 +136,15 @@ pub async fn list_orgs(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Page<Membership>> {
+    let staff_org = crate::staff::staff_org_id(deps).await?;
     let all: Vec<Membership> = match principal {
         Principal::Staff(staff) if staff.operator => deps
             .db()
             .system()
-            .orgs_page(after, limit + 1)
+            .orgs_page(after, limit + 2)
             .await?
             .into_iter()
+            .filter(|o| Some(&o.id) != staff_org.as_ref())
             .map(|o| Membership {
                 org_id: o.id,
                 slug: o.slug,
@@ -156,6 +158,7 @@ pub async fn list_orgs(
             .memberships_of(&staff.user.id)
             .await?
             .into_iter()
+            .filter(|m| Some(&m.org_id) != staff_org.as_ref())
             .filter(|m| after.is_none_or(|a| m.slug.as_str() > a))
             .collect(),
         Principal::ApiKey(key) => deps

@@ -90,9 +90,11 @@ async fn announce_setup_link(app: &App) -> Result<(), crate::error::Error> {
         operator: true,
     };
     let link = crate::staff::issue_setup_link(app, &crate::audit::Actor::system(), &grant).await?;
-    tracing::warn!("no platform operator yet: the setup link is printed on standard error");
-    eprintln!(
-        "\nFinish setting up Latchkey: open this link within one hour (it works once):\n  {link}\n"
+    // The one place a secret is logged, on purpose: it is how the operator gets in. It works once,
+    // for an hour, and a new start prints a new one until an operator exists.
+    tracing::warn!(
+        setup_link = %link,
+        "no platform operator yet: open the setup link within one hour to create one (it works once)"
     );
     Ok(())
 }

@@ -137,12 +137,14 @@ pub(super) async fn org_command(
             show_org(deps, &org, out);
         }
         OrgCommand::List => {
+            let staff = crate::staff::staff_org_id(deps).await?;
             let list: Vec<_> = deps
                 .db()
                 .system()
                 .list_orgs()
                 .await?
                 .into_iter()
+                .filter(|org| Some(&org.id) != staff.as_ref())
                 .map(|org| {
                     let mut v = serde_json::to_value(&org).unwrap_or_default();
                     v["issuer"] = json!(deps.config().issuer_for(&org.slug));

@@ -26,6 +26,8 @@ pub enum Kind {
     NotFound,
     /// The action contradicts the current state (removing the last required factor).
     Conflict,
+    /// Well-formed but not acceptable as sent (an idempotency key reused for another request).
+    Unprocessable,
     /// Too many requests of this kind; carries what the rate-limit headers say.
     Limited(Limited),
     /// Busy or storage unavailable: the same request may succeed shortly.
@@ -67,6 +69,7 @@ impl Kind {
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Kind::RetryLater => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Fault => StatusCode::INTERNAL_SERVER_ERROR,

@@ -220,7 +220,7 @@ pub fn router(state: AppState) -> Router {
             "/invitations/accept",
             get(staff::invitation_form).post(staff::invitation_submit),
         )
-        .merge(api::routes())
+        .merge(api::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

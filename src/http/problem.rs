@@ -58,7 +58,7 @@ impl IntoResponse for Problem {
 
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
-        ApiError::from(e).problem
+        *ApiError::from(e).problem
     }
 }
 
@@ -73,7 +73,8 @@ impl IntoResponse for Error {
 #[derive(Debug)]
 pub struct ApiError {
     kind: Kind,
-    problem: Problem,
+    /// Boxed: handlers return `Result<Response, ApiError>`, and a small error keeps that cheap.
+    problem: Box<Problem>,
     challenge: Option<HeaderValue>,
 }
 
@@ -83,7 +84,7 @@ impl ApiError {
     pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
         Self {
             kind,
-            problem: Problem::new(kind.status(), detail),
+            problem: Box::new(Problem::new(kind.status(), detail)),
             challenge: None,
         }
     }
@@ -130,7 +131,7 @@ impl From<Error> for ApiError {
 
 impl ApiError {
     fn with_extra(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.problem = self.problem.with(key, value);
+        self.problem = Box::new(self.problem.with(key, value));
         self
     }
 }

@@ -91,9 +91,14 @@ impl Scope {
         }
     }
 
-    /// Whether an API key may carry this scope: a key can never create or change keys.
+    /// Whether an API key may carry this scope. A key never creates or changes keys, and never does
+    /// what needs a person with a second factor: changing Owners and Team Admins or deleting the
+    /// organization (a key has no step-up, so a leaked one must not be able to take the organization).
     pub fn grantable_to_keys(self) -> bool {
-        self != Scope::ApiKeysWrite
+        !matches!(
+            self,
+            Scope::ApiKeysWrite | Scope::OwnersWrite | Scope::OrgDelete
+        )
     }
 }
 
@@ -245,6 +250,7 @@ impl Access {
     /// existence is not revealed to outsiders.
     pub fn resolve(
         org: &Organization,
+        staff_org: &Organization,
         principal: &Principal,
         role: Option<Role>,
         ip: Option<String>,
@@ -273,9 +279,15 @@ impl Access {
                 )
             }
         };
+        // The stricter of the two windows: an administrator with settings:write cannot widen their own.
+        let step_up_minutes = org
+            .settings
+            .mfa
+            .step_up_minutes
+            .min(staff_org.settings.mfa.step_up_minutes);
         Some(Access {
             org_id: org.id.clone(),
-            step_up_minutes: org.settings.mfa.step_up_minutes,
+            step_up_minutes,
             now,
             actor,
             holder,
@@ -311,6 +323,16 @@ impl Access {
             Holder::Staff { role, .. } => scope.held_by(*role),
             Holder::Key { scopes } => scopes.contains(&scope) && scope.grantable_to_keys(),
             Holder::Shell => true,
+        }
+    }
+
+    /// The Owner-only capability when the caller holds it; `None` when the role or scopes lack it.
+    /// A stale second factor is still an error (step-up), not a quiet "no".
+    pub fn owner_grant(&self) -> Result<Option<Granted<ManageOwners>>> {
+        match self.grant::<ManageOwners>() {
+            Ok(grant) => Ok(Some(grant)),
+            Err(Error::Forbidden(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -404,5 +426,6 @@ mod tests {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
         }
         assert!(!ApiKeysWrite.grantable_to_keys());
+        assert!(!OwnersWrite.grantable_to_keys() && !OrgDelete.grantable_to_keys());
     }
 }

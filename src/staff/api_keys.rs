@@ -135,9 +135,12 @@ async fn find(deps: &impl HasDb, org: &Organization, id: &ApiKeyId) -> Result<Ap
 }
 
 /// A new secret for a live key; the old one keeps working for `grace_secs` (at most 7 days).
+/// The caller must hold every scope of the key (`held`): rotating hands out its new secret, so a Team
+/// Admin cannot take over an Owner's key with scopes beyond their own.
 pub async fn rotate(
     deps: &(impl HasClock + HasDb + HasSecrets),
     grant: &Granted<ManageApiKeys>,
+    held: &[Scope],
     org: &Organization,
     id: &ApiKeyId,
     grace_secs: u64,
@@ -150,6 +153,16 @@ pub async fn rotate(
         ));
     }
     let mut key = find(deps, org, id).await?;
+    let beyond = key
+        .scopes
+        .iter()
+        .any(|s| Scope::parse(s).is_none_or(|scope| !held.contains(&scope)));
+    if beyond {
+        return Err(Error::Forbidden(
+            "this key has scopes beyond your own; only someone who holds them all can rotate it"
+                .into(),
+        ));
+    }
     let now = deps.now();
     if !key.usable(now) {
         return Err(Error::Conflict(format!(

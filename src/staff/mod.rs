@@ -37,8 +37,10 @@ const STAFF_SLUG: &str = "staff";
 
 /// The staff organization's settings: no self-registration, a second factor for everyone.
 fn staff_settings() -> OrgSettings {
-    let mut settings = OrgSettings::default();
-    settings.self_registration = false;
+    let mut settings = OrgSettings {
+        self_registration: false,
+        ..OrgSettings::default()
+    };
     settings.mfa.policy = MfaPolicy::Everyone;
     settings
 }
@@ -83,6 +85,16 @@ pub async fn staff_org(deps: &(impl HasClock + HasDb + HasSecrets)) -> Result<Or
         .org_by_id(&id)
         .await?
         .ok_or_else(|| Error::Internal("the staff organization is missing".into()))
+}
+
+/// The staff organization's id, when it exists (never creates it). Listings of tenants leave it out: it
+/// is Latchkey's own, administered through `latchkey staff`, not a customer organization.
+pub async fn staff_org_id(deps: &impl HasDb) -> Result<Option<OrgId>> {
+    Ok(deps
+        .db()
+        .meta_get(STAFF_ORG_META)
+        .await?
+        .map(|id| OrgId::from(String::from_utf8_lossy(&id).into_owned())))
 }
 
 /// Whether a platform operator exists yet.

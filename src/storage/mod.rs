@@ -18,6 +18,7 @@ mod audit;
 mod consents;
 mod credentials;
 mod grants;
+pub mod idempotency;
 mod instance;
 mod keys;
 mod migrate;

@@ -104,3 +104,4 @@ super::keys::key_queries!(PgStore, sqlx::Postgres, PgRow);
 super::outbox::outbox_queries!(PgStore, sqlx::Postgres, PgRow);
 super::audit::audit_queries!(PgStore, sqlx::Postgres, PgRow);
 super::staff::staff_queries!(PgStore, sqlx::Postgres, PgRow);
+super::idempotency::idempotency_queries!(PgStore, sqlx::Postgres, PgRow);

@@ -212,3 +212,4 @@ super::keys::key_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
 super::outbox::outbox_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
 super::audit::audit_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
 super::staff::staff_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);
+super::idempotency::idempotency_queries!(SqliteStore, sqlx::Sqlite, SqliteRow);

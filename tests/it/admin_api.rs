@@ -675,6 +675,23 @@ async fn sessions_need_csrf_and_step_up(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["type"], "urn:latchkey:problem:step-up-required");
+    let invite = json!({"email": "o2@example.com", "role": "owner"});
+    let (status, body) = call(
+        &app,
+        &As::Staff(&owner),
+        Method::POST,
+        &format!("/api/v1/orgs/{o}/invitations"),
+        Some(invite),
+    )
+    .await;
+    assert_eq!(
+        (status, body["type"].clone()),
+        (
+            StatusCode::FORBIDDEN,
+            json!("urn:latchkey:problem:step-up-required")
+        ),
+        "inviting an owner"
+    );
     // A non-sensitive change still works.
     let (status, _) = call(
         &app,
@@ -1113,7 +1130,7 @@ async fn setup_link_and_invitation(backend: Backend) {
     let path = link.trim_start_matches(&app.base).to_string();
     let token = path.split("token=").nth(1).unwrap().to_string();
     assert_eq!(token.len(), 43, "256-bit token");
-    let stored = app.db.scalar_i64(&format!("SELECT COUNT(*) FROM one_time_tokens WHERE purpose = 'staff_setup' AND data LIKE '%op@example.com%'")).await;
+    let stored = app.db.scalar_i64("SELECT COUNT(*) FROM one_time_tokens WHERE purpose = 'staff_setup' AND data LIKE '%op@example.com%'").await;
     assert_eq!(stored, 1);
     let page = app.get(&path).await;
     assert_eq!(page.status(), StatusCode::OK);
@@ -1186,7 +1203,91 @@ async fn setup_link_and_invitation(backend: Backend) {
     assert_eq!(queued, 1, "sent through the outbox");
 }
 
+async fn creates_are_idempotent(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fx = fixture(&app).await;
+    let o = &fx.org.slug;
+    let owner = staff(&app, Some((&fx.org, Role::Owner)), false).await;
+    let (key_id, key) = api_key(&app, &fx.org, &owner, &["all"]).await;
+    let url = app.url(&format!("/api/v1/orgs/{o}/apps"));
+    let body = json!({"name": "Once", "client_type": "confidential", "redirect_uris": ["https://rp.example.com/cb"]});
+    let send = |body: Value, idem: &'static str| {
+        let (app, url, key) = (&app, url.clone(), key.clone());
+        async move {
+            let answer = app
+                .http
+                .post(&url)
+                .bearer_auth(&key)
+                .header("idempotency-key", idem)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status();
+            let replayed = answer.headers().contains_key("idempotent-replayed");
+            (status, replayed, answer.json::<Value>().await.unwrap())
+        }
+    };
+    let (first, replayed, created) = send(body.clone(), "create-1").await;
+    assert_eq!((first, replayed), (StatusCode::CREATED, false), "{created}");
+    let (again, replayed, replay) = send(body.clone(), "create-1").await;
+    assert_eq!((again, replayed), (StatusCode::CREATED, true));
+    assert_eq!(
+        replay["client_id"], created["client_id"],
+        "same answer, secret included"
+    );
+    assert_eq!(replay["client_secret"], created["client_secret"]);
+    let apps = app
+        .db
+        .scalar_i64(&format!(
+            "SELECT COUNT(*) FROM applications WHERE name = 'Once' AND org_id = '{}'",
+            fx.org.id
+        ))
+        .await;
+    assert_eq!(apps, 1, "created once");
+    let (other, _, _) = send(
+        json!({"name": "Other", "client_type": "public"}),
+        "create-1",
+    )
+    .await;
+    assert_eq!(
+        other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "same key, different request"
+    );
+    let stored = app.db.scalar_i64("SELECT COUNT(*) FROM idempotency_keys WHERE idem_key = 'create-1' AND response IS NOT NULL").await;
+    assert_eq!(stored, 1);
+    // A failed request gives the key back, so the corrected retry runs.
+    let (bad, _, _) = send(
+        json!({"name": "", "client_type": "confidential"}),
+        "create-2",
+    )
+    .await;
+    assert_eq!(bad, StatusCode::BAD_REQUEST);
+    let (fixed, replayed, _) = send(json!({"name": "Fixed", "client_type": "public", "redirect_uris": ["https://rp.example.com/cb"]}), "create-2").await;
+    assert_eq!((fixed, replayed), (StatusCode::CREATED, false));
+    // A stored answer (with its secret) is never replayed to a caller who is no longer authorised.
+    let (status, _) = call(
+        &app,
+        &As::Staff(&owner),
+        Method::DELETE,
+        &format!("/api/v1/orgs/{o}/api-keys/{key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (after_revoke, _, _) = send(body, "create-1").await;
+    assert_eq!(
+        after_revoke,
+        StatusCode::UNAUTHORIZED,
+        "revoked key gets no replay"
+    );
+}
+
 backend_tests! {
+    creates_are_idempotent => sqlite_creates_are_idempotent, postgres_creates_are_idempotent;
     capability_matrix => sqlite_capability_matrix, postgres_capability_matrix;
     last_owner_and_outsiders => sqlite_last_owner_and_outsiders, postgres_last_owner_and_outsiders;
     sessions_need_csrf_and_step_up => sqlite_sessions_need_csrf_and_step_up, postgres_sessions_need_csrf_and_step_up;

@@ -5,6 +5,7 @@
 //! `admin` or `staff` operation and render; the rules live there.
 
 mod apps;
+mod idempotency;
 pub mod openapi;
 mod orgs;
 mod team;
@@ -30,7 +31,7 @@ use crate::staff::access::{Access, Principal};
 
 const CSRF_HEADER: HeaderName = HeaderName::from_static("x-csrf-token");
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/me", get(orgs::me))
@@ -107,6 +108,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/orgs/{org}/audit-events/export",
             get(users::audit_export),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
 }
 
 fn unauthenticated(detail: &str) -> ApiError {
@@ -262,8 +267,10 @@ impl FromRequestParts<AppState> for OrgAccess {
             .map_err(crate::error::Error::from)?
             .ok_or_else(missing)?;
         let role = crate::staff::role_in(&state.deps, &org, &caller.principal).await?;
+        let staff_org = crate::staff::staff_org(&state.deps).await?;
         let access = Access::resolve(
             &org,
+            &staff_org,
             &caller.principal,
             role,
             caller.client.ip.clone(),

@@ -11,8 +11,7 @@ use crate::http::problem::ApiResult;
 use crate::kernel::{ApiKeyId, InvitationId, UserId};
 use crate::model::orgs::Role;
 use crate::staff::access::{
-    ChangeRoles, CreateApiKeys, ManageApiKeys, ManageMembers, ManageOwners, ViewOrg, parse_role,
-    role_name,
+    ChangeRoles, CreateApiKeys, ManageApiKeys, ManageMembers, ViewOrg, parse_role, role_name,
 };
 use crate::staff::{api_keys, team};
 
@@ -51,7 +50,7 @@ pub async fn change_role(
 ) -> ApiResult {
     let new_role = role(&body.role)?;
     let grant = at.access.grant::<ChangeRoles>()?;
-    let owners = at.access.grant::<ManageOwners>().ok();
+    let owners = at.access.owner_grant()?;
     let id = UserId::from(staff_id);
     let changed =
         team::change_role(&state.deps, &grant, owners.as_ref(), &at.org, &id, new_role).await?;
@@ -64,7 +63,7 @@ pub async fn remove(
     Path((_, staff_id)): Path<(String, String)>,
 ) -> ApiResult {
     let grant = at.access.grant::<ManageMembers>()?;
-    let owners = at.access.grant::<ManageOwners>().ok();
+    let owners = at.access.owner_grant()?;
     let id = UserId::from(staff_id);
     team::remove(&state.deps, &grant, owners.as_ref(), &at.org, &id).await?;
     no_content()
@@ -104,7 +103,7 @@ pub async fn invite(
 ) -> ApiResult {
     let invited_role = role(&body.role)?;
     let grant = at.access.grant::<ManageMembers>()?;
-    let owners = at.access.grant::<ManageOwners>().ok();
+    let owners = at.access.owner_grant()?;
     let sent = team::invite(
         &state.deps,
         &grant,
@@ -193,7 +192,8 @@ pub async fn rotate_api_key(
     let grant = at.access.grant::<ManageApiKeys>()?;
     let id = ApiKeyId::from(id);
     let grace = body.grace_period_secs;
-    ok(api_keys::rotate(&state.deps, &grant, &at.org, &id, grace).await?)
+    let held = at.access.scopes();
+    ok(api_keys::rotate(&state.deps, &grant, &held, &at.org, &id, grace).await?)
 }
 
 pub async fn revoke_api_key(
