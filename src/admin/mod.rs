@@ -12,6 +12,7 @@ use crate::apps::{self, AppChanges, CreatedApplication, NewApplication};
 use crate::audit::{Action, Actor, NewAuditEvent};
 use crate::deps::{HasClock, HasConfig, HasDb, HasMailer, HasSecrets};
 use crate::error::{Error, Result};
+use crate::model::OrgOwned;
 use crate::model::apps::Application;
 use crate::model::keys::SigningKeyRecord;
 use crate::model::orgs::{OrgSettings, Organization, Role};
@@ -187,7 +188,7 @@ pub async fn delete_org(
 ) -> Result<()> {
     grant.check(org)?;
     let staff = crate::staff::staff_org(deps).await?;
-    if staff.id == org.id {
+    if org.belongs_to(&staff.id) {
         return Err(Error::Conflict(
             "the staff organization cannot be deleted".into(),
         ));

@@ -102,21 +102,32 @@ pub async fn setup_submit(
             Err(e) => failed(&e),
         },
         Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
-            let message = e.to_string();
-            let page = pages::with_csrf(config, &headers, |csrf| {
-                let again = AccountForm {
-                    token: &form.token,
-                    email: grant.email.as_deref().unwrap_or(&form.email),
-                    email_fixed: grant.email.is_some(),
-                    name: &form.name,
-                    error: Some(&message),
-                };
-                views::setup(csrf, again, grant.operator)
-            });
-            Kind::of(&e).answer(page.into_response())
+            setup_again(&state, &headers, &form, &grant, &e)
         }
         Err(e) => failed(&e),
     }
+}
+
+/// The setup form again, with what was typed and why it was refused.
+fn setup_again(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &AccountPost,
+    grant: &staff::SetupGrant,
+    e: &Error,
+) -> Response {
+    let message = e.to_string();
+    let page = pages::with_csrf(state.deps.config(), headers, |csrf| {
+        let again = AccountForm {
+            token: &form.token,
+            email: grant.email.as_deref().unwrap_or(&form.email),
+            email_fixed: grant.email.is_some(),
+            name: &form.name,
+            error: Some(&message),
+        };
+        views::setup(csrf, again, grant.operator)
+    });
+    Kind::of(e).answer(page.into_response())
 }
 
 /// The staff member signed in on this browser, if any.

@@ -36,6 +36,13 @@ macro_rules! org_owned {
     };
 }
 
+/// An organization belongs to itself: `org.belongs_to(&id)` says whether it is that one.
+impl OrgOwned for orgs::Organization {
+    fn org_id(&self) -> &OrgId {
+        &self.id
+    }
+}
+
 org_owned!(
     sessions::Session,
     users::User,

@@ -166,7 +166,7 @@ impl<C: Capability> Granted<C> {
 
     /// Refuses a grant made for another organization (a bug in the caller, hence internal).
     pub fn check(&self, org: &Organization) -> Result<()> {
-        if self.org_id != org.id {
+        if !self.belongs_to(&org.id) {
             return Err(Error::Internal(
                 "capability granted for another organization".into(),
             ));

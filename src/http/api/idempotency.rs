@@ -60,29 +60,8 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
         .claim_idempotency(&scope, &principal, &key, &request_hash, state.deps.now())
         .await;
     let record_id = format!("idempotency:{scope}:{key}");
-    match claim {
-        Err(e) => return ApiError::from(crate::error::Error::from(e)).into_response(),
-        Ok(Claim::Mismatch) => {
-            return ApiError::new(
-                Kind::Unprocessable,
-                "this Idempotency-Key was used for a different request",
-            )
-            .into_response();
-        }
-        Ok(Claim::InProgress) => {
-            return ApiError::new(
-                Kind::Conflict,
-                "a request with this Idempotency-Key is still running",
-            )
-            .into_response();
-        }
-        Ok(Claim::Replay(status, sealed)) => {
-            return match state.deps.secrets().open(&record_id, &sealed) {
-                Ok(body) => replay(status, body),
-                Err(_) => ApiError::new(Kind::Fault, "an internal error occurred").into_response(),
-            };
-        }
-        Ok(Claim::New) => {}
+    if let Some(answer) = earlier_answer(&state, claim, &record_id) {
+        return answer;
     }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
@@ -118,4 +97,29 @@ fn replay(status: i64, body: Vec<u8>) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
     response
+}
+
+/// The answer for a key seen before (a replay, or why not), or `None` for a new claim.
+fn earlier_answer(
+    state: &AppState,
+    claim: Result<Claim, crate::storage::StoreError>,
+    record_id: &str,
+) -> Option<Response> {
+    let refused = |kind, detail: &str| Some(ApiError::new(kind, detail).into_response());
+    match claim {
+        Err(e) => Some(ApiError::from(crate::error::Error::from(e)).into_response()),
+        Ok(Claim::Mismatch) => refused(
+            Kind::Unprocessable,
+            "this Idempotency-Key was used for a different request",
+        ),
+        Ok(Claim::InProgress) => refused(
+            Kind::Conflict,
+            "a request with this Idempotency-Key is still running",
+        ),
+        Ok(Claim::Replay(status, sealed)) => match state.deps.secrets().open(record_id, &sealed) {
+            Ok(body) => Some(replay(status, body)),
+            Err(_) => refused(Kind::Fault, "an internal error occurred"),
+        },
+        Ok(Claim::New) => None,
+    }
 }

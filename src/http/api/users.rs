@@ -185,10 +185,33 @@ pub async fn audit_export(
     let grant = at.access.grant::<ExportAudit>()?;
     let filter = query.filter();
     let last = audit_log::start_export(&state.deps, &grant, &at.org, &filter).await?;
-    let org = at.org.clone();
+    let chunks = export_stream(
+        state,
+        at.org.clone(),
+        grant,
+        filter,
+        query.cursor.unwrap_or(0),
+        last,
+    );
+    let mut response = (StatusCode::OK, Body::from_stream(chunks)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+/// The export's chunks as NDJSON text, fetched one after the other as the client reads.
+fn export_stream(
+    state: AppState,
+    org: std::sync::Arc<crate::model::orgs::Organization>,
+    grant: crate::staff::access::Granted<ExportAudit>,
+    filter: AuditFilter,
+    start: i64,
+    last: i64,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send + 'static {
     let grant = std::sync::Arc::new(grant);
-    let start = query.cursor.unwrap_or(0);
-    let chunks = futures_util::stream::unfold(Some(start), move |after| {
+    futures_util::stream::unfold(Some(start), move |after| {
         let (state, org, filter) = (state.clone(), org.clone(), filter.clone());
         let grant = grant.clone();
         async move {
@@ -204,7 +227,7 @@ pub async fn audit_export(
                         text.push_str(&serde_json::to_string(event).unwrap_or_default());
                         text.push('\n');
                     }
-                    Some((Ok::<_, std::io::Error>(text), next.filter(|n| *n < last)))
+                    Some((Ok(text), next.filter(|n| *n < last)))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "audit export failed midway");
@@ -212,11 +235,5 @@ pub async fn audit_export(
                 }
             }
         }
-    });
-    let mut response = (StatusCode::OK, Body::from_stream(chunks)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(response)
+    })
 }
