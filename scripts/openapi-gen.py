@@ -544,7 +544,16 @@ schemas["CreateAppRequest"] = obj(
     closed=True,
 )
 schemas["UpdateAppRequest"] = obj(
-    {"first_party": {"type": ["boolean", "null"], "description": "Absent or null keeps it."}},
+    {
+        "name": nstring("1 to 100 characters; absent or null keeps it."),
+        "redirect_uris": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Replaces the list; absent or null keeps it. Checked with the grant types as at creation."},
+        "post_logout_redirect_uris": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Replaces the list; absent or null keeps it."},
+        "grant_types": {"type": ["array", "null"], "items": S("GrantType"), "description": "Replaces the list (at least one); absent or null keeps it."},
+        "cors_origins": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Replaces the list; absent or null keeps it."},
+        "first_party": {"type": ["boolean", "null"], "description": "Absent or null keeps it."},
+        "signing_alg": {"type": ["string", "null"], "enum": ["RS256", "ES256", "EdDSA", None], "description": "Absent or null keeps it."},
+        "require_offline_access": {"type": ["boolean", "null"], "description": "Absent or null keeps it."},
+    },
     required=[],
     closed=True,
 )
@@ -936,7 +945,7 @@ add("/api/v1/orgs/{org}/apps/{client_id}", "get", op(
     ok_json("Application", "The application."), errors=ORG), APP_P)
 add("/api/v1/orgs/{org}/apps/{client_id}", "patch", op(
     "patch", "updateApp", "Change an application", ["Applications"],
-    "Changes whether the application is first-party. " + scope_text("apps:write"),
+    "Changes the application's name, redirect URIs, grant types, CORS origins, signing algorithm, refresh policy or first-party flag, under the same rules as at creation; its type and client id never change. Refused changes change nothing. " + scope_text("apps:write"),
     ok_json("Application", "The application as changed."), body="UpdateAppRequest", errors=ORG), APP_P)
 add("/api/v1/orgs/{org}/apps/{client_id}", "delete", op(
     "delete", "deleteApp", "Delete an application", ["Applications"],

@@ -250,7 +250,7 @@ pub async fn create_app(
 }
 
 pub async fn update_app(
-    deps: &(impl HasClock + HasDb),
+    deps: &(impl HasClock + HasDb + HasSecrets),
     grant: &Granted<ManageApps>,
     org: &Organization,
     client_id: &str,

@@ -143,33 +143,51 @@ pub fn validate(input: &NewApplication) -> Result<()> {
     Ok(())
 }
 
+/// An application's registration, checked and normalized: what create and update both store.
+struct Registration {
+    name: String,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    grant_types: Vec<GrantType>,
+    cors_origins: Vec<String>,
+}
+
+/// Checks `input` as a whole (grant types against redirect URIs, client type against grants, each URI
+/// and origin), so an edit is held to the same rules as a registration.
+fn registration(input: &NewApplication) -> Result<Registration> {
+    let name = validate_name("name", &input.name)?;
+    validate(input)?;
+    let uris = |field: &str, list: &[String]| {
+        list.iter()
+            .map(|u| validate_redirect_uri(field, u, input.client_type))
+            .collect::<Result<Vec<_>>>()
+    };
+    let mut grant_types = input.grant_types.clone();
+    grant_types.sort();
+    grant_types.dedup();
+    Ok(Registration {
+        name,
+        redirect_uris: uris("redirect_uri", &input.redirect_uris)?,
+        post_logout_redirect_uris: uris(
+            "post_logout_redirect_uri",
+            &input.post_logout_redirect_uris,
+        )?,
+        grant_types,
+        cors_origins: input
+            .cors_origins
+            .iter()
+            .map(|o| validate_origin(o))
+            .collect::<Result<Vec<_>>>()?,
+    })
+}
+
 pub async fn create(
     deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
-    mut input: NewApplication,
+    input: NewApplication,
 ) -> Result<CreatedApplication> {
-    input.name = validate_name("name", &input.name)?;
-    validate(&input)?;
-    let redirect_uris = input
-        .redirect_uris
-        .iter()
-        .map(|u| validate_redirect_uri("redirect_uri", u, input.client_type))
-        .collect::<Result<Vec<_>>>()?;
-    let post_logout_redirect_uris = input
-        .post_logout_redirect_uris
-        .iter()
-        .map(|u| validate_redirect_uri("post_logout_redirect_uri", u, input.client_type))
-        .collect::<Result<Vec<_>>>()?;
-    let cors_origins = input
-        .cors_origins
-        .iter()
-        .map(|o| validate_origin(o))
-        .collect::<Result<Vec<_>>>()?;
-    let mut grant_types = input.grant_types.clone();
-    grant_types.sort();
-    grant_types.dedup();
-
+    let checked = registration(&input)?;
     if let Some(alg) = input.signing_alg.as_deref() {
         crate::keys::ensure_alg(deps, actor, org, alg).await?;
     }
@@ -179,17 +197,17 @@ pub async fn create(
         id: AppId::generate(),
         org_id: org.id.clone(),
         client_id: ClientId::from(hex::encode(crypto::random_bytes(16))),
-        name: input.name,
+        name: checked.name,
         client_type: input.client_type,
         client_secret_hash: client_secret
             .as_deref()
             .map(|s| deps.secrets().token_hash(s)),
         previous_secret_hash: None,
         previous_secret_valid_until: None,
-        redirect_uris,
-        post_logout_redirect_uris,
-        grant_types,
-        cors_origins,
+        redirect_uris: checked.redirect_uris,
+        post_logout_redirect_uris: checked.post_logout_redirect_uris,
+        grant_types: checked.grant_types,
+        cors_origins: checked.cors_origins,
         first_party: input.first_party,
         settings: AppSettings {
             signing_alg: input.signing_alg.unwrap_or_else(|| "RS256".into()),
@@ -206,17 +224,54 @@ pub async fn create(
     Ok(CreatedApplication { app, client_secret })
 }
 
-/// What [`update`] changes; `None` keeps the current value.
+/// What [`update`] changes; `None` keeps the current value. The client type and client id never change
+/// (a client that changes type is another client).
 #[derive(Debug, Default)]
 pub struct AppChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<GrantType>>,
+    pub cors_origins: Option<Vec<String>>,
     /// Whether the application belongs to the organization itself: it skips the consent screen and may
     /// obtain first-party scopes (`oauth::scopes::FIRST_PARTY_ONLY`, such as the sessions API's).
     pub first_party: Option<bool>,
+    pub signing_alg: Option<String>,
+    pub require_offline_access: Option<bool>,
 }
 
-/// Changes an application of `org`, found by its client_id.
+impl AppChanges {
+    /// The application as it would be registered with these changes applied, for [`registration`].
+    fn applied_to(self, app: &Application) -> NewApplication {
+        NewApplication {
+            name: self.name.unwrap_or_else(|| app.name.clone()),
+            client_type: app.client_type,
+            redirect_uris: self
+                .redirect_uris
+                .unwrap_or_else(|| app.redirect_uris.clone()),
+            post_logout_redirect_uris: self
+                .post_logout_redirect_uris
+                .unwrap_or_else(|| app.post_logout_redirect_uris.clone()),
+            grant_types: self.grant_types.unwrap_or_else(|| app.grant_types.clone()),
+            cors_origins: self
+                .cors_origins
+                .unwrap_or_else(|| app.cors_origins.clone()),
+            first_party: self.first_party.unwrap_or(app.first_party),
+            signing_alg: Some(
+                self.signing_alg
+                    .unwrap_or_else(|| app.settings.signing_alg.clone()),
+            ),
+            require_offline_access: self
+                .require_offline_access
+                .unwrap_or(!app.settings.refresh_without_offline_access),
+            insecure_allow_no_pkce: app.settings.warning_insecure_allow_no_pkce,
+        }
+    }
+}
+
+/// Changes an application of `org`, found by its client_id, under the rules of a registration.
 pub async fn update(
-    deps: &(impl HasClock + HasDb),
+    deps: &(impl HasClock + HasDb + HasSecrets),
     actor: &Actor,
     org: &Organization,
     client_id: &str,
@@ -228,8 +283,24 @@ pub async fn update(
         .app_by_client_id(client_id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("application {client_id}")))?;
+    let wanted = changes.applied_to(&before);
+    let checked = registration(&wanted)?;
+    let signing_alg = wanted.signing_alg.unwrap_or_else(|| "RS256".into());
+    if signing_alg != before.settings.signing_alg {
+        crate::keys::ensure_alg(deps, actor, org, &signing_alg).await?;
+    }
     let app = Application {
-        first_party: changes.first_party.unwrap_or(before.first_party),
+        name: checked.name,
+        redirect_uris: checked.redirect_uris,
+        post_logout_redirect_uris: checked.post_logout_redirect_uris,
+        grant_types: checked.grant_types,
+        cors_origins: checked.cors_origins,
+        first_party: wanted.first_party,
+        settings: AppSettings {
+            signing_alg,
+            refresh_without_offline_access: !wanted.require_offline_access,
+            ..before.settings.clone()
+        },
         updated_at: deps.now(),
         ..before.clone()
     };

@@ -71,6 +71,7 @@ pub(super) async fn app_command(
             let org = orgs::find(deps, &args.org).await?;
             let changes = apps::AppChanges {
                 first_party: args.first_party.map(Toggle::on),
+                ..Default::default()
             };
             let app =
                 apps::update(deps, &Actor::operator(), &org, &args.client_id, changes).await?;

@@ -176,19 +176,21 @@ pub async fn rotate_due(deps: &(impl HasClock + HasConfig + HasDb + HasSecrets))
         return Ok(());
     }
     let cutoff = deps.now() - (days * 86_400) as i64;
-    for org in deps.db().system().list_orgs().await? {
-        let keys = deps.db().tenant(&org.id).signing_keys().await?;
-        let due = keys
-            .iter()
-            .filter(|k| k.state == KeyState::Active)
-            .any(|k| k.activated_at.unwrap_or(k.created_at) < cutoff);
-        if due {
-            match rotate(deps, &Actor::system(), &org).await {
-                Ok(_) => tracing::info!(org = %org.slug, "signing keys rotated on schedule"),
-                // Another instance rotated first: nothing to do.
-                Err(Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+    for org_id in deps
+        .db()
+        .system()
+        .orgs_with_keys_activated_before(cutoff)
+        .await?
+    {
+        // Deleted since the query: nothing to rotate.
+        let Some(org) = deps.db().system().org_by_id(&org_id).await? else {
+            continue;
+        };
+        match rotate(deps, &Actor::system(), &org).await {
+            Ok(_) => tracing::info!(org = %org.slug, "signing keys rotated on schedule"),
+            // Another instance rotated first: nothing to do.
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())

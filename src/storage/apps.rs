@@ -115,7 +115,8 @@ macro_rules! app_queries {
                     let mut tx = self.write_pool().begin().await?;
                     let done = sqlx::query(
                         "UPDATE applications SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, \
-                         cors_origins = $6, first_party = $7, settings = $8, updated_at = $9 WHERE id = $1 AND org_id = $2",
+                         cors_origins = $6, first_party = $7, settings = $8, updated_at = $9, grant_types = $10 \
+                         WHERE id = $1 AND org_id = $2",
                     )
                     .bind(&app.id)
                     .bind(org)
@@ -126,6 +127,7 @@ macro_rules! app_queries {
                     .bind(app.first_party)
                     .bind(serde_json::to_string(&app.settings).unwrap_or_else(|_| "{}".into()))
                     .bind(app.updated_at)
+                    .bind(json_list(&app.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>()))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

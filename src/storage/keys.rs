@@ -1,7 +1,7 @@
 //! Signing keys: each organization's own, sealed at rest; rotation retires, promotes and publishes at once.
 
 use super::prelude::{KeyId, NewAuditEvent, SigningKeyRecord};
-use super::{OrgStore, StoreResult, dispatch};
+use super::{OrgStore, StoreResult, SystemStore, dispatch};
 
 pub(super) const KEY_COLUMNS: &str = "kid, org_id, alg, private_key, public_jwk, state, created_at, activated_at, retired_at, publish_until";
 
@@ -47,6 +47,17 @@ macro_rules! key_queries {
                         .await
                         .map_err(|e| conflict_or(e, "signing key"))?;
                     Ok(())
+                }
+
+                pub(in crate::storage) async fn orgs_with_keys_activated_before(&self, cutoff: i64) -> StoreResult<Vec<OrgId>> {
+                    let ids = sqlx::query_scalar(
+                        "SELECT DISTINCT org_id FROM signing_keys \
+                         WHERE state = 'active' AND COALESCE(activated_at, created_at) < $1 ORDER BY org_id",
+                    )
+                    .bind(cutoff)
+                    .fetch_all(self.read_pool())
+                    .await?;
+                    Ok(ids)
                 }
 
                 pub(in crate::storage) async fn signing_keys(&self, org: &OrgId) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -164,5 +175,16 @@ impl OrgStore<'_> {
                 audit
             )
         )
+    }
+}
+
+impl SystemStore<'_> {
+    /// The organizations with an active key activated before `cutoff`: those due for scheduled rotation,
+    /// found in one query however many organizations there are.
+    pub async fn orgs_with_keys_activated_before(
+        &self,
+        cutoff: i64,
+    ) -> StoreResult<Vec<crate::kernel::OrgId>> {
+        dispatch!(self.backend, orgs_with_keys_activated_before(cutoff))
     }
 }

@@ -32,6 +32,11 @@ pub(super) const SQLITE: &[Migration] = &[
         name: "0005_control_plane",
         sql: include_str!("../../migrations/sqlite/0005_control_plane.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_admin_scale",
+        sql: include_str!("../../migrations/sqlite/0006_admin_scale.sql"),
+    },
 ];
 
 pub(super) const POSTGRES: &[Migration] = &[
@@ -59,6 +64,11 @@ pub(super) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "0005_control_plane",
         sql: include_str!("../../migrations/postgres/0005_control_plane.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_admin_scale",
+        sql: include_str!("../../migrations/postgres/0006_admin_scale.sql"),
     },
 ];
 

@@ -55,14 +55,7 @@ impl CreateApp {
         let grant_types = if self.grant_types.is_empty() {
             vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
         } else {
-            self.grant_types
-                .iter()
-                .map(|g| {
-                    GrantType::parse(g).ok_or_else(|| {
-                        Error::invalid("grant_types", format!("unknown grant type {g:?}"))
-                    })
-                })
-                .collect::<Result<_, _>>()?
+            grant_types(&self.grant_types)?
         };
         Ok(NewApplication {
             name: self.name,
@@ -89,10 +82,28 @@ pub async fn create(
     created(admin::create_app(&state.deps, &grant, &at.org, input).await?)
 }
 
+/// Fields left out keep their value; lists given replace the whole list.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
+    name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    cors_origins: Option<Vec<String>>,
     first_party: Option<bool>,
+    signing_alg: Option<String>,
+    require_offline_access: Option<bool>,
+}
+
+fn grant_types(names: &[String]) -> Result<Vec<GrantType>, Error> {
+    names
+        .iter()
+        .map(|g| {
+            GrantType::parse(g)
+                .ok_or_else(|| Error::invalid("grant_types", format!("unknown grant type {g:?}")))
+        })
+        .collect()
 }
 
 pub async fn update(
@@ -103,7 +114,14 @@ pub async fn update(
 ) -> ApiResult {
     let grant = at.access.grant::<ManageApps>()?;
     let changes = AppChanges {
+        name: body.name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        grant_types: body.grant_types.as_deref().map(grant_types).transpose()?,
+        cors_origins: body.cors_origins,
         first_party: body.first_party,
+        signing_alg: body.signing_alg,
+        require_offline_access: body.require_offline_access,
     };
     ok(admin::update_app(&state.deps, &grant, &at.org, &client_id, changes).await?)
 }

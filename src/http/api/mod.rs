@@ -293,10 +293,44 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::new(Kind::BadRequest, rejection.body_text())),
+        let mut body = match axum::Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(axum::Json(body)) => body,
+            Err(rejection) => return Err(ApiError::new(Kind::BadRequest, rejection.body_text())),
+        };
+        // Serde would take `[a, b]` for a struct, field by position: every request body is an object.
+        if !body.is_object() {
+            return Err(ApiError::new(
+                Kind::BadRequest,
+                "the request body must be a JSON object",
+            ));
         }
+        whole_numbers_as_integers(&mut body);
+        serde_path_to_error::deserialize(body)
+            .map(ApiJson)
+            .map_err(|e| match e.path().to_string() {
+                // A missing field or the like: serde names it in the message.
+                top if top == "." => ApiError::new(Kind::BadRequest, e.inner().to_string()),
+                field => crate::error::Error::invalid(field, e.inner().to_string()).into(),
+            })
+    }
+}
+
+/// JSON has one number type: `30.0` is the integer 30 (as JSON Schema's `integer` says), so an integer
+/// field takes it. Fractions stay fractions and are refused by integer fields.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
     }
 }
 
