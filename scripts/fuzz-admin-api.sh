@@ -39,12 +39,20 @@ cat >"$WORK/schemathesis.toml" <<EOF
 "path.org" = "fuzz"
 "path.user_id" = "$USER_ID"
 "path.client_id" = "$CLIENT_ID"
+
+# "Every schema-valid body is accepted" cannot hold where a rule spans fields or state, which a JSON
+# schema cannot say: grant types against redirect URIs (apps), a timeout against another, a lockout
+# against its window (settings), a password against the organization's policy, an address already
+# taken, and an Idempotency-Key the fuzzer reuses for another body (422, as documented). Every other
+# check (no 5xx, answers as documented, schema-invalid input refused) stays on for these too.
+[[operations]]
+include-operation-id = ["createApp", "updateApp", "updateOrgSettings", "createUser", "createInvitation"]
+checks.positive_data_acceptance.enabled = false
 EOF
 
 status=0
 schemathesis --config-file "$WORK/schemathesis.toml" run "http://127.0.0.1:$PORT/api/v1/openapi.json" \
   --header "Authorization: Bearer $API_KEY" \
-  --checks all \
   --max-examples "$EXAMPLES" --seed "${FUZZ_SEED:-1}" \
   --phases examples,coverage,fuzzing \
   --request-timeout 10 \

@@ -35,6 +35,21 @@ def string(desc=None, **kw):
     return d
 
 
+# A name as `orgs::validate_name` accepts it: 1 to 100 characters (after trimming), no control characters.
+CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+NAME_RULES = {"minLength": 1, "maxLength": 100, "pattern": f"^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$"}
+
+
+def name_string(desc, nullable=False):
+    d = {"type": ["string", "null"] if nullable else "string", **NAME_RULES}
+    d["description"] = desc
+    return d
+
+
+# An email address as a request carries it (checked and normalised by `users::address`).
+EMAIL_RULES = {"format": "email", "maxLength": 254}
+
+
 def nstring(desc=None, **kw):
     d = {"type": ["string", "null"], **kw}
     if desc:
@@ -102,11 +117,11 @@ settings_fields = {
         {
             "login_attempts": ("u32", "Sign-in attempts per account and client address per `login_window_secs`."),
             "login_window_secs": ("u64", "Window of `login_attempts`, in seconds."),
-            "login_lockout_max_secs": ("u64", "Longest lockout of an account-and-address pair, in seconds (lockouts double up to this)."),
+            "login_lockout_max_secs": ("u64", "Longest lockout of an account-and-address pair, in seconds (lockouts double up to this); at least `login_window_secs`."),
             "login_attempts_per_account_per_hour": ("u32", "Password attempts per account per hour from addresses the account has not signed in from before."),
             "mfa_attempts": ("u32", "Wrong second-factor codes per user per `mfa_window_secs`."),
             "mfa_window_secs": ("u64", "Window of `mfa_attempts`, in seconds."),
-            "mfa_lockout_max_secs": ("u64", "Longest second-step lockout, in seconds."),
+            "mfa_lockout_max_secs": ("u64", "Longest second-step lockout, in seconds; at least `mfa_window_secs`."),
             "reset_per_email_per_hour": ("u32", "Password-reset requests per email address per hour."),
             "reset_per_ip_per_hour": ("u32", "Password-reset requests per client address per hour."),
             "code_requests_per_app_per_hour": ("u32", "Unauthenticated code or link requests per application (or organization) per hour."),
@@ -119,8 +134,8 @@ settings_fields = {
     "PasswordPolicy": (
         "What end-user passwords must satisfy.",
         {
-            "min_length": ("u32", "Fewest characters."),
-            "max_length": ("u32", "Most characters (at most 128)."),
+            "min_length": ("u32", "Fewest characters (8 to 128)."),
+            "max_length": ("u32", "Most characters (at least `min_length`, at most 128)."),
             "require_lowercase": ("bool", "Require a lower-case letter."),
             "require_uppercase": ("bool", "Require an upper-case letter."),
             "require_digit": ("bool", "Require a digit."),
@@ -137,11 +152,28 @@ settings_fields = {
 }
 
 
-def field_schema(kind, desc):
+# The ranges `OrgSettings::validate` enforces field by field (rules between fields, such as a lockout no
+# shorter than its window, are in the descriptions only).
+SETTING_RANGES = {
+    **{k: (1, None) for k in [
+        "login_attempts", "login_window_secs", "login_attempts_per_account_per_hour", "mfa_attempts",
+        "mfa_window_secs", "reset_per_email_per_hour", "reset_per_ip_per_hour",
+        "code_requests_per_app_per_hour", "signup_per_ip_per_hour", "signup_per_email_per_hour",
+        "token_requests_per_client_per_minute", "introspections_per_client_per_minute",
+        "login_lockout_max_secs", "mfa_lockout_max_secs",
+    ]},
+    "min_length": (8, 128),
+    "max_length": (8, 128),
+    "step_up_minutes": (1, 1440),
+}
+
+
+def field_schema(kind, desc, name=None):
+    low, high = SETTING_RANGES.get(name, (0, None))
     if kind == "u32":
-        return uint(desc, maximum=4294967295)
+        return uint(desc, minimum=low, maximum=high if high is not None else 4294967295)
     if kind == "u64":
-        return uint(desc)
+        return uint(desc, minimum=low, **({"maximum": high} if high is not None else {}))
     if kind == "bool":
         return {"type": "boolean", "description": desc}
     if kind == "mfa_policy":
@@ -181,10 +213,10 @@ schemas["Scope"] = {
 
 for name, (desc, fields) in settings_fields.items():
     schemas[name] = obj(
-        {k: field_schema(kind, d) for k, (kind, d) in fields.items()}, desc=desc
+        {k: field_schema(kind, d, k) for k, (kind, d) in fields.items()}, desc=desc
     )
     schemas[name + "Patch"] = obj(
-        {k: field_schema(kind, d) for k, (kind, d) in fields.items()},
+        {k: field_schema(kind, d, k) for k, (kind, d) in fields.items()},
         required=[],
         desc=desc + " Only the fields given change; unknown fields are refused.",
         closed=True,
@@ -192,8 +224,8 @@ for name, (desc, fields) in settings_fields.items():
 
 org_settings_props = {
     "self_registration": {"type": "boolean", "description": "Whether end users may sign up themselves."},
-    "session_idle_timeout_secs": uint("A session ends after this many idle seconds (60 to 86400, at most the absolute lifetime)."),
-    "session_absolute_lifetime_secs": uint("A session ends this many seconds after sign-in (300 to 2592000)."),
+    "session_idle_timeout_secs": uint("A session ends after this many idle seconds (60 to 86400, at most the absolute lifetime).", minimum=60, maximum=86400),
+    "session_absolute_lifetime_secs": uint("A session ends this many seconds after sign-in (300 to 2592000).", minimum=300, maximum=2592000),
 }
 schemas["OrgSettings"] = obj(
     {
@@ -512,14 +544,14 @@ schemas["AuditEventPage"] = page("AuditEvent", "A page of audit events, newest f
 schemas["CreateOrgRequest"] = obj(
     {
         "slug": string("2 to 40 characters of a-z, 0-9 and '-', not starting or ending with '-'.", minLength=2, maxLength=40, pattern="^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"),
-        "name": string("1 to 100 characters, no control characters."),
-        "owner_email": string("The first Owner: an existing staff account is added at once; anyone else is emailed an Owner invitation."),
+        "name": name_string("1 to 100 characters, no control characters."),
+        "owner_email": string(**EMAIL_RULES, desc="The first Owner: an existing staff account is added at once; anyone else is emailed an Owner invitation."),
     },
     closed=True,
 )
 schemas["SettingsPatchRequest"] = obj(
     {
-        "name": nstring("A new name (1 to 100 characters); absent or null keeps it."),
+        "name": name_string("A new name (1 to 100 characters); absent or null keeps it.", nullable=True),
         "settings": {
             "description": "Settings to change; absent or null keeps them.",
             "oneOf": [S("OrgSettingsPatch"), {"type": "null"}],
@@ -530,7 +562,7 @@ schemas["SettingsPatchRequest"] = obj(
 )
 schemas["CreateAppRequest"] = obj(
     {
-        "name": string("1 to 100 characters."),
+        "name": name_string("1 to 100 characters, no control characters."),
         "client_type": {"type": "string", "enum": ["confidential", "public"], "description": "A confidential client gets a client secret; a public one must use PKCE."},
         "redirect_uris": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Absolute URIs; required with `authorization_code`, refused without it."},
         "post_logout_redirect_uris": {"type": "array", "items": {"type": "string"}, "default": []},
@@ -545,10 +577,10 @@ schemas["CreateAppRequest"] = obj(
 )
 schemas["UpdateAppRequest"] = obj(
     {
-        "name": nstring("1 to 100 characters; absent or null keeps it."),
+        "name": name_string("1 to 100 characters; absent or null keeps it.", nullable=True),
         "redirect_uris": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Replaces the list; absent or null keeps it. Checked with the grant types as at creation."},
         "post_logout_redirect_uris": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Replaces the list; absent or null keeps it."},
-        "grant_types": {"type": ["array", "null"], "items": S("GrantType"), "description": "Replaces the list (at least one); absent or null keeps it."},
+        "grant_types": {"type": ["array", "null"], "items": S("GrantType"), "minItems": 1, "description": "Replaces the list (at least one); absent or null keeps it."},
         "cors_origins": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Replaces the list; absent or null keeps it."},
         "first_party": {"type": ["boolean", "null"], "description": "Absent or null keeps it."},
         "signing_alg": {"type": ["string", "null"], "enum": ["RS256", "ES256", "EdDSA", None], "description": "Absent or null keeps it."},
@@ -564,9 +596,9 @@ schemas["RotateSecretRequest"] = obj(
 )
 schemas["CreateUserRequest"] = obj(
     {
-        "email": string(),
+        "email": string(**EMAIL_RULES),
         "password": nstring("Must satisfy the organization's password policy; absent or null: the user has no password."),
-        "name": nstring("Display name (1 to 100 characters)."),
+        "name": name_string("Display name (1 to 100 characters, no control characters).", nullable=True),
         "email_verified": {"type": "boolean", "default": False},
     },
     required=["email"],
@@ -581,10 +613,10 @@ schemas["UpdateUserRequest"] = obj(
     closed=True,
 )
 schemas["RoleChangeRequest"] = obj({"role": S("Role")}, closed=True)
-schemas["InviteRequest"] = obj({"email": string(), "role": S("Role")}, closed=True)
+schemas["InviteRequest"] = obj({"email": string(**EMAIL_RULES), "role": S("Role")}, closed=True)
 schemas["CreateApiKeyRequest"] = obj(
     {
-        "name": string("1 to 100 characters."),
+        "name": name_string("1 to 100 characters, no control characters."),
         "scopes": {
             "type": "array",
             "minItems": 1,
@@ -1055,12 +1087,12 @@ add("/api/v1/orgs/{org}/audit-events", "get", op(
     ok_json("AuditEventPage", "A page of events."), params=[P("audit_cursor"), P("limit")] + AUDIT_FILTERS, errors=ORG), ORG_P)
 add("/api/v1/orgs/{org}/audit-events/export", "get", op(
     "get", "exportAuditEvents", "Export audit events", ["Audit log"],
-    "Matching events as NDJSON (one AuditEvent JSON object per line), oldest first, up to the newest event when the export started. The export is itself recorded (`audit.exported`). `limit` is accepted but not used. Unknown query parameters are refused. " + scope_text("audit:read", True),
+    "Matching events as NDJSON (one AuditEvent JSON object per line), oldest first, up to the newest event when the export started. The export is itself recorded (`audit.exported`). Unknown query parameters (`limit` too: the export has no pages) are refused. " + scope_text("audit:read", True),
     {"200": {
         "description": "The events, one JSON object per line (see the AuditEvent schema). If the export fails midway the stream ends early.",
         "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
     }},
-    params=[P("export_cursor"), P("limit")] + AUDIT_FILTERS, errors=ORG), ORG_P)
+    params=[P("export_cursor")] + AUDIT_FILTERS, errors=ORG), ORG_P)
 
 doc = {
     "openapi": "3.1.0",

@@ -1286,7 +1286,129 @@ async fn creates_are_idempotent(backend: Backend) {
     );
 }
 
+/// Bodies must be JSON objects, whole-number floats are integers, an application is editable in full
+/// with the rules of creation, a refused edit changes nothing, and the audit filters' edge cases.
+async fn bodies_edits_and_filters(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fx = fixture(&app).await;
+    let o = &fx.org.slug;
+    let owner = staff(&app, Some((&fx.org, Role::Owner)), false).await;
+    let (_, key) = api_key(&app, &fx.org, &owner, &["all"]).await;
+    let key = As::Key(&key);
+
+    let users_before = app.db.scalar_i64("SELECT COUNT(*) FROM users").await;
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::POST,
+        &format!("/api/v1/orgs/{o}/users"),
+        Some(json!([{"email": "in-an-array@example.com"}])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["detail"], "the request body must be a JSON object");
+    assert_eq!(
+        app.db.scalar_i64("SELECT COUNT(*) FROM users").await,
+        users_before
+    );
+
+    let (client_id, _) = new_app(&app, &fx.org).await;
+    let rotate = format!("/api/v1/orgs/{o}/apps/{client_id}/rotate-secret");
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::POST,
+        &rotate,
+        Some(json!({"grace_period_secs": 3600.5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "grace_period_secs");
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::POST,
+        &rotate,
+        Some(json!({"grace_period_secs": 3600.0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["previous_secret_valid_until"].is_i64(), "{body}");
+
+    // A full edit: new redirect URIs and grant types, checked together as at creation.
+    let path = format!("/api/v1/orgs/{o}/apps/{client_id}");
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::PATCH,
+        &path,
+        Some(json!({
+            "redirect_uris": ["https://rp.example.com/new-callback"],
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "cors_origins": ["https://rp.example.com"],
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, edited) = call(&app, &key, Method::GET, &path, None).await;
+    assert_eq!(
+        edited["redirect_uris"],
+        json!(["https://rp.example.com/new-callback"])
+    );
+    assert_eq!(
+        edited["grant_types"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    for (refused, field) in [
+        (json!({"grant_types": ["refresh_token"]}), "grant_types"),
+        (json!({"redirect_uris": []}), "redirect_uris"),
+        (
+            json!({"name": "renamed", "redirect_uris": ["javascript:alert(1)"]}),
+            "redirect_uris",
+        ),
+        (
+            json!({"cors_origins": ["https://rp.example.com/path"]}),
+            "cors_origins",
+        ),
+        (json!({"signing_alg": "HS256"}), "signing_alg"),
+    ] {
+        let (status, body) = call(&app, &key, Method::PATCH, &path, Some(refused.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}: {body}");
+        assert_eq!(body["field"], field, "{refused}: {body}");
+        let (_, now) = call(&app, &key, Method::GET, &path, None).await;
+        assert_eq!(
+            now, edited,
+            "a refused edit ({refused}) changed the application"
+        );
+    }
+
+    // since after until is an empty page, not an error; the export has no pages.
+    let (status, page) = call(
+        &app,
+        &key,
+        Method::GET,
+        &format!("/api/v1/orgs/{o}/audit-events?since=2000&until=1000"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"], json!([]));
+    let (status, body) = call(
+        &app,
+        &key,
+        Method::GET,
+        &format!("/api/v1/orgs/{o}/audit-events/export?limit=5"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "limit");
+}
+
 backend_tests! {
+    bodies_edits_and_filters => sqlite_bodies_edits_and_filters, postgres_bodies_edits_and_filters;
     creates_are_idempotent => sqlite_creates_are_idempotent, postgres_creates_are_idempotent;
     capability_matrix => sqlite_capability_matrix, postgres_capability_matrix;
     last_owner_and_outsiders => sqlite_last_owner_and_outsiders, postgres_last_owner_and_outsiders;
@@ -1295,4 +1417,26 @@ backend_tests! {
     client_secret_rotation_overlaps => sqlite_client_secret_rotation_overlaps, postgres_client_secret_rotation_overlaps;
     bad_input_is_a_4xx_problem => sqlite_bad_input_is_a_4xx_problem, postgres_bad_input_is_a_4xx_problem;
     setup_link_and_invitation => sqlite_setup_link_and_invitation, postgres_setup_link_and_invitation;
+}
+
+/// The served document is what `scripts/openapi-gen.py` writes: nobody edited the JSON by hand or
+/// changed the generator without regenerating.
+#[test]
+fn the_openapi_document_is_the_generators_output() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::env::temp_dir().join(format!("openapi-{}.json", crate::helpers::random_hex(6)));
+    let status = std::process::Command::new("python3")
+        .arg(format!("{root}/scripts/openapi-gen.py"))
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs the generator");
+    assert!(status.success(), "the generator failed");
+    let generated = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let committed = std::fs::read_to_string(format!("{root}/src/http/api/openapi.json")).unwrap();
+    assert!(
+        generated == committed,
+        "src/http/api/openapi.json is stale: run python3 scripts/openapi-gen.py src/http/api/openapi.json"
+    );
 }

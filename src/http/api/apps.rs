@@ -79,7 +79,26 @@ pub async fn create(
 ) -> ApiResult {
     let grant = at.access.grant::<ManageApps>()?;
     let input = body.into_input()?;
-    created(admin::create_app(&state.deps, &grant, &at.org, input).await?)
+    let app = admin::create_app(&state.deps, &grant, &at.org, input).await;
+    created(app.map_err(named_as_in_body)?)
+}
+
+/// The registration rules name a field as the CLI's flags do (`grant`, `redirect_uri`); the API answers
+/// with the body's key instead, so a client can point at what it sent.
+fn named_as_in_body(e: Error) -> Error {
+    match e {
+        Error::Invalid { field, message } => {
+            let field = match field.as_str() {
+                "grant" => "grant_types",
+                "redirect_uri" => "redirect_uris",
+                "post_logout_redirect_uri" => "post_logout_redirect_uris",
+                "cors_origin" => "cors_origins",
+                other => other,
+            };
+            Error::invalid(field, message)
+        }
+        other => other,
+    }
 }
 
 /// Fields left out keep their value; lists given replace the whole list.
@@ -123,7 +142,8 @@ pub async fn update(
         signing_alg: body.signing_alg,
         require_offline_access: body.require_offline_access,
     };
-    ok(admin::update_app(&state.deps, &grant, &at.org, &client_id, changes).await?)
+    let app = admin::update_app(&state.deps, &grant, &at.org, &client_id, changes).await;
+    ok(app.map_err(named_as_in_body)?)
 }
 
 pub async fn delete(

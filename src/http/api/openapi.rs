@@ -1,6 +1,7 @@
-//! The OpenAPI 3.1 document of the admin API, served at `/api/v1/openapi.json`. It is written by hand
-//! next to the handlers (`openapi.json`) and checked against the live server by the fuzzer in CI
-//! (schemathesis) and by `tests/it/admin_api.rs`, so it describes what is implemented.
+//! The OpenAPI 3.1 document of the admin API, served at `/api/v1/openapi.json`. It is generated next to
+//! the handlers (`openapi.json`, by `scripts/openapi-gen.py`) and checked against the live server by the
+//! fuzzer (`scripts/fuzz-admin-api.sh`, schemathesis) and by `tests/it/admin_api.rs`, so it describes what
+//! is implemented.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

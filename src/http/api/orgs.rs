@@ -132,8 +132,40 @@ pub async fn update_settings(
         None => at.org.settings.clone(),
     };
     let org = admin::update_settings(&state.deps, &grant, &at.org, body.name.as_deref(), settings)
-        .await?;
+        .await
+        .map_err(named_as_in_body)?;
     ok(json!({"name": org.name, "settings": org.settings}))
+}
+
+/// The settings rules name a setting as the CLI's flags do (`session_idle_timeout`, `login_window`); the
+/// API answers with its path in the body instead (`settings.session_idle_timeout_secs`).
+fn named_as_in_body(e: Error) -> Error {
+    let Error::Invalid { field, message } = e else {
+        return e;
+    };
+    let path = match field.as_str() {
+        "name" => "name".to_string(),
+        "session_idle_timeout" | "session_absolute_lifetime" => format!("settings.{field}_secs"),
+        "password_min_length" | "password_max_length" => {
+            format!("settings.password_policy.{}", &field["password_".len()..])
+        }
+        "step_up_minutes" => format!("settings.mfa.{field}"),
+        "login_window" | "login_lockout_max" | "mfa_window" | "mfa_lockout_max" => {
+            format!("settings.rate_limits.{field}_secs")
+        }
+        "login_attempts"
+        | "login_attempts_per_account_per_hour"
+        | "mfa_attempts"
+        | "reset_per_email_per_hour"
+        | "reset_per_ip_per_hour"
+        | "code_requests_per_app_per_hour"
+        | "signup_per_ip_per_hour"
+        | "signup_per_email_per_hour"
+        | "token_requests_per_client_per_minute"
+        | "introspections_per_client_per_minute" => format!("settings.rate_limits.{field}"),
+        _ => field,
+    };
+    Error::invalid(path, message)
 }
 
 /// The settings with `patch` merged in; a key that is not a setting, or a value of the wrong type, is

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{ApiJson, ApiQuery, OrgAccess, created, no_content, ok};
 use crate::admin::{self, audit_log, users};
+use crate::error::Error;
 use crate::http::AppState;
 use crate::http::problem::ApiResult;
 use crate::kernel::UserId;
@@ -183,6 +184,13 @@ pub async fn audit_export(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> ApiResult {
     let grant = at.access.grant::<ExportAudit>()?;
+    if query.limit.is_some() {
+        return Err(Error::invalid(
+            "limit",
+            "is not accepted by the export, which returns every matching event",
+        )
+        .into());
+    }
     let filter = query.filter();
     let last = audit_log::start_export(&state.deps, &grant, &at.org, &filter).await?;
     let chunks = export_stream(
