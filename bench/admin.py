@@ -280,10 +280,11 @@ class Bench:
         out["list organizations (operator, first page)"] = measure("/api/v1/orgs?limit=100", operator, {})
         _, body = operator.timed("GET", "/api/v1/orgs?limit=100")
         cursor = json.loads(body)["next_cursor"]
-        for _ in range(50):
+        org_pages = max(0, min(50, self.args.orgs // 100 - 1))
+        for _ in range(org_pages):
             _, body = operator.timed("GET", f"/api/v1/orgs?limit=100&cursor={urllib.parse.quote(cursor)}")
             cursor = json.loads(body)["next_cursor"]
-        out["list organizations (operator, page 52)"] = measure(
+        out[f"list organizations (operator, page {org_pages + 2})"] = measure(
             f"/api/v1/orgs?limit=100&cursor={urllib.parse.quote(cursor)}", operator, {})
         return out
 
