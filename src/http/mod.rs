@@ -215,6 +215,7 @@ pub fn router(state: AppState) -> Router {
             "/o/{slug}/api/me/sessions/{id}",
             axum::routing::delete(account::api_revoke_session),
         )
+        .route("/", get(staff::home))
         .route("/setup", get(staff::setup_form).post(staff::setup_submit))
         .route(
             "/invitations/accept",

@@ -52,6 +52,18 @@ async fn sign_in_link(state: &AppState) -> Result<String, Error> {
     Ok(format!("/o/{}/login", staff.slug))
 }
 
+/// `/`: the front page (how to finish setup, until the first operator exists).
+pub async fn home(State(state): State<AppState>) -> Response {
+    let found = async {
+        let link = sign_in_link(&state).await?;
+        Ok::<_, Error>((link, staff::has_operator(&state.deps).await?))
+    };
+    match found.await {
+        Ok((link, set_up)) => views::home(&link, set_up).into_response(),
+        Err(e) => failed(&e),
+    }
+}
+
 pub async fn setup_form(
     State(state): State<AppState>,
     headers: HeaderMap,

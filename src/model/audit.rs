@@ -266,6 +266,8 @@ actions! {
     ApiKeyCreated => "api_key.created",
     ApiKeyRotated => "api_key.rotated",
     ApiKeyRevoked => "api_key.revoked",
+    /// A read through the admin API with an API key (its changes are recorded as what they changed).
+    ApiKeyRead => "api_key.read",
     /// Someone read the audit log through the admin API (reading is itself audited).
     AuditRead => "audit.read",
     AuditExported => "audit.exported",

@@ -221,6 +221,24 @@ pub async fn revoke(
 /// The usable key a presented secret belongs to (current secret, or the previous one within its grace
 /// period), its last use noted; `None` for anything else. The lookup is by keyed hash, so it reveals
 /// nothing about stored keys through timing.
+/// Records a read made with `key` in its organization's audit log, so every request a key makes is
+/// attributed to it: changes are recorded by the operations that make them, the audit log's own reads
+/// as `audit.read`, and every other read here, with the request line (`GET /api/v1/...?query`).
+pub async fn record_read(
+    deps: &(impl HasClock + HasDb),
+    key: &ApiKey,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request: &str,
+) -> Result<()> {
+    let actor = crate::audit::Actor::api_key(&key.id, ip, user_agent);
+    let request: String = request.chars().take(512).collect();
+    let event =
+        NewAuditEvent::new(&key.org_id, &actor, Action::ApiKeyRead).target("request", &request);
+    deps.db().tenant(&key.org_id).append_audit(&event).await?;
+    Ok(())
+}
+
 pub async fn authenticate(
     deps: &(impl HasClock + HasDb + HasSecrets),
     presented: &str,

@@ -85,7 +85,15 @@ macro_rules! audit_queries {
                     .await?;
                     let last_seq: i64 = head.try_get("seq")?;
                     let mut prev_hash: String = head.try_get("hash")?;
-                    let now = sealing.clock.now();
+                    // Time never goes backwards within a chain: an instance whose clock is behind stamps
+                    // the time of the event before. So a time range is a seq range (see `audit_page`).
+                    let previous_at: Option<i64> =
+                        sqlx::query_scalar("SELECT at FROM audit_events WHERE org_id = $1 AND seq = $2")
+                            .bind(org_id)
+                            .bind(last_seq - events.len() as i64)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    let now = sealing.clock.now().max(previous_at.unwrap_or(i64::MIN));
                     let mut sealed = Vec::with_capacity(events.len());
                     for (i, event) in events.iter().enumerate() {
                         let e = event.seal(&sealing.audit, last_seq - events.len() as i64 + 1 + i as i64, now, &prev_hash);
@@ -152,8 +160,40 @@ macro_rules! audit_queries {
                     newest_first: bool,
                     limit: i64,
                 ) -> StoreResult<Vec<AuditEvent>> {
+                    // A time range becomes the seq range it covers, found by two probes of the time index,
+                    // so the page is read by seq from where the range starts rather than by walking the
+                    // whole chain past everything newer (1.5 s at 10 million events on PostgreSQL).
+                    let mut seq_range = (None, None);
+                    if let Some(since) = filter.since {
+                        let first: Option<i64> = sqlx::query_scalar(
+                            "SELECT seq FROM audit_events WHERE org_id = $1 AND at >= $2 ORDER BY at, seq LIMIT 1",
+                        )
+                        .bind(org)
+                        .bind(since)
+                        .fetch_optional(self.read_pool())
+                        .await?;
+                        let Some(first) = first else { return Ok(Vec::new()) };
+                        seq_range.0 = Some(first);
+                    }
+                    if let Some(until) = filter.until {
+                        let last: Option<i64> = sqlx::query_scalar(
+                            "SELECT seq FROM audit_events WHERE org_id = $1 AND at < $2 ORDER BY at DESC, seq DESC LIMIT 1",
+                        )
+                        .bind(org)
+                        .bind(until)
+                        .fetch_optional(self.read_pool())
+                        .await?;
+                        let Some(last) = last else { return Ok(Vec::new()) };
+                        seq_range.1 = Some(last);
+                    }
                     let mut query = sqlx::QueryBuilder::<$db>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE org_id = "));
                     query.push_bind(org);
+                    if let Some(first) = seq_range.0 {
+                        query.push(" AND seq >= ").push_bind(first);
+                    }
+                    if let Some(last) = seq_range.1 {
+                        query.push(" AND seq <= ").push_bind(last);
+                    }
                     if let Some(from) = from {
                         query.push(if newest_first { " AND seq < " } else { " AND seq > " }).push_bind(from);
                     }

@@ -763,6 +763,18 @@ async fn api_keys_are_scoped_and_attributed(backend: Backend) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let by_key = app.db.scalar_i64(&format!("SELECT COUNT(*) FROM audit_events WHERE action = 'user.deleted' AND target_id = '{id}' AND actor_type = 'api_key' AND actor_role = 'api_key'")).await;
     assert_eq!(by_key, 1, "attributed to the key");
+    // A read is attributed too, with the request line, before it is answered.
+    let (status, _) = call(
+        &app,
+        &As::Key(&writer),
+        Method::GET,
+        &format!("/api/v1/orgs/{o}/users?email_prefix=read-by-key"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let reads = app.db.scalar_i64(&format!("SELECT COUNT(*) FROM audit_events WHERE action = 'api_key.read' AND actor_type = 'api_key' AND target_type = 'request' AND target_id = 'GET /api/v1/orgs/{o}/users?email_prefix=read-by-key'")).await;
+    assert_eq!(reads, 1, "the read is attributed to the key");
     // The staff session idled out meanwhile (30 minutes); sign in again.
     let owner = staff(&app, Some((&fx.org, Role::Owner)), false).await;
 
@@ -1407,7 +1419,43 @@ async fn bodies_edits_and_filters(backend: Backend) {
     assert_eq!(body["field"], "limit");
 }
 
+/// `/` is a page: how to finish setup before the first operator exists, then where staff sign in.
+async fn front_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let page = |app: &TestApp| {
+        let request = app.http.get(app.url("/"));
+        async move {
+            let answer = request.send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK);
+            assert!(
+                answer.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/html")
+            );
+            assert!(answer.headers().contains_key("content-security-policy"));
+            answer.text().await.unwrap()
+        }
+    };
+    let before = page(&app).await;
+    assert!(before.contains("Finish setup"), "{before}");
+    assert!(before.contains("latchkey staff create"), "{before}");
+    assert!(!before.contains("Staff sign-in"), "{before}");
+    staff(&app, None, true).await;
+    let after = page(&app).await;
+    assert!(!after.contains("Finish setup"), "{after}");
+    let staff_org = staff::staff_org(&app.services).await.unwrap();
+    assert!(
+        after.contains(&format!("href=\"/o/{}/login\"", staff_org.slug)),
+        "{after}"
+    );
+    assert!(after.contains("href=\"/api/v1/openapi.json\""), "{after}");
+}
+
 backend_tests! {
+    front_page => sqlite_front_page, postgres_front_page;
     bodies_edits_and_filters => sqlite_bodies_edits_and_filters, postgres_bodies_edits_and_filters;
     creates_are_idempotent => sqlite_creates_are_idempotent, postgres_creates_are_idempotent;
     capability_matrix => sqlite_capability_matrix, postgres_capability_matrix;

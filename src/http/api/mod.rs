@@ -155,6 +155,21 @@ impl FromRequestParts<AppState> for Caller {
             Some(value) => (bearer_principal(state, value, &client).await?, None),
             None => session_principal(state, parts).await?,
         };
+        if let Principal::ApiKey(key) = &principal
+            && matches!(parts.method, Method::GET | Method::HEAD)
+            && !parts.uri.path().ends_with("/audit-events")
+            && !parts.uri.path().ends_with("/audit-events/export")
+        {
+            let request = format!("{} {}", parts.method, parts.uri);
+            crate::staff::api_keys::record_read(
+                &state.deps,
+                key,
+                client.ip.clone(),
+                client.user_agent.clone(),
+                &request,
+            )
+            .await?;
+        }
         let caller = Caller {
             principal,
             client,

@@ -61,6 +61,34 @@ pub fn link_closed(what: &str) -> Page {
     Page::new(TITLE, "Link expired", body).status(axum::http::StatusCode::BAD_REQUEST)
 }
 
+/// The instance's front page: where to sign in as staff and where the API is, or, before the first
+/// operator exists, how to finish setup. Organizations are not listed (their names are not public).
+pub fn home(sign_in: &str, set_up: bool) -> Page {
+    let body = html! {
+        @if set_up {
+            p { "This is a Latchkey identity server. Its organizations' users sign in on pages their own applications link to." }
+            h2 { "Staff" }
+            p { "Administer organizations, applications, users, team and keys after signing in with your staff account and its second factor." }
+            p { a.button href=(sign_in) { "Staff sign-in" } }
+            h2 { "Developers" }
+            ul {
+                li { "An organization's issuer is " code { "/o/{organization}" } "; its OpenID Connect discovery document is " code { "/o/{organization}/.well-known/openid-configuration" } "." }
+                li { "The admin API is described by its " a href="/api/v1/openapi.json" { "OpenAPI document" } " (authenticate with an API key)." }
+                li { "Health: " a href="/healthz" { "/healthz" } ", readiness: " a href="/readyz" { "/readyz" } "." }
+            }
+        } @else {
+            p { "Latchkey is running, but no platform operator exists yet." }
+            h2 { "Finish setup" }
+            ol {
+                li { "Find the line " code { "no platform operator yet" } " in the server's log: it carries a one-time " code { "setup_link" } " (valid one hour, printed once at each start)." }
+                li { "Open that link here, choose your email and password, then sign in and set up a second factor (an authenticator app or a passkey)." }
+            }
+            p.muted { "Lost the link? Run " code { "latchkey staff create --email you@example.com --operator" } " on the server to print a new one." }
+        }
+    };
+    Page::new(TITLE, "Latchkey", body)
+}
+
 pub fn account_created(sign_in: &str) -> Page {
     let body = html! {
         p { "Your staff account is ready. Sign in now; you will be asked to set up a second factor first." }
