@@ -606,7 +606,7 @@ schemas["CreateUserRequest"] = obj(
 )
 schemas["UpdateUserRequest"] = obj(
     {
-        "name": nstring("A new display name; an empty string clears it; absent or null keeps it."),
+        "name": {"type": ["string", "null"], "maxLength": 100, "pattern": f"^[^{CONTROL}]*$", "description": "A new display name (at most 100 characters, no control characters); an empty or blank string clears it; absent or null keeps it."},
         "disabled": {"type": ["boolean", "null"], "description": "Disable or enable the user; absent or null keeps it."},
     },
     required=[],
@@ -781,7 +781,7 @@ parameters = {
         "in": "query",
         "required": False,
         "description": "Only users whose email starts with this (case-insensitive, at most 254 characters).",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "maxLength": 254},
     },
     "audit_cursor": {
         "name": "cursor",
@@ -822,7 +822,7 @@ parameters = {
         "name": "since",
         "in": "query",
         "required": False,
-        "description": "Only events at or after this Unix time (seconds); not after `until`.",
+        "description": "Only events at or after this Unix time (seconds); after `until`, the page is empty.",
         "schema": {"type": "integer", "format": "int64"},
     },
     "until": {

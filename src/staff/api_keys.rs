@@ -218,12 +218,9 @@ pub async fn revoke(
     Ok(key)
 }
 
-/// The usable key a presented secret belongs to (current secret, or the previous one within its grace
-/// period), its last use noted; `None` for anything else. The lookup is by keyed hash, so it reveals
-/// nothing about stored keys through timing.
-/// Records a read made with `key` in its organization's audit log, so every request a key makes is
-/// attributed to it: changes are recorded by the operations that make them, the audit log's own reads
-/// as `audit.read`, and every other read here, with the request line (`GET /api/v1/...?query`).
+/// Records a read made with `key` in its organization's audit log, with the request line
+/// (`GET /api/v1/...?query`), so every request a key makes is attributed to it (changes are recorded
+/// by the operations that make them; reads of the audit log also as `audit.read`).
 pub async fn record_read(
     deps: &(impl HasClock + HasDb),
     key: &ApiKey,
@@ -239,6 +236,9 @@ pub async fn record_read(
     Ok(())
 }
 
+/// The usable key a presented secret belongs to (current secret, or the previous one within its grace
+/// period), its last use noted; `None` for anything else. The lookup is by keyed hash, so it reveals
+/// nothing about stored keys through timing.
 pub async fn authenticate(
     deps: &(impl HasClock + HasDb + HasSecrets),
     presented: &str,

@@ -93,7 +93,13 @@ macro_rules! audit_queries {
                             .bind(last_seq - events.len() as i64)
                             .fetch_optional(&mut **tx)
                             .await?;
-                    let now = sealing.clock.now().max(previous_at.unwrap_or(i64::MIN));
+                    let clock_now = sealing.clock.now();
+                    let now = clock_now.max(previous_at.unwrap_or(i64::MIN));
+                    if now - clock_now > 300 {
+                        // More than skew: some instance's clock ran ahead, and events keep its time until
+                        // real time catches up.
+                        tracing::warn!(org = %org_id, behind_secs = now - clock_now, "audit events stamped with an earlier event's later time: check the clocks of every instance");
+                    }
                     let mut sealed = Vec::with_capacity(events.len());
                     for (i, event) in events.iter().enumerate() {
                         let e = event.seal(&sealing.audit, last_seq - events.len() as i64 + 1 + i as i64, now, &prev_hash);
@@ -211,11 +217,13 @@ macro_rules! audit_queries {
                             .push_bind(user.to_string())
                             .push("))");
                     }
+                    // With the seq range known, `at + 0` keeps the planner on the primary key's range
+                    // (the time index would fetch the whole range and sort it: 30 ms a day at 10 million).
                     if let Some(since) = filter.since {
-                        query.push(" AND at >= ").push_bind(since);
+                        query.push(" AND at + 0 >= ").push_bind(since);
                     }
                     if let Some(until) = filter.until {
-                        query.push(" AND at < ").push_bind(until);
+                        query.push(" AND at + 0 < ").push_bind(until);
                     }
                     query.push(if newest_first { " ORDER BY seq DESC LIMIT " } else { " ORDER BY seq LIMIT " });
                     query.push_bind(limit);

@@ -12,7 +12,7 @@ macro_rules! consent_queries {
                 pub(in crate::storage) async fn consent_scope(&self, org: &OrgId, user_id: &UserId, app_id: &AppId) -> StoreResult<Option<String>> {
                     let row = sqlx::query(
                         "SELECT scope FROM consents WHERE user_id = $1 AND app_id = $2 \
-                         AND user_id IN (SELECT id FROM users WHERE org_id = $3)",
+                         AND EXISTS (SELECT 1 FROM users WHERE users.id = consents.user_id AND users.org_id = $3)",
                     )
                     .bind(user_id)
                     .bind(app_id)

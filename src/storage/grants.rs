@@ -1,6 +1,7 @@
 //! Grants (token families) of one organization, with their authorization codes, refresh tokens and
 //! revoked access tokens. Codes and refresh tokens name their family, not the organization, so their
-//! queries filter through the family (`family_id IN (SELECT id FROM token_families WHERE org_id = …)`).
+//! queries filter through the family (`EXISTS (SELECT 1 FROM token_families WHERE … AND org_id = …)`, a
+//! primary-key probe rather than a read of every family of the organization).
 
 use super::prelude::{AuthorizationCode, Grant, GrantId, NewAuditEvent, RefreshToken};
 use super::{OrgStore, StoreResult, SystemStore, dispatch};
@@ -143,7 +144,7 @@ macro_rules! grant_queries {
                 pub(in crate::storage) async fn code_by_hash(&self, org: &OrgId, code_hash: &[u8]) -> StoreResult<Option<AuthorizationCode>> {
                     let row = sqlx::query(&format!(
                         "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1 \
-                         AND family_id IN (SELECT id FROM token_families WHERE org_id = $2)"
+                         AND EXISTS (SELECT 1 FROM token_families WHERE token_families.id = authorization_codes.family_id AND token_families.org_id = $2)"
                     ))
                     .bind(code_hash)
                     .bind(org)
@@ -163,7 +164,7 @@ macro_rules! grant_queries {
                     let mut tx = self.write_pool().begin().await?;
                     let consumed = sqlx::query(
                         "UPDATE authorization_codes SET consumed_at = $2 WHERE code_hash = $1 AND consumed_at IS NULL \
-                         AND family_id IN (SELECT id FROM token_families WHERE org_id = $3)",
+                         AND EXISTS (SELECT 1 FROM token_families WHERE token_families.id = authorization_codes.family_id AND token_families.org_id = $3)",
                     )
                     .bind(code_hash)
                     .bind(now)
@@ -187,7 +188,7 @@ macro_rules! grant_queries {
                 pub(in crate::storage) async fn refresh_token_by_hash(&self, org: &OrgId, token_hash: &[u8]) -> StoreResult<Option<RefreshToken>> {
                     let row = sqlx::query(&format!(
                         "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1 \
-                         AND family_id IN (SELECT id FROM token_families WHERE org_id = $2)"
+                         AND EXISTS (SELECT 1 FROM token_families WHERE token_families.id = refresh_tokens.family_id AND token_families.org_id = $2)"
                     ))
                     .bind(token_hash)
                     .bind(org)
@@ -207,7 +208,7 @@ macro_rules! grant_queries {
                     let mut tx = self.write_pool().begin().await?;
                     let used = sqlx::query(
                         "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-                         AND family_id IN (SELECT id FROM token_families WHERE org_id = $3)",
+                         AND EXISTS (SELECT 1 FROM token_families WHERE token_families.id = refresh_tokens.family_id AND token_families.org_id = $3)",
                     )
                     .bind(old_hash)
                     .bind(now)

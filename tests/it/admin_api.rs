@@ -775,6 +775,23 @@ async fn api_keys_are_scoped_and_attributed(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let reads = app.db.scalar_i64(&format!("SELECT COUNT(*) FROM audit_events WHERE action = 'api_key.read' AND actor_type = 'api_key' AND target_type = 'request' AND target_id = 'GET /api/v1/orgs/{o}/users?email_prefix=read-by-key'")).await;
     assert_eq!(reads, 1, "the read is attributed to the key");
+    // A secret sent in the query under another name never reaches the append-only log.
+    let (status, _) = call(
+        &app,
+        &As::Key(&writer),
+        Method::GET,
+        &format!("/api/v1/orgs/{o}/users?email_prefix=lk_admin_leaked"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let leaked = app
+        .db
+        .scalar_i64("SELECT COUNT(*) FROM audit_events WHERE target_id LIKE '%lk_admin_leaked%'")
+        .await;
+    assert_eq!(leaked, 0);
+    let redacted = app.db.scalar_i64(&format!("SELECT COUNT(*) FROM audit_events WHERE action = 'api_key.read' AND target_id = 'GET /api/v1/orgs/{o}/users?email_prefix=[redacted]'")).await;
+    assert_eq!(redacted, 1);
     // The staff session idled out meanwhile (30 minutes); sign in again.
     let owner = staff(&app, Some((&fx.org, Role::Owner)), false).await;
 
@@ -1394,6 +1411,33 @@ async fn bodies_edits_and_filters(backend: Backend) {
             now, edited,
             "a refused edit ({refused}) changed the application"
         );
+    }
+
+    // A settings value of the wrong type, or out of range, names its path in the body.
+    for (patch, field) in [
+        (
+            json!({"settings": {"rate_limits": {"login_attempts": "x"}}}),
+            "settings.rate_limits.login_attempts",
+        ),
+        (
+            json!({"settings": {"rate_limits": {"login_window_secs": 0}}}),
+            "settings.rate_limits.login_window_secs",
+        ),
+        (
+            json!({"settings": {"session_idle_timeout_secs": 5}}),
+            "settings.session_idle_timeout_secs",
+        ),
+    ] {
+        let (status, body) = call(
+            &app,
+            &key,
+            Method::PATCH,
+            &format!("/api/v1/orgs/{o}/settings"),
+            Some(patch.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}: {body}");
+        assert_eq!(body["field"], field, "{patch}: {body}");
     }
 
     // since after until is an empty page, not an error; the export has no pages.

@@ -157,10 +157,8 @@ impl FromRequestParts<AppState> for Caller {
         };
         if let Principal::ApiKey(key) = &principal
             && matches!(parts.method, Method::GET | Method::HEAD)
-            && !parts.uri.path().ends_with("/audit-events")
-            && !parts.uri.path().ends_with("/audit-events/export")
         {
-            let request = format!("{} {}", parts.method, parts.uri);
+            let request = format!("{} {}", parts.method, redacted(&parts.uri));
             crate::staff::api_keys::record_read(
                 &state.deps,
                 key,
@@ -182,6 +180,23 @@ impl FromRequestParts<AppState> for Caller {
         }));
         Ok(caller)
     }
+}
+
+/// The request target as the audit log keeps it: a query value that looks like a Latchkey secret (a
+/// key sent under some other parameter name) is replaced, so the append-only log never holds one.
+fn redacted(uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if value.contains("lk_admin_") => format!("{name}=[redacted]"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 async fn bearer_principal(

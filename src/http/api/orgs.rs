@@ -173,7 +173,13 @@ fn named_as_in_body(e: Error) -> Error {
 fn patched(current: &OrgSettings, patch: Value) -> Result<OrgSettings, Error> {
     let mut merged = serde_json::to_value(current).map_err(|e| Error::Internal(e.to_string()))?;
     merge(&mut merged, patch, "settings")?;
-    serde_json::from_value(merged).map_err(|e| Error::invalid("settings", e.to_string()))
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        let field = match e.path().to_string() {
+            top if top == "." => "settings".to_string(),
+            path => format!("settings.{path}"),
+        };
+        Error::invalid(field, e.inner().to_string())
+    })
 }
 
 fn merge(target: &mut Value, patch: Value, path: &str) -> Result<(), Error> {
