@@ -78,7 +78,6 @@ pub fn home(sign_in: &str, set_up: bool) -> Page {
             }
         } @else {
             p { "Latchkey is running, but no platform operator exists yet." }
-            h2 { "Finish setup" }
             ol {
                 li { "Find the line " code { "no platform operator yet" } " in the server's log: it carries a one-time " code { "setup_link" } " (valid one hour, printed once at each start)." }
                 li { "Open that link here, choose your email and password, then sign in and set up a second factor (an authenticator app or a passkey)." }
@@ -86,7 +85,7 @@ pub fn home(sign_in: &str, set_up: bool) -> Page {
             p.muted { "Lost the link? Run " code { "latchkey staff create --email you@example.com --operator" } " on the server to print a new one." }
         }
     };
-    Page::new(TITLE, "Latchkey", body)
+    Page::new(TITLE, if set_up { "Welcome" } else { "Finish setup" }, body)
 }
 
 pub fn account_created(sign_in: &str) -> Page {
