@@ -160,7 +160,7 @@ impl FromRequestParts<AppState> for Caller {
         {
             let request = format!("{} {}", parts.method, redacted(&parts.uri));
             crate::staff::api_keys::record_read(
-                &state.deps,
+                &state.provider.audit,
                 key,
                 client.ip.clone(),
                 client.user_agent.clone(),
