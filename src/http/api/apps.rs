@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiJson, OrgAccess, created, no_content, ok};
+use super::{ApiJson, OrgAccess, created, named_as_in_body, no_content, ok};
 use crate::admin;
 use crate::apps::{AppChanges, NewApplication};
 use crate::error::Error;
@@ -80,25 +80,19 @@ pub async fn create(
     let grant = at.access.grant::<ManageApps>()?;
     let input = body.into_input()?;
     let app = admin::create_app(&state.deps, &grant, &at.org, input).await;
-    created(app.map_err(named_as_in_body)?)
+    created(app.map_err(|e| named_as_in_body(e, app_body_key))?)
 }
 
-/// The registration rules name a field as the CLI's flags do (`grant`, `redirect_uri`); the API answers
-/// with the body's key instead, so a client can point at what it sent.
-fn named_as_in_body(e: Error) -> Error {
-    match e {
-        Error::Invalid { field, message } => {
-            let field = match field.as_str() {
-                "grant" => "grant_types",
-                "redirect_uri" => "redirect_uris",
-                "post_logout_redirect_uri" => "post_logout_redirect_uris",
-                "cors_origin" => "cors_origins",
-                other => other,
-            };
-            Error::invalid(field, message)
-        }
-        other => other,
-    }
+/// The body key of a field the registration rules name as the CLI's flags do.
+fn app_body_key(field: &str) -> Option<String> {
+    let key = match field {
+        "grant" => "grant_types",
+        "redirect_uri" => "redirect_uris",
+        "post_logout_redirect_uri" => "post_logout_redirect_uris",
+        "cors_origin" => "cors_origins",
+        _ => return None,
+    };
+    Some(key.to_string())
 }
 
 /// Fields left out keep their value; lists given replace the whole list.
@@ -143,7 +137,7 @@ pub async fn update(
         require_offline_access: body.require_offline_access,
     };
     let app = admin::update_app(&state.deps, &grant, &at.org, &client_id, changes).await;
-    ok(app.map_err(named_as_in_body)?)
+    ok(app.map_err(|e| named_as_in_body(e, app_body_key))?)
 }
 
 pub async fn delete(

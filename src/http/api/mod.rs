@@ -316,6 +316,22 @@ impl FromRequestParts<AppState> for OrgAccess {
     }
 }
 
+/// `e` with its field named as the request body spells it: the domain names fields as the CLI's flags do
+/// (`grant`, `login_window`), and `body_key` maps such a name to the body's key (`None` keeps it).
+pub(super) fn named_as_in_body(
+    e: crate::error::Error,
+    body_key: fn(&str) -> Option<String>,
+) -> crate::error::Error {
+    use crate::error::Error;
+    match e {
+        Error::Invalid { field, message } => {
+            let field = body_key(&field).unwrap_or(field);
+            Error::invalid(field, message)
+        }
+        other => other,
+    }
+}
+
 /// A JSON body; a malformed one is a 400 problem naming what is wrong, never a 500.
 pub struct ApiJson<T>(pub T);
 

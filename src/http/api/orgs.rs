@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiJson, ApiQuery, Caller, OrgAccess, PageQuery, created, no_content, ok};
+use super::{
+    ApiJson, ApiQuery, Caller, OrgAccess, PageQuery, created, named_as_in_body, no_content, ok,
+};
 use crate::admin::{self, NewOrg, Operator};
 use crate::error::Error;
 use crate::http::AppState;
@@ -133,18 +135,14 @@ pub async fn update_settings(
     };
     let org = admin::update_settings(&state.deps, &grant, &at.org, body.name.as_deref(), settings)
         .await
-        .map_err(named_as_in_body)?;
+        .map_err(|e| named_as_in_body(e, settings_body_key))?;
     ok(json!({"name": org.name, "settings": org.settings}))
 }
 
 /// The settings rules name a setting as the CLI's flags do (`session_idle_timeout`, `login_window`); the
 /// API answers with its path in the body instead (`settings.session_idle_timeout_secs`).
-fn named_as_in_body(e: Error) -> Error {
-    let Error::Invalid { field, message } = e else {
-        return e;
-    };
-    let path = match field.as_str() {
-        "name" => "name".to_string(),
+fn settings_body_key(field: &str) -> Option<String> {
+    Some(match field {
         "session_idle_timeout" | "session_absolute_lifetime" => format!("settings.{field}_secs"),
         "password_min_length" | "password_max_length" => {
             format!("settings.password_policy.{}", &field["password_".len()..])
@@ -163,9 +161,8 @@ fn named_as_in_body(e: Error) -> Error {
         | "signup_per_email_per_hour"
         | "token_requests_per_client_per_minute"
         | "introspections_per_client_per_minute" => format!("settings.rate_limits.{field}"),
-        _ => field,
-    };
-    Error::invalid(path, message)
+        _ => return None,
+    })
 }
 
 /// The settings with `patch` merged in; a key that is not a setting, or a value of the wrong type, is
